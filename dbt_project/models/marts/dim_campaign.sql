@@ -1,0 +1,53 @@
+with
+
+ads as (
+
+    select * from {{ ref('stg_ads__performance_daily') }}
+
+),
+
+latest_name as (
+
+    select campaign_id, campaign_name
+    from (
+        select
+            campaign_id,
+            campaign_name,
+            row_number() over (partition by campaign_id order by date_day desc) as recency
+        from ads
+    ) as ranked
+    where recency = 1
+
+),
+
+activity as (
+
+    select
+        campaign_id,
+        min(channel) as channel,
+        count(distinct channel) as channel_count,
+        min(date_day) as first_date,
+        max(date_day) as last_date,
+        count(distinct case when spend > 0 then date_day end) as active_days,
+        sum(spend) as total_spend,
+        sum(impressions) as total_impressions,
+        sum(clicks) as total_clicks
+    from ads
+    group by campaign_id
+
+)
+
+select
+    activity.campaign_id,
+    latest_name.campaign_name,
+    activity.channel,
+    activity.channel_count,
+    activity.first_date,
+    activity.last_date,
+    activity.active_days,
+    activity.total_spend,
+    activity.total_impressions,
+    activity.total_clicks
+from activity
+inner join latest_name
+    on latest_name.campaign_id = activity.campaign_id

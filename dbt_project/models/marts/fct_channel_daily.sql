@@ -1,0 +1,73 @@
+{#-
+  One row per channel and day over the whole reporting period, paused days included with zeros,
+  so time-series models see a gap-free calendar. Reach is summed over campaigns: platforms do not
+  de-duplicate users across campaigns, so it is an upper bound.
+-#}
+with
+
+campaign_daily as (
+
+    select * from {{ ref('fct_campaign_daily') }}
+
+),
+
+calendar as (
+
+    {{ dbt.date_spine(
+        'day',
+        "(select min(date) from " ~ ref('fct_campaign_daily') ~ ")",
+        "(select " ~ dbt.dateadd('day', 1, 'max(date)') ~ " from " ~ ref('fct_campaign_daily') ~ ")"
+    ) }}
+
+),
+
+channels as (
+
+    select distinct channel from campaign_daily
+
+),
+
+channel_daily as (
+
+    select
+        date,
+        channel,
+        sum(spend) as spend,
+        sum(impressions) as impressions,
+        sum(reach) as reach,
+        sum(clicks) as clicks,
+        sum(conversions) as conversions,
+        sum(revenue) as revenue,
+        count(distinct case when spend > 0 then campaign_id end) as active_campaigns
+    from campaign_daily
+    group by date, channel
+
+),
+
+filled as (
+
+    select
+        cast(calendar.date_day as date) as date,
+        channels.channel,
+        coalesce(channel_daily.spend, 0) as spend,
+        coalesce(channel_daily.impressions, 0) as impressions,
+        coalesce(channel_daily.reach, 0) as reach,
+        coalesce(channel_daily.clicks, 0) as clicks,
+        coalesce(channel_daily.conversions, 0) as conversions,
+        coalesce(channel_daily.revenue, 0) as revenue,
+        coalesce(channel_daily.active_campaigns, 0) as active_campaigns
+    from calendar
+    cross join channels
+    left join channel_daily
+        on channel_daily.date = cast(calendar.date_day as date)
+        and channel_daily.channel = channels.channel
+
+)
+
+select
+    *,
+    {{ safe_divide('clicks', 'impressions') }} as ctr,
+    {{ safe_divide('spend', 'clicks') }} as cpc,
+    {{ safe_divide('spend * 1000.0', 'impressions') }} as cpm,
+    {{ safe_divide('revenue', 'spend') }} as roas
+from filled

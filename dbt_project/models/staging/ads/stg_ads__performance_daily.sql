@@ -1,0 +1,27 @@
+with
+
+source as (
+
+    select * from {{ source('raw', 'ad_performance_daily') }}
+
+),
+
+renamed as (
+
+    select
+        cast(date as date) as date_day,
+        lower(trim(cast(channel as {{ dbt.type_string() }}))) as channel,
+        cast(campaign_id as {{ dbt.type_string() }}) as campaign_id,
+        cast(campaign_name as {{ dbt.type_string() }}) as campaign_name,
+        cast(impressions as {{ dbt.type_bigint() }}) as impressions,
+        cast(reach as {{ dbt.type_bigint() }}) as reach,
+        cast(clicks as {{ dbt.type_bigint() }}) as clicks,
+        cast(spend as {{ dbt.type_float() }}) as spend,
+        cast(coalesce(conversions, 0) as {{ dbt.type_float() }}) as platform_conversions,
+        cast(coalesce(revenue, 0) as {{ dbt.type_float() }}) as platform_revenue
+
+    from source
+
+)
+
+select * from renamed

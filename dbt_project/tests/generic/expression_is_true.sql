@@ -1,0 +1,6 @@
+{#- Rows where the expression is false are failures. -#}
+{% test expression_is_true(model, expression) %}
+select *
+from {{ model }}
+where not ({{ expression }})
+{% endtest %}
