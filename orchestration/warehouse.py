@@ -7,6 +7,8 @@ table or the new one, never a partial one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
 import csv
 import io
@@ -14,12 +16,15 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from orchestration.settings import PREDICTIONS_SCHEMA, WarehouseUrl, warehouse_url_from_env
+
+if TYPE_CHECKING:  # pandas is imported where used, so Definitions load without it
+    import pandas as pd
 
 _STAGING_SUFFIX = "__spendwise_staging"
 
@@ -47,6 +52,8 @@ def _is_date_column(name: str) -> bool:
 
 
 def _sql_type(name: str, series: pd.Series) -> str:
+    import pandas as pd
+
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "BOOLEAN"
@@ -67,6 +74,8 @@ def _sql_type(name: str, series: pd.Series) -> str:
 
 
 def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     """Timezone-aware timestamps become naive UTC; categoricals become text."""
     out = df.copy()
     for col in out.columns:
@@ -113,6 +122,8 @@ class _Backend:
             con.close()
 
     def query(self, con, sql: str, params: tuple = ()) -> pd.DataFrame:
+        import pandas as pd
+
         if self.url.kind == "duckdb":
             return con.execute(sql, list(params)).df()
         with con.cursor() as cur:
@@ -245,12 +256,16 @@ class Warehouse(ConfigurableResource):
         generated_at: datetime | None = None,
         allow_empty: bool = False,
         stamp: bool = True,
+        drop: list[str] | tuple[str, ...] = (),
     ) -> list[PublishedTable]:
         """Replace several tables in one transaction: all of them change, or none does.
 
         `stamp=False` writes the frames as they are (raw inputs); otherwise every row gets the
-        `run_id` and `generated_at` (UTC) of this publication.
+        `run_id` and `generated_at` (UTC) of this publication. Tables named in `drop` are removed
+        in the same transaction.
         """
+        import pandas as pd
+
         if not frames:
             raise ValueError("publish_tables needs at least one table")
         generated_at = (generated_at or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None)
@@ -280,6 +295,8 @@ class Warehouse(ConfigurableResource):
                     backend.execute(
                         con, f"ALTER TABLE {_quote(schema)}.{_quote(staging)} RENAME TO {_quote(table)}"
                     )
+                for table in drop:
+                    backend.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
                 backend.commit(con)
             except BaseException:
                 backend.rollback(con)

@@ -1,0 +1,1 @@
+"""Dagster assets and asset checks, one module per domain; thin wrappers around ml/ and charts/."""

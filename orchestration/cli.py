@@ -1,0 +1,111 @@
+"""`spendwise` command line: load or generate raw data, refresh the graph, serve charts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+
+
+def _warehouse():
+    from orchestration.settings import get_settings
+    from orchestration.warehouse import Warehouse
+
+    return Warehouse(url=get_settings().warehouse.url)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ml.synthetic import generate_demo_data
+    from orchestration.raw_contract import RAW_TABLES, replace_raw_tables
+
+    started = time.perf_counter()
+    data = generate_demo_data(scale=args.scale, seed=args.seed, end=args.end, days=args.days)
+    tables = data.tables()
+    core = {name: tables[name] for name in RAW_TABLES}
+    truth = {name: df for name, df in tables.items() if name not in RAW_TABLES}
+    published = replace_raw_tables(_warehouse(), core, extra=truth)
+    for t in published:
+        print(f"  {t.qualified_name:<40} {t.rows:>12,} rows")
+    print(f"demo data (scale {args.scale}, seed {args.seed}) written in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from orchestration.raw_contract import RawDataError, read_raw_dir, replace_raw_tables
+
+    try:
+        frames = read_raw_dir(args.folder)
+    except RawDataError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    published = replace_raw_tables(_warehouse(), frames, drop_ground_truth=True)
+    for t in published:
+        print(f"  {t.qualified_name:<40} {t.rows:>12,} rows")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from orchestration.refresh import format_summary, run_refresh
+
+    outcome = run_refresh()
+    print(format_summary(outcome, _warehouse()))
+    return 0 if outcome.ok else 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """demo + refresh + summary: what `make run` does."""
+    from orchestration.refresh import format_summary, run_refresh
+
+    started = time.perf_counter()
+    cmd_demo(args)
+    outcome = run_refresh()
+    print()
+    print(format_summary(outcome, _warehouse(), total_seconds=time.perf_counter() - started))
+    return 0 if outcome.ok else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from orchestration.refresh import format_summary
+
+    print(format_summary(None, _warehouse()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spendwise", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def demo_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scale", type=float, default=1.0, help="1.0 = ~200k touchpoints; 50 = ~10M")
+        p.add_argument("--seed", type=int, default=42)
+        p.add_argument("--days", type=int, default=730, help="days of history (default two years)")
+        p.add_argument("--end", type=date.fromisoformat, default=None, help="last day (default yesterday, UTC)")
+
+    demo = sub.add_parser("demo", help="write the synthetic demo data set (with ground truth) to the raw schema")
+    demo_args(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    load = sub.add_parser("load", help="validate and load <table>.csv|.parquet files from a folder into raw")
+    load.add_argument("folder")
+    load.set_defaults(func=cmd_load)
+
+    refresh = sub.add_parser("refresh", help="materialize the whole graph once (what the schedule does)")
+    refresh.set_defaults(func=cmd_refresh)
+
+    run = sub.add_parser("run", help="demo + refresh + summary (make run)")
+    demo_args(run)
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="tables and row counts in the warehouse")
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

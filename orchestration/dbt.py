@@ -1,0 +1,92 @@
+"""dbt wiring: the cached DbtProject, the translator that names groups and kinds once, the dbt assets.
+
+No dbt command runs at import: the manifest is prepared by `make manifest`, the CLI and the tests.
+"""
+
+
+import subprocess
+import sys
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetSpec
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from orchestration.settings import DBT_DIR, get_settings
+
+OWNER = "team:analytics-engineering"
+
+
+@cache
+def dbt_project() -> DbtProject:
+    project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target=get_settings().dbt_target)
+    project.prepare_if_dev()
+    return project
+
+
+def prepare_manifest(force: bool = False) -> Path:
+    """Run `dbt parse` when the manifest is missing (or `force`); returns the manifest path."""
+    manifest = DBT_DIR / "target" / "manifest.json"
+    if force or not manifest.exists():
+        get_settings()  # exports the dbt env vars profiles.yml reads
+        proc = subprocess.run(
+            [dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"dbt parse failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return manifest
+
+
+class SpendwiseDbtTranslator(DagsterDbtTranslator):
+    """Groups follow the dbt folder (staging, intermediate, marts, attribution); kinds name the warehouse."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: "DbtProject | None") -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] == "source":
+            return spec.replace_attributes(group_name="raw").merge_attributes(
+                kinds={get_settings().warehouse.kind}
+            )
+        fqn = props.get("fqn", [])
+        group = "reference" if props["resource_type"] == "seed" else (fqn[1] if len(fqn) > 2 else "marts")
+        return spec.replace_attributes(group_name=group, owners=[OWNER]).merge_attributes(
+            kinds={get_settings().warehouse.kind}
+        )
+
+
+TRANSLATOR = SpendwiseDbtTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_source_tests_as_checks=True)
+)
+
+
+def _manifest_path() -> Path:
+    path = dbt_project().manifest_path
+    if not path.exists():
+        raise FileNotFoundError(
+            f"dbt manifest {path} is missing: run `make manifest` (or `spendwise refresh`, which prepares it)"
+        )
+    return path
+
+
+@dbt_assets(manifest=_manifest_path(), project=dbt_project(), dagster_dbt_translator=TRANSLATOR)
+def spendwise_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    """Builds the dbt models and runs their tests; a failing error-severity test fails the step."""
+    yield from dbt.cli(["build"], context=context).stream()
+
+
+def dbt_executable() -> str:
+    """The dbt installed beside this interpreter, so a venv works without being activated."""
+    local = Path(sys.executable).with_name("dbt")
+    return str(local) if local.exists() else "dbt"
+
+
+def dbt_resource() -> DbtCliResource:
+    return DbtCliResource(
+        project_dir=dbt_project(),
+        profiles_dir=str(DBT_DIR),
+        target=get_settings().dbt_target,
+        dbt_executable=dbt_executable(),
+    )

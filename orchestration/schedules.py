@@ -1,0 +1,53 @@
+"""The refresh job and its 30-minute schedule, which skips a tick while a refresh is still running."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetSelection,
+    DagsterRunStatus,
+    DefaultScheduleStatus,
+    RunRequest,
+    RunsFilter,
+    ScheduleEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    schedule,
+)
+
+from orchestration.settings import SCHEDULE_CRON
+
+REFRESH_JOB_NAME = "refresh_all"
+IN_PROGRESS = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+refresh_job = define_asset_job(
+    REFRESH_JOB_NAME,
+    selection=AssetSelection.all(),
+    description="Materializes the whole graph once on whatever the raw tables hold.",
+    tags={"spendwise/refresh": "true"},
+)
+
+
+def refresh_in_progress(instance) -> list[str]:
+    """Run ids of refresh runs that are queued or running in this Dagster instance."""
+    records = instance.get_run_records(RunsFilter(job_name=REFRESH_JOB_NAME, statuses=IN_PROGRESS), limit=5)
+    return [r.dagster_run.run_id for r in records]
+
+
+@schedule(
+    cron_schedule=SCHEDULE_CRON,
+    job=refresh_job,
+    default_status=DefaultScheduleStatus.RUNNING,
+    execution_timezone="UTC",
+    description="Refreshes every asset every 30 minutes; skips the tick while a refresh is in progress.",
+)
+def refresh_every_30_minutes(context: ScheduleEvaluationContext):
+    running = refresh_in_progress(context.instance)
+    if running:
+        return SkipReason(f"refresh run {running[0]} is still in progress; skipping this tick")
+    return RunRequest(run_key=None, tags={"spendwise/trigger": "schedule"})
