@@ -83,10 +83,10 @@ def dbt_executable() -> str:
     return str(local) if local.exists() else "dbt"
 
 
-def dbt_resource() -> DbtCliResource:
+def dbt_resource(target: str | None = None) -> DbtCliResource:
     return DbtCliResource(
         project_dir=dbt_project(),
         profiles_dir=str(DBT_DIR),
-        target=get_settings().dbt_target,
+        target=target or get_settings().dbt_target,
         dbt_executable=dbt_executable(),
     )

@@ -1,37 +1,40 @@
 """The one Dagster `Definitions`: dbt assets, Python assets and checks, resources, job and schedule."""
 
-from __future__ import annotations
+import os
 
 from dagster import Definitions, EnvVar, in_process_executor, multiprocess_executor
 
+from assets import ASSETS, ASSET_CHECKS
 from assets.raw import raw_tables
 from orchestration.dbt import dbt_resource, spendwise_dbt_models
 from orchestration.schedules import refresh_every_30_minutes, refresh_job
-from orchestration.settings import get_settings
+from orchestration.settings import WarehouseUrl, get_settings
 from orchestration.warehouse import Warehouse
 
-settings = get_settings()
+
+def build_definitions(warehouse_url: str | None = None) -> Definitions:
+    """Definitions for one warehouse (default: `SPENDWISE_WAREHOUSE_URL`, else the local DuckDB file)."""
+    url = WarehouseUrl.parse(warehouse_url or get_settings().warehouse.url)
+    # dbt runs as a subprocess and reads its profile from these variables.
+    os.environ.update(url.dbt_env())
+    if warehouse_url is None and os.environ.get("SPENDWISE_WAREHOUSE_URL"):
+        # EnvVar keeps a PostgreSQL password out of the resource config shown in the UI.
+        warehouse = Warehouse(url=EnvVar("SPENDWISE_WAREHOUSE_URL"))
+    else:
+        warehouse = Warehouse(url=url.url)
+    # DuckDB allows one writing process: every step runs in the run's own process, one at a time.
+    # PostgreSQL takes concurrent writers, so independent assets run in parallel subprocesses.
+    executor = (
+        in_process_executor if url.kind == "duckdb" else multiprocess_executor.configured({"max_concurrent": 2})
+    )
+    return Definitions(
+        assets=[*raw_tables, spendwise_dbt_models, *ASSETS],
+        asset_checks=ASSET_CHECKS,
+        jobs=[refresh_job],
+        schedules=[refresh_every_30_minutes],
+        resources={"dbt": dbt_resource(url.dbt_target), "warehouse": warehouse},
+        executor=executor,
+    )
 
 
-def _warehouse() -> Warehouse:
-    # EnvVar keeps a PostgreSQL password out of the run config shown in the UI.
-    if settings.warehouse.url and __import__("os").environ.get("SPENDWISE_WAREHOUSE_URL"):
-        return Warehouse(url=EnvVar("SPENDWISE_WAREHOUSE_URL"))
-    return Warehouse(url=settings.warehouse.url)
-
-
-# DuckDB allows one writing process: run every step in the run's own process, one at a time.
-# PostgreSQL takes concurrent writers, so independent assets run in parallel subprocesses.
-executor = (
-    in_process_executor
-    if settings.warehouse.kind == "duckdb"
-    else multiprocess_executor.configured({"max_concurrent": 2})
-)
-
-defs = Definitions(
-    assets=[*raw_tables, spendwise_dbt_models],
-    jobs=[refresh_job],
-    schedules=[refresh_every_30_minutes],
-    resources={"dbt": dbt_resource(), "warehouse": _warehouse()},
-    executor=executor,
-)
+defs = build_definitions()

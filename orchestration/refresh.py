@@ -63,7 +63,7 @@ class RefreshOutcome:
         return self.success and not any(c.blocking or c.severity == "ERROR" for c in self.failed_checks)
 
 
-def run_refresh(instance=None, tags: dict[str, str] | None = None) -> RefreshOutcome:
+def run_refresh(instance=None, tags: dict[str, str] | None = None, log_level: str = "WARNING") -> RefreshOutcome:
     """Materialize every asset once, in-process, recorded in `instance` (default: DAGSTER_HOME's)."""
     from dagster import DagsterInstance
 
@@ -75,10 +75,14 @@ def run_refresh(instance=None, tags: dict[str, str] | None = None) -> RefreshOut
     from orchestration.schedules import REFRESH_JOB_NAME
 
     instance = instance or DagsterInstance.get()
-    job = defs.get_job_def(REFRESH_JOB_NAME)
+    job = defs.resolve_job_def(REFRESH_JOB_NAME)
     started = time.perf_counter()
     result = job.execute_in_process(
-        instance=instance, raise_on_error=False, tags={"spendwise/trigger": "cli", **(tags or {})}
+        instance=instance,
+        raise_on_error=False,
+        tags={"spendwise/trigger": "cli", **(tags or {})},
+        # dbt's own progress lines still print; Dagster's per-event DEBUG lines live in the UI.
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     seconds = time.perf_counter() - started
     checks = [

@@ -41,8 +41,8 @@ class WarehouseUrl:
         parsed = urlparse(url)
         scheme = parsed.scheme.split("+")[0]
         if scheme == "duckdb":
-            # duckdb:///abs/path.duckdb -> /abs/path.duckdb; duckdb:///rel.duckdb is taken as absolute too.
-            raw_path = unquote(parsed.netloc + parsed.path)
+            # duckdb:///abs/path.duckdb and duckdb:////abs/path.duckdb both name /abs/path.duckdb.
+            raw_path = "/" + unquote(parsed.netloc + parsed.path).lstrip("/")
             if not raw_path or raw_path == "/":
                 raise ValueError(
                     f"SPENDWISE_WAREHOUSE_URL {url!r} names no DuckDB file; "
@@ -77,7 +77,7 @@ class WarehouseUrl:
     def redacted(self) -> str:
         """The URL with any password replaced, safe for logs and metadata."""
         if self.kind == "duckdb":
-            return f"duckdb:///{self.duckdb_path}"
+            return f"duckdb://{self.duckdb_path}" if self.duckdb_path.is_absolute() else f"duckdb:///{self.duckdb_path}"
         return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
 
     def dbt_env(self) -> dict[str, str]:

@@ -63,14 +63,19 @@ def _sql_type(name: str, series: pd.Series) -> str:
         return "DOUBLE PRECISION"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "DATE" if _is_date_column(name) else "TIMESTAMP"
-    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype):
-        non_null = series.dropna()
-        if len(non_null) and all(isinstance(v, (datetime, pd.Timestamp)) for v in non_null.iloc[:5]):
-            return "TIMESTAMP"
-        if len(non_null) and all(hasattr(v, "isoformat") for v in non_null.iloc[:5]):
-            return "DATE"
-        return "TEXT"
-    raise TypeError(f"column {name!r} has dtype {dtype} that the warehouse cannot store")
+    inferred = pd.api.types.infer_dtype(series, skipna=True)
+    by_inferred = {
+        "string": "TEXT", "empty": "TEXT", "categorical": "TEXT",
+        "date": "DATE", "datetime": "TIMESTAMP", "datetime64": "TIMESTAMP",
+        "boolean": "BOOLEAN", "integer": "BIGINT", "floating": "DOUBLE PRECISION",
+        "mixed-integer-float": "DOUBLE PRECISION", "decimal": "DOUBLE PRECISION",
+    }
+    if inferred in by_inferred:
+        return by_inferred[inferred]
+    raise TypeError(
+        f"column {name!r} holds {inferred} values (dtype {dtype}) that the warehouse cannot store; "
+        "convert it to text, numbers, booleans, dates or timestamps"
+    )
 
 
 def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -108,6 +113,8 @@ class _Backend:
         else:
             import psycopg2
 
+            import psycopg2.extensions
+
             con = psycopg2.connect(
                 host=self.url.host,
                 port=self.url.port,
@@ -116,6 +123,11 @@ class _Backend:
                 dbname=self.url.database,
                 application_name="spendwise",
             )
+            # NUMERIC (e.g. sum() of integers) arrives as float, as DuckDB returns it, not Decimal.
+            numeric_as_float = psycopg2.extensions.new_type(
+                psycopg2.extensions.DECIMAL.values, "SPENDWISE_NUMERIC", lambda v, cur: None if v is None else float(v)
+            )
+            psycopg2.extensions.register_type(numeric_as_float, con)
         try:
             yield con
         finally:

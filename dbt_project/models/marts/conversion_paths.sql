@@ -25,9 +25,9 @@ journey_paths as (
 
 select
     path,
-    sum(converted) as conversions,
+    cast(sum(converted) as {{ dbt.type_bigint() }}) as conversions,
     sum(case when converted = 1 then revenue else 0 end) as conversion_value,
-    sum(1 - converted) as nulls,
-    count(*) as journeys
+    cast(sum(1 - converted) as {{ dbt.type_bigint() }}) as nulls,
+    cast(count(*) as {{ dbt.type_bigint() }}) as journeys
 from journey_paths
 group by path

@@ -30,8 +30,8 @@ activity as (
         max(date_day) as last_date,
         count(distinct case when spend > 0 then date_day end) as active_days,
         sum(spend) as total_spend,
-        sum(impressions) as total_impressions,
-        sum(clicks) as total_clicks
+        cast(sum(impressions) as {{ dbt.type_bigint() }}) as total_impressions,
+        cast(sum(clicks) as {{ dbt.type_bigint() }}) as total_clicks
     from ads
     group by campaign_id
 

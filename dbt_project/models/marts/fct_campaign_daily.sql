@@ -13,9 +13,9 @@ campaign_daily as (
         campaign_id,
         channel,
         sum(spend) as spend,
-        sum(impressions) as impressions,
-        sum(reach) as reach,
-        sum(clicks) as clicks,
+        cast(sum(impressions) as {{ dbt.type_bigint() }}) as impressions,
+        cast(sum(reach) as {{ dbt.type_bigint() }}) as reach,
+        cast(sum(clicks) as {{ dbt.type_bigint() }}) as clicks,
         sum(platform_conversions) as conversions,
         sum(platform_revenue) as revenue
     from ads

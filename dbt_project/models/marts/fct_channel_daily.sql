@@ -33,9 +33,9 @@ channel_daily as (
         date,
         channel,
         sum(spend) as spend,
-        sum(impressions) as impressions,
-        sum(reach) as reach,
-        sum(clicks) as clicks,
+        cast(sum(impressions) as {{ dbt.type_bigint() }}) as impressions,
+        cast(sum(reach) as {{ dbt.type_bigint() }}) as reach,
+        cast(sum(clicks) as {{ dbt.type_bigint() }}) as clicks,
         sum(conversions) as conversions,
         sum(revenue) as revenue,
         count(distinct case when spend > 0 then campaign_id end) as active_campaigns

@@ -1,0 +1,60 @@
+# Spendwise: `make run` (demo data + one full refresh) and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+MANIFEST := dbt_project/target/manifest.json
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install manifest run refresh demo test test-fast dev serve bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+install: $(STAMP) ## create .venv and install the pinned dependencies (+ the test tools)
+
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp deploy/dagster.local.yaml $@
+
+$(MANIFEST): $(STAMP) $(shell find dbt_project/models dbt_project/macros dbt_project/seeds dbt_project/tests -type f 2>/dev/null) dbt_project/dbt_project.yml
+	cd dbt_project && ../$(BIN)/dbt parse --quiet --profiles-dir .
+	@touch $@
+
+manifest: $(MANIFEST) ## prepare the dbt manifest that the Dagster definitions load
+
+run: $(STAMP) $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml ## demo data + one full refresh through Dagster + summary
+	$(BIN)/spendwise run
+
+demo: $(STAMP) ## (re)write the demo data set into the raw schema
+	$(BIN)/spendwise demo
+
+refresh: $(STAMP) $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml ## materialize the whole graph once on the current raw data
+	$(BIN)/spendwise refresh
+
+test: $(STAMP) $(MANIFEST) ## the whole test suite, PostgreSQL tests included
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) $(MANIFEST) ## the suite without tests marked slow
+	$(BIN)/python -m pytest -q -m "not slow"
+
+dev: $(STAMP) $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml ## Dagster UI + daemon (schedules running) on http://127.0.0.1:3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: $(STAMP) $(MANIFEST) ## speed and memory benchmarks (figures printed, nothing asserted)
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+lock: ## re-pin requirements.lock from requirements.in (name==version only)
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 --no-header --no-annotate -o requirements.lock
+
+clean: ## remove generated data, charts, dbt target and the local Dagster instance
+	rm -rf data dbt_project/target dbt_project/logs .dagster_home

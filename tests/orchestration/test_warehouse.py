@@ -1,0 +1,95 @@
+"""The one publish path: atomic swaps on DuckDB and PostgreSQL, run stamps, refusals."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from orchestration.settings import WarehouseUrl
+from orchestration.warehouse import Warehouse, _Backend
+
+
+def _frame(n: int, value: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.date_range("2025-01-01", periods=n, freq="D"),
+            "channel": ["search"] * n,
+            "value": [value] * n,
+            "count": list(range(n)),
+            "flag": [True] * n,
+        }
+    )
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, tmp_path) -> Warehouse:
+    if request.param == "duckdb":
+        return Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+    return Warehouse(url=request.getfixturevalue("pg_url"))
+
+
+def test_publish_stamps_every_row_and_types_columns(warehouse):
+    published = warehouse.publish(_frame(5, 1.5), "example", run_id="run-1")
+    assert published.rows == 5
+    df = warehouse.read_table("predictions", "example")
+    assert len(df) == 5
+    assert set(df["run_id"]) == {"run-1"}
+    assert df["generated_at"].notna().all()
+    assert df["value"].tolist() == [1.5] * 5
+    types = warehouse.read_sql(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = 'predictions' and table_name = 'example'"
+    )
+    by_name = dict(zip(types["column_name"], types["data_type"].str.upper()))
+    assert by_name["date"] == "DATE"
+    assert by_name["count"] == "BIGINT"
+    assert by_name["flag"] == "BOOLEAN"
+
+
+def test_failed_publish_keeps_the_previous_table_and_leaves_no_staging(warehouse, monkeypatch):
+    warehouse.publish(_frame(3, 1.0), "example", run_id="good")
+    original = _Backend.load_frame
+
+    def crash_after_loading(self, con, df, schema, table):
+        original(self, con, df, schema, table)
+        raise RuntimeError("simulated crash in the middle of a publish")
+
+    monkeypatch.setattr(_Backend, "load_frame", crash_after_loading)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        warehouse.publish(_frame(7, 2.0), "example", run_id="bad")
+    monkeypatch.undo()
+
+    df = warehouse.read_table("predictions", "example")
+    assert len(df) == 3 and set(df["run_id"]) == {"good"}
+    assert list(warehouse.row_counts("predictions")) == ["example"]
+
+
+def test_publish_tables_is_all_or_nothing(warehouse):
+    warehouse.publish_tables({"a": _frame(2, 1.0), "b": _frame(2, 1.0)}, run_id="first")
+    bad = _frame(2, 1.0).assign(value=[object(), object()])  # a column the warehouse cannot store
+    with pytest.raises(TypeError, match="column 'value'"):
+        warehouse.publish_tables({"a": _frame(9, 3.0), "b": bad}, run_id="second")
+    assert warehouse.row_counts("predictions") == {"a": 2, "b": 2}
+    assert set(warehouse.read_table("predictions", "a")["run_id"]) == {"first"}
+
+
+def test_empty_result_is_refused_and_previous_table_kept(warehouse):
+    warehouse.publish(_frame(4, 1.0), "example", run_id="good")
+    with pytest.raises(ValueError, match="0 rows"):
+        warehouse.publish(_frame(0, 1.0), "example", run_id="empty")
+    assert warehouse.row_counts("predictions") == {"example": 4}
+
+
+def test_url_parsing_and_redaction():
+    pg = WarehouseUrl.parse("postgresql://bi:s3cr%40t@db.example:6543/analytics")
+    assert (pg.kind, pg.host, pg.port, pg.user, pg.password, pg.database) == (
+        "postgres", "db.example", 6543, "bi", "s3cr@t", "analytics",
+    )
+    assert "s3cr" not in pg.redacted()
+    assert pg.dbt_env()["SPENDWISE_PG_PASSWORD"] == "s3cr@t"
+    duck = WarehouseUrl.parse("duckdb:////tmp/x/warehouse.duckdb")
+    assert str(duck.duckdb_path) == "/tmp/x/warehouse.duckdb" and duck.dbt_target == "duckdb"
+    with pytest.raises(ValueError, match="unsupported scheme 'mysql'"):
+        WarehouseUrl.parse("mysql://root@localhost/db")
+    with pytest.raises(ValueError, match="names no database"):
+        WarehouseUrl.parse("postgresql://u@h:5432/")
