@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from orchestration.settings import PREDICTIONS_SCHEMA, WarehouseUrl, warehouse_url_from_env
+from orchestration.settings import PREDICTIONS_SCHEMA, RAW_SCHEMA, WarehouseUrl, warehouse_url_from_env
 
 if TYPE_CHECKING:  # pandas is imported where used, so Definitions load without it
     import pandas as pd
@@ -160,6 +160,41 @@ class _Backend:
 
     def rollback(self, con) -> None:
         con.rollback() if self.url.kind == "postgres" else con.execute("ROLLBACK")
+
+    def columns(self, con, schema: str, table: str) -> list[tuple[str, str]]:
+        """(name, type) of a table's columns in order; empty when the table does not exist."""
+        placeholder = "?" if self.url.kind == "duckdb" else "%s"
+        rows = self.query(
+            con,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE table_schema = {placeholder} AND table_name = {placeholder} ORDER BY ordinal_position",
+            (schema, table),
+        )
+        return [(str(r.column_name), str(r.data_type).upper()) for r in rows.itertuples()]
+
+    def swap_in(self, con, schema: str, staging: str, table: str, cascade: bool) -> None:
+        """Replace `table` by `staging` inside the caller's transaction.
+
+        Same columns and types: rows are replaced in place (DELETE + INSERT, MVCC-safe), so views
+        and grants on the table (dbt staging views, BI users' views) survive. A changed shape drops
+        and renames; `cascade` also drops dependent views (only for raw, whose views dbt rebuilds).
+        """
+        target, source = f"{_quote(schema)}.{_quote(table)}", f"{_quote(schema)}.{_quote(staging)}"
+        existing = self.columns(con, schema, table)
+        if existing and existing == self.columns(con, schema, staging):
+            self.execute(con, f"DELETE FROM {target}")
+            self.execute(con, f"INSERT INTO {target} SELECT * FROM {source}")
+            self.execute(con, f"DROP TABLE {source}")
+            return
+        if existing:
+            try:
+                self.execute(con, f"DROP TABLE {target}{' CASCADE' if cascade and self.url.kind == 'postgres' else ''}")
+            except Exception as exc:
+                raise RuntimeError(
+                    f"cannot replace {schema}.{table}: its columns changed from {existing} and other objects "
+                    f"(views) depend on it ({exc}). Drop or update those views, then publish again."
+                ) from exc
+        self.execute(con, f"ALTER TABLE {source} RENAME TO {_quote(table)}")
 
     def load_frame(self, con, df: pd.DataFrame, schema: str, table: str) -> None:
         """Create `schema.table` with the frame's columns and bulk-load its rows."""
@@ -303,10 +338,7 @@ class Warehouse(ConfigurableResource):
                 for table, df in prepared.items():
                     staging = f"{table}{_STAGING_SUFFIX}_{token}"
                     backend.load_frame(con, df, schema, staging)
-                    backend.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
-                    backend.execute(
-                        con, f"ALTER TABLE {_quote(schema)}.{_quote(staging)} RENAME TO {_quote(table)}"
-                    )
+                    backend.swap_in(con, schema, staging, table, cascade=schema == RAW_SCHEMA)
                 for table in drop:
                     backend.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
                 backend.commit(con)

@@ -93,3 +93,23 @@ def test_url_parsing_and_redaction():
         WarehouseUrl.parse("mysql://root@localhost/db")
     with pytest.raises(ValueError, match="names no database"):
         WarehouseUrl.parse("postgresql://u@h:5432/")
+
+
+def test_republish_keeps_dependent_views_and_a_new_shape_replaces_the_table(warehouse):
+    warehouse.publish(_frame(3, 1.0), "example", run_id="one")
+    backend = _Backend(warehouse.parsed)
+    with backend.connect() as con:
+        backend.execute(con, "CREATE VIEW predictions.example_view AS SELECT channel, value FROM predictions.example")
+        if warehouse.kind == "postgres":
+            con.commit()
+    warehouse.publish(_frame(5, 2.0), "example", run_id="two")
+    view = warehouse.read_sql("select * from predictions.example_view")
+    assert len(view) == 5 and set(view["value"]) == {2.0}
+    reshaped = _frame(2, 3.0).drop(columns=["flag"])
+    if warehouse.kind == "postgres":
+        with pytest.raises(RuntimeError, match="depend on it"):
+            warehouse.publish(reshaped, "example", run_id="three")
+        assert warehouse.row_counts("predictions") == {"example": 5}
+    else:
+        warehouse.publish(reshaped, "example", run_id="three")
+        assert "flag" not in warehouse.read_table("predictions", "example").columns
