@@ -4,6 +4,7 @@ No dbt command runs at import: the manifest is prepared by `make manifest`, the 
 """
 
 
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -17,6 +18,12 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from orchestration.settings import DBT_DIR, get_settings
 
 OWNER = "team:analytics-engineering"
+
+# dagster-dbt's own helpers (prepare_if_dev under `dagster dev`) look for `dbt` on PATH; make the
+# one installed beside this interpreter findable even when the venv is not activated.
+_VENV_BIN = str(Path(sys.prefix) / "bin")
+if _VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _VENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
 
 @cache
@@ -79,8 +86,10 @@ def spendwise_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
 
 def dbt_executable() -> str:
     """The dbt installed beside this interpreter, so a venv works without being activated."""
-    local = Path(sys.executable).with_name("dbt")
-    return str(local) if local.exists() else "dbt"
+    for candidate in (Path(sys.prefix) / "bin" / "dbt", Path(sys.executable).with_name("dbt")):
+        if candidate.exists():
+            return str(candidate)
+    return "dbt"
 
 
 def dbt_resource(target: str | None = None) -> DbtCliResource:
