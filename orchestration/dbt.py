@@ -4,6 +4,7 @@ No dbt command runs at import: the manifest is prepared by `make manifest`, the 
 """
 
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetSpec
+from dagster import AssetExecutionContext, AssetSpec, Config
+from pydantic import Field
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.settings import DBT_DIR, get_settings
@@ -78,10 +80,56 @@ def _manifest_path() -> Path:
     return path
 
 
+class DbtModelConfig(Config):
+    """Run config for the dbt models, passed to dbt as --vars. Validated before dbt starts."""
+
+    journey_lookback_days: int = Field(30, description="touches this many days before a conversion count")
+    time_decay_half_life_days: float = Field(7.0, description="time_decay: a touch this much older gets half")
+    position_first_weight: float = Field(0.4, description="position_based (U): first touch")
+    position_last_weight: float = Field(0.4, description="position_based (U): last touch")
+    position_middle_weight: float = Field(0.2, description="position_based (U): shared by the middle touches")
+    w_first_weight: float = Field(0.3, description="w_shaped: first touch")
+    w_lead_weight: float = Field(0.3, description="w_shaped: lead-creation touch (first click/visit)")
+    w_last_weight: float = Field(0.3, description="w_shaped: last touch")
+    w_rest_weight: float = Field(0.1, description="w_shaped: shared by the other touches")
+
+    def validate_values(self) -> None:
+        """Raise ValueError naming every value that is not allowed."""
+        problems = []
+        if self.journey_lookback_days < 1:
+            problems.append(f"journey_lookback_days={self.journey_lookback_days}: must be a whole number >= 1")
+        if not self.time_decay_half_life_days > 0:
+            problems.append(f"time_decay_half_life_days={self.time_decay_half_life_days}: must be > 0 (days)")
+        for model, names in (
+            ("position_based", ("position_first_weight", "position_last_weight", "position_middle_weight")),
+            ("w_shaped", ("w_first_weight", "w_lead_weight", "w_last_weight", "w_rest_weight")),
+        ):
+            values = {n: getattr(self, n) for n in names}
+            problems += [f"{n}={v}: weights must be between 0 and 1" for n, v in values.items() if not 0 <= v <= 1]
+            if abs(sum(values.values()) - 1) > 1e-9:
+                listed = " + ".join(f"{n}={v}" for n, v in values.items())
+                problems.append(f"{model} weights must sum to 1, got {listed} = {sum(values.values()):.6g}")
+        if problems:
+            raise ValueError("invalid dbt model config:\n  " + "\n  ".join(problems))
+
+    def dbt_vars(self) -> dict[str, float | int]:
+        self.validate_values()
+        return {
+            "journey_lookback_days": self.journey_lookback_days,
+            "attribution_time_decay_half_life_days": self.time_decay_half_life_days,
+            "attribution_position_first_weight": self.position_first_weight,
+            "attribution_position_last_weight": self.position_last_weight,
+            "attribution_w_first_weight": self.w_first_weight,
+            "attribution_w_lead_weight": self.w_lead_weight,
+            "attribution_w_last_weight": self.w_last_weight,
+        }
+
+
 @dbt_assets(manifest=_manifest_path(), project=dbt_project(), dagster_dbt_translator=TRANSLATOR)
-def spendwise_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+def spendwise_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, config: DbtModelConfig):
     """Builds the dbt models and runs their tests; a failing error-severity test fails the step."""
-    yield from dbt.cli(["build"], context=context).stream()
+    dbt_vars = config.dbt_vars()  # invalid weights stop the step here, before dbt runs
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
 
 
 def dbt_executable() -> str:

@@ -1,0 +1,879 @@
+"""Synthetic demo data with a known ground truth: ad campaigns, user journeys and sales.
+Sales = baseline + sum of per-channel Hill(adstock(spend)) + noise, so models can be scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import holidays as holiday_calendars
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from scipy.signal import lfilter
+
+__all__ = ["CHANNELS", "INTERACTIONS", "DemoDataset", "generate_demo_data", "true_roas"]
+
+CHANNELS: tuple[str, ...] = (
+    "search", "social", "display", "video", "email", "affiliate", "shopping", "podcast",
+)
+INTERACTIONS: tuple[str, ...] = (
+    "impression", "click", "visit", "email_open", "email_click", "video_view",
+)
+
+_SECONDS_PER_DAY = 86_400
+_JOURNEY_WINDOW_DAYS = 30
+# Scale 1 is a small online shop: about 6,000 a day in sales, 40 orders a day and 200k tracked
+# touches over two years. Everything that counts money, orders or touches grows linearly with scale.
+_DAILY_REVENUE = 6_000.0
+_AVERAGE_ORDER_VALUE = 150.0
+_TOUCHPOINTS_PER_DAY = 200_000 / 730
+_MIN_ORDER_CENTS = 500
+_MEDIA_SHARE = 0.43           # media contribution / revenue over the whole period
+_NOISE_SHARE = 0.04           # daily noise sd / expected revenue
+_TOUCHED_BASELINE_SHARE = 0.4  # non-incremental sales whose buyer had seen ads anyway
+_REPEAT_SHARE = 0.22          # conversions that are a later purchase of an earlier buyer
+_AFTER_CAUSAL_SHARE = 0.15    # other touches of an ad-caused journey that come after the causal one
+_MAX_JOURNEY_TOUCHES = 8
+
+
+@dataclass(frozen=True)
+class _ChannelSpec:
+    name: str
+    spend_share: float        # of total spend over the whole period
+    roas: float               # true contribution / spend over the whole period
+    decay: float              # geometric adstock decay per day
+    half_ratio: float         # Hill half point / mean adstocked spend on live days
+    shape: float              # Hill exponent
+    campaigns: tuple[str, ...]
+    always_on: int            # the first `always_on` campaigns run continuously (rare pauses)
+    flight_on: tuple[int, int]   # days live per flight for the others (inclusive range)
+    flight_off: tuple[int, int]  # days dark between flights
+    weekly: tuple[float, ...]    # Monday..Sunday budget pacing
+    cpm: float
+    ctr: float
+    frequency: float          # impressions per reached person per day
+    claim_factor: float       # platform-reported revenue / true contribution
+    touches_per_spend: float  # relative tracked touches per unit of spend
+    interaction: tuple[float, ...]         # INTERACTIONS mix of ordinary touches
+    causal_interaction: tuple[float, ...]  # mix of the touch that caused a sale (more engaged)
+
+
+# Spend shares sum to 1; email and podcast stay under 5 % of spend, search, social and video take
+# 18-30 % each, so those three carry enough signal for a 180-day media-mix model. Platforms over-claim most where view-through credit is generous (display) or where they
+# capture demand that exists anyway (brand search, affiliate coupons); podcast is under-tracked.
+_SPECS: tuple[_ChannelSpec, ...] = (
+    _ChannelSpec(
+        "search", 0.30, 2.4, 0.15, 2.2, 1.0,
+        ("Brand", "Generic", "Competitor", "Category", "Long Tail", "Seasonal", "Remarketing Lists"),
+        4, (14, 60), (7, 45), (1.06, 1.05, 1.03, 1.01, 0.96, 0.92, 0.97),
+        55.0, 0.045, 1.3, 1.9, 1.0, (0, 0.7, 0.3, 0, 0, 0), (0, 0.8, 0.2, 0, 0, 0),
+    ),
+    _ChannelSpec(
+        "social", 0.25, 2.0, 0.35, 2.2, 1.2,
+        ("Prospecting", "Lookalike", "Retargeting", "Creator Collab", "Catalog", "Seasonal Promo",
+         "Engagement"),
+        2, (14, 45), (7, 40), (0.94, 0.95, 0.97, 1.0, 1.05, 1.08, 1.01),
+        9.0, 0.012, 2.2, 1.5, 1.3, (0.55, 0.3, 0.1, 0, 0, 0.05), (0.3, 0.55, 0.1, 0, 0, 0.05),
+    ),
+    _ChannelSpec(
+        "display", 0.08, 1.0, 0.45, 1.5, 1.3,
+        ("Prospecting", "Retargeting", "Contextual", "Open Exchange", "Private Marketplace",
+         "Seasonal"),
+        0, (10, 30), (10, 45), (1.02, 1.02, 1.01, 1.0, 0.99, 0.97, 0.99),
+        2.5, 0.004, 3.0, 2.8, 1.6, (0.82, 0.15, 0.03, 0, 0, 0), (0.6, 0.35, 0.05, 0, 0, 0),
+    ),
+    _ChannelSpec(
+        "video", 0.18, 1.8, 0.6, 2.0, 1.4,
+        ("Brand Awareness", "Product Demo", "In-Stream", "Connected TV", "Bumper"),
+        0, (14, 42), (14, 60), (0.95, 0.96, 0.98, 1.0, 1.04, 1.06, 1.01),
+        14.0, 0.006, 1.8, 1.6, 1.1, (0.25, 0.1, 0, 0, 0, 0.65), (0.1, 0.25, 0, 0, 0, 0.65),
+    ),
+    _ChannelSpec(
+        "email", 0.025, 5.0, 0.1, 2.5, 1.0,
+        ("Newsletter", "Abandoned Cart", "Win-back", "Promotions"),
+        2, (3, 10), (5, 25), (1.3, 0.8, 1.2, 0.8, 1.1, 0.7, 1.1),
+        0.8, 0.03, 1.05, 1.4, 4.0, (0, 0, 0, 0.65, 0.35, 0), (0, 0, 0, 0.35, 0.65, 0),
+    ),
+    _ChannelSpec(
+        "affiliate", 0.05, 2.2, 0.25, 2.0, 1.0,
+        ("Coupon Partners", "Content Publishers", "Loyalty Portals"),
+        2, (30, 90), (7, 30), (1.0, 1.0, 1.0, 1.0, 1.02, 1.01, 0.98),
+        5.0, 0.02, 1.4, 1.7, 0.8, (0, 0.55, 0.45, 0, 0, 0), (0, 0.7, 0.3, 0, 0, 0),
+    ),
+    _ChannelSpec(
+        "shopping", 0.08, 3.0, 0.2, 2.0, 1.0,
+        ("Smart Shopping", "Best Sellers", "New Arrivals", "Clearance", "Performance Max"),
+        2, (20, 60), (7, 40), (1.03, 1.02, 1.0, 0.99, 0.98, 0.97, 1.01),
+        14.0, 0.02, 1.5, 1.6, 1.0, (0.3, 0.65, 0.05, 0, 0, 0), (0.1, 0.85, 0.05, 0, 0, 0),
+    ),
+    _ChannelSpec(
+        "podcast", 0.035, 0.8, 0.7, 1.4, 2.0,
+        ("Host-read Network A", "Host-read Network B", "Programmatic Audio"),
+        0, (21, 56), (14, 60), (1.2, 1.1, 1.0, 1.0, 0.95, 0.85, 0.9),
+        22.0, 0.001, 1.1, 0.45, 0.35, (0.6, 0, 0.4, 0, 0, 0), (0.4, 0, 0.6, 0, 0, 0),
+    ),
+)
+assert tuple(s.name for s in _SPECS) == CHANNELS
+assert abs(sum(s.spend_share for s in _SPECS) - 1.0) < 1e-9
+
+# Baseline sales by weekday (Monday..Sunday): weekend browsing converts on Sunday and Monday.
+_BASELINE_WEEKLY = np.array([1.04, 1.0, 0.98, 0.97, 0.95, 0.99, 1.07])
+# Relative order volume by hour of day (UTC), evening peak.
+_HOURLY_ORDERS = np.array([
+    1.0, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.5, 2.2, 2.6, 2.8, 3.0,
+    3.2, 3.0, 2.9, 2.9, 3.0, 3.3, 3.6, 4.0, 4.2, 3.8, 2.8, 1.8,
+])
+
+
+@dataclass(frozen=True)
+class DemoDataset:
+    """Raw demo tables plus the ground truth they were generated from.
+
+    ``ad_performance_daily``, ``touchpoints`` and ``conversions`` are what a business would load
+    from its ad platforms, tracking and shop; the ``ground_truth_*`` tables are what no real
+    business knows: the incremental revenue each channel caused.
+    """
+
+    ad_performance_daily: pd.DataFrame
+    touchpoints: pd.DataFrame
+    conversions: pd.DataFrame
+    ground_truth_channels: pd.DataFrame
+    ground_truth_daily: pd.DataFrame
+    ground_truth_revenue_daily: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """All six tables by name, in field order (raw tables first, then ground truth)."""
+        return {
+            "ad_performance_daily": self.ad_performance_daily,
+            "touchpoints": self.touchpoints,
+            "conversions": self.conversions,
+            "ground_truth_channels": self.ground_truth_channels,
+            "ground_truth_daily": self.ground_truth_daily,
+            "ground_truth_revenue_daily": self.ground_truth_revenue_daily,
+        }
+
+
+def generate_demo_data(
+    scale: float = 1.0, seed: int = 42, end: date | None = None, days: int = 730
+) -> DemoDataset:
+    """Simulate ``days`` days of marketing data ending on ``end``, with the truth behind it.
+
+    Parameters
+    ----------
+    scale:
+        Size of the business, 0.01 to 1000. Spend, revenue, conversions and touchpoints grow
+        linearly with it: scale 1 gives about 6,000 a day in sales, ~29k conversions and ~200k
+        touchpoints over 730 days; scale 50 about 10M touchpoints. True ROAS does not depend on it.
+    seed:
+        Seed of the random generator; output is identical for identical
+        ``(scale, seed, end, days)``.
+    end:
+        Last simulated day (inclusive). Defaults to yesterday in UTC, so freshness checks pass
+        on a newly generated demo.
+    days:
+        Number of simulated days, 31 to 3660.
+
+    Conventions
+    -----------
+    Money is in currency units rounded to cents. Timestamps are UTC, tz-naive, ``datetime64[us]``;
+    ``date`` columns are midnight. Revenue is
+    ``baseline + sum_c contribution_c + noise`` per day, where
+    ``adstocked_spend_t = decay * adstocked_spend_{t-1} + (1 - decay) * spend_t`` (normalized
+    geometric adstock in daily-spend units, zero before the first day) and
+    ``contribution_t = max_daily_effect * a^shape / (a^shape + saturation_half^shape)``.
+
+    Returns
+    -------
+    DemoDataset with
+    ``ad_performance_daily``: date, channel, campaign_id, campaign_name, impressions, reach, clicks,
+    spend, conversions, revenue. One row per campaign and live day; conversions and revenue are
+    platform-reported and over-claim (podcast under-claims) relative to the truth.
+    ``touchpoints``: touchpoint_id, user_id, occurred_at, channel, campaign_id, interaction; ids
+    follow time order.
+    ``conversions``: conversion_id, user_id, occurred_at, revenue; all sales, organic included.
+    ``ground_truth_channels``: channel, adstock_decay, saturation_half, saturation_shape,
+    max_daily_effect, total_spend, total_contribution, true_roas.
+    ``ground_truth_daily``: date, channel, spend, adstocked_spend, contribution.
+    ``ground_truth_revenue_daily``: date, baseline, media_contribution, noise, revenue; revenue
+    equals the day's conversions revenue to the cent.
+    """
+    scale, seed, end, days = _check_arguments(scale, seed, end, days)
+    rng = np.random.default_rng(seed)
+    start = end - timedelta(days=days - 1)
+    dates = pd.date_range(start, periods=days, freq="D", unit="us")
+    thanksgivings = _thanksgivings(dates)
+
+    spend, live = _simulate_campaign_spend(rng, dates, scale)
+    campaign_channel = np.repeat(np.arange(len(CHANNELS)), [len(s.campaigns) for s in _SPECS])
+    channel_spend = np.zeros((days, len(CHANNELS)))
+    np.add.at(channel_spend.T, campaign_channel, spend.T)
+    channel_spend = np.round(channel_spend, 2)
+
+    decay = np.array([s.decay for s in _SPECS])
+    shape = np.array([s.shape for s in _SPECS])
+    adstocked = _adstock(channel_spend, decay)
+    on_days = np.where(channel_spend > 0, adstocked, np.nan)
+    half = np.array([s.half_ratio for s in _SPECS]) * np.nanmean(on_days, axis=0)
+    unit_effect = _hill(adstocked, half, shape)
+    roas = np.array([s.roas for s in _SPECS])
+    max_effect = roas * channel_spend.sum(axis=0) / unit_effect.sum(axis=0)
+    contribution = max_effect * unit_effect
+
+    media = contribution.sum(axis=1)
+    baseline = _baseline(rng, dates, thanksgivings)
+    baseline *= media.sum() * (1.0 - _MEDIA_SHARE) / _MEDIA_SHARE / baseline.sum()
+    expected = baseline + media
+    noise_draw = np.clip(rng.normal(0.0, 1.0, days), -3.5, 3.5) * _NOISE_SHARE * expected
+    revenue = np.round(expected + noise_draw, 2)
+    noise = revenue - baseline - media
+
+    conv = _simulate_conversions(rng, revenue)
+    lag_weights = _lag_weights(channel_spend, decay)
+    cause_weights = np.column_stack([
+        baseline * (1.0 - _TOUCHED_BASELINE_SHARE),
+        baseline * _TOUCHED_BASELINE_SHARE,
+        np.where(lag_weights.sum(axis=2) > 0, contribution, 0.0),
+    ])
+    cause = _grouped_choice(cause_weights, conv.day, rng) - 2  # -2 organic, -1 touched baseline
+    user_root = _repeat_buyers(rng, conv.day)
+
+    touch_weight = channel_spend * np.array([s.touches_per_spend for s in _SPECS])
+    campaign_table, campaign_weights = _campaign_choice_tables(spend, live, campaign_channel)
+    journeys = _JourneyContext(rng, days, touch_weight, campaign_table, campaign_weights)
+    conv_touches = _converting_touches(journeys, conv, cause, lag_weights)
+    target_touches = _TOUCHPOINTS_PER_DAY * days * scale
+    nonconv_touches = _nonconverting_touches(journeys, target_touches - len(conv_touches.time))
+
+    # User ids: one per repeat-buyer chain and one per non-converting journey, shuffled so that
+    # ids carry no information about time or outcome.
+    roots, conv_user = np.unique(user_root, return_inverse=True)
+    n_users = roots.size + nonconv_touches.n_journeys
+    user_ids = rng.permutation(n_users).astype(np.int64) + 1
+    touch_user = np.concatenate([
+        user_ids[conv_user[conv_touches.journey]],
+        user_ids[roots.size + nonconv_touches.journey],
+    ])
+
+    ad_performance = _platform_report(
+        rng, dates, spend, live, campaign_channel, contribution, channel_spend
+    )
+    touchpoints = _touchpoint_frame(start, conv_touches, nonconv_touches, touch_user)
+    conversions = _conversion_frame(start, conv, user_ids[conv_user])
+    truth_daily = pd.DataFrame({
+        "date": np.repeat(dates.to_numpy(), len(CHANNELS)),
+        "channel": _strings(np.tile(np.arange(len(CHANNELS)), days), CHANNELS),
+        "spend": channel_spend.ravel(),
+        "adstocked_spend": adstocked.ravel(),
+        "contribution": contribution.ravel(),
+    })
+    total_spend = channel_spend.sum(axis=0)
+    total_contribution = contribution.sum(axis=0)
+    truth_channels = pd.DataFrame({
+        "channel": _strings(np.arange(len(CHANNELS)), CHANNELS),
+        "adstock_decay": decay,
+        "saturation_half": half,
+        "saturation_shape": shape,
+        "max_daily_effect": max_effect,
+        "total_spend": total_spend,
+        "total_contribution": total_contribution,
+        "true_roas": total_contribution / total_spend,
+    })
+    truth_revenue = pd.DataFrame({
+        "date": dates,
+        "baseline": baseline,
+        "media_contribution": media,
+        "noise": noise,
+        "revenue": revenue,
+    })
+    return DemoDataset(
+        ad_performance_daily=ad_performance,
+        touchpoints=touchpoints,
+        conversions=conversions,
+        ground_truth_channels=truth_channels,
+        ground_truth_daily=truth_daily,
+        ground_truth_revenue_daily=truth_revenue,
+    )
+
+
+def true_roas(ground_truth_daily: pd.DataFrame, start: Any = None, end: Any = None) -> pd.DataFrame:
+    """True return on ad spend per channel over the dates ``start``..``end`` (both inclusive).
+
+    ``ground_truth_daily`` needs columns date, channel, spend, contribution (as produced by
+    :func:`generate_demo_data`). ``start``/``end`` accept anything ``pd.Timestamp`` parses; ``None``
+    leaves that side open. Contribution on a day includes carry-over from earlier spend, so a
+    window's ROAS is the contribution that landed in it over the spend made in it.
+
+    Returns one row per channel (known channels in ``CHANNELS`` order, others after, sorted):
+    channel, spend, contribution, roas (NaN where the channel spent nothing), contribution_share
+    (of all channels' contribution in the window).
+    """
+    required = ["date", "channel", "spend", "contribution"]
+    missing = [c for c in required if c not in ground_truth_daily.columns]
+    if missing:
+        raise ValueError(
+            f"ground_truth_daily is missing column(s) {missing}; expected {required} as produced "
+            f"by generate_demo_data(); got {list(ground_truth_daily.columns)}"
+        )
+    dates = pd.to_datetime(ground_truth_daily["date"])
+    lo = None if start is None else pd.Timestamp(start)
+    hi = None if end is None else pd.Timestamp(end)
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"true_roas window is empty: start {lo.date()} is after end {hi.date()}")
+    mask = np.ones(len(ground_truth_daily), dtype=bool)
+    if lo is not None:
+        mask &= (dates >= lo).to_numpy()
+    if hi is not None:
+        mask &= (dates <= hi).to_numpy()
+    if not mask.any():
+        span = f"{dates.min()} to {dates.max()}" if len(dates) else "no dates"
+        raise ValueError(
+            f"true_roas window {start}..{end} contains none of the {len(ground_truth_daily)} "
+            f"ground_truth_daily rows (data covers {span}); pick dates inside that range"
+        )
+    sums = (
+        ground_truth_daily.loc[mask, ["channel", "spend", "contribution"]]
+        .groupby("channel", sort=False)[["spend", "contribution"]]
+        .sum()
+    )
+    known = [c for c in CHANNELS if c in sums.index]
+    others = sorted(c for c in sums.index if c not in CHANNELS)
+    sums = sums.loc[known + others]
+    spend = sums["spend"].to_numpy(dtype=float)
+    contribution = sums["contribution"].to_numpy(dtype=float)
+    total = contribution.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        roas = np.where(spend > 0, contribution / spend, np.nan)
+    return pd.DataFrame({
+        "channel": pd.array(sums.index.astype(str), dtype="str"),
+        "spend": spend,
+        "contribution": contribution,
+        "roas": roas,
+        "contribution_share": contribution / total if total > 0 else np.full(len(sums), np.nan),
+    })
+
+
+def _adstock(spend: np.ndarray, decay: np.ndarray) -> np.ndarray:
+    """Normalized geometric adstock of a (days, channels) spend matrix, zero before the first day."""
+    out = np.empty_like(spend, dtype=float)
+    for c, lam in enumerate(np.asarray(decay, dtype=float)):
+        out[:, c] = lfilter([1.0 - lam], [1.0, -lam], spend[:, c])
+    return out
+
+
+def _hill(adstocked: np.ndarray, half: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """Hill saturation ``a^s / (a^s + half^s)`` in [0, 1), applied per channel column."""
+    ratio = np.power(np.asarray(adstocked, dtype=float) / half, shape)
+    return ratio / (1.0 + ratio)
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _check_arguments(scale: Any, seed: Any, end: Any, days: Any) -> tuple[float, int, date, int]:
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale must be a number in (0.01, 1000], got {scale!r}") from None
+    if not np.isfinite(scale) or not 0.01 <= scale <= 1000:
+        raise ValueError(
+            f"scale must be in [0.01, 1000] (1.0 is ~200k touchpoints, 50 is ~10M), got {scale}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(days, bool) or not isinstance(days, (int, np.integer)) or not 31 <= days <= 3660:
+        raise ValueError(f"days must be an integer between 31 and 3660, got {days!r}")
+    if end is None:
+        end = datetime.now(timezone.utc).date() - timedelta(days=1)
+    elif isinstance(end, datetime):
+        end = end.date()
+    elif not isinstance(end, date):
+        raise ValueError(f"end must be a datetime.date (or None for yesterday), got {end!r}")
+    return scale, int(seed), end, int(days)
+
+
+# --------------------------------------------------------------------------- spend
+
+
+def _thanksgivings(dates: pd.DatetimeIndex) -> list[date]:
+    years = range(dates[0].year - 1, dates[-1].year + 2)
+    calendar = holiday_calendars.US(years=years)
+    return sorted(d for d, name in calendar.items() if name == "Thanksgiving Day")
+
+
+def _simulate_campaign_spend(
+    rng: np.random.Generator, dates: pd.DatetimeIndex, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Daily spend per campaign (days, campaigns), cents-rounded, and the live mask.
+
+    Channels move independently: each has its own weekly budget level and pulses, its own
+    weekday pacing and its own campaign flights, so channel spends are far from collinear.
+    Budgets deliberately do not follow the retail calendar: a Black Friday push would coincide
+    with the baseline spike and bias any model that does not flag those days.
+    """
+    days = len(dates)
+    dow = dates.day_of_week.to_numpy()
+    total_budget = (
+        _MEDIA_SHARE * _DAILY_REVENUE * scale * days / sum(s.spend_share * s.roas for s in _SPECS)
+    )
+    columns, live_columns = [], []
+    for spec in _SPECS:
+        # Brand search keeps a floor when the channel is "paused"; other channels go fully dark.
+        level = _budget_level(rng, days, pause=0.1 if spec.name == "search" else 0.0)
+        weekly = np.asarray(spec.weekly)[dow]
+        running = level > 0
+        channel_columns = []
+        for k in range(len(spec.campaigns)):
+            if spec.name == "search" and k == 0:
+                # Brand search never stops, so every day has at least one live campaign.
+                live = np.ones(days, dtype=bool)
+            elif k < spec.always_on:
+                live = _flights(rng, days, (90, 300), (2, 7)) & running
+            else:
+                live = _flights(rng, days, spec.flight_on, spec.flight_off) & running
+            budget = rng.lognormal(0.0, 0.4) * (1.6 if k == 0 else 1.0)
+            noise = rng.lognormal(0.0, 0.25, days)
+            channel_columns.append(live * budget * noise)
+            live_columns.append(live)
+        if not any(col.any() for col in channel_columns):
+            # A short period can fall entirely between flights; run one flight so the channel
+            # still has a spend history (and a defined saturation point).
+            length = min(spec.flight_on[0], days)
+            begin = rng.integers(0, days - length + 1)
+            channel_columns[0][begin : begin + length] = rng.lognormal(0.0, 0.15, length)
+            live_columns[-len(channel_columns)][begin : begin + length] = True
+            level[begin : begin + length] = 1.0
+        raw = np.column_stack(channel_columns) * (level * weekly)[:, None]
+        columns.append(raw * (spec.spend_share * total_budget / raw.sum()))
+    live = np.column_stack(live_columns)
+    spend = np.round(np.column_stack(columns), 2)
+    spend = np.where(live, np.maximum(spend, 0.01), 0.0)
+    return spend, live
+
+
+def _budget_level(rng: np.random.Generator, days: int, pause: float) -> np.ndarray:
+    """Channel budget multiplier: weekly re-planning plus frequent short pulses and pauses.
+
+    The log level is re-set every week (mildly persistent); on top of it, every couple of weeks
+    a 3-10 day pulse pauses (multiplier ``pause``), halves or doubles the channel. Swings this fast and this
+    independent across channels are what let a 180-day media-mix model tell channels apart;
+    slower ones would be absorbed by trend and seasonality.
+    """
+    n_weeks = days // 7 + 2
+    log_level = lfilter([1.0], [1.0, -0.3], rng.normal(0.0, 0.6, n_weeks))
+    day = np.arange(days)
+    week = (day + rng.integers(0, 7)) // 7
+    level = np.exp(log_level[week])
+
+    n_pulses = rng.poisson(days / 15) + 1
+    pulse_start = rng.integers(0, days, n_pulses)
+    pulse_end = pulse_start + rng.integers(3, 11, n_pulses)
+    pulse_factor = rng.choice(np.array([pause, 0.5, 2.0]), n_pulses, p=[0.35, 0.3, 0.35])
+    inside = (day[:, None] >= pulse_start) & (day[:, None] < pulse_end)
+    # Overlapping pulses: the later-starting one wins.
+    latest = np.where(inside, pulse_start, -1).argmax(axis=1)
+    return level * np.where(inside.any(axis=1), pulse_factor[latest], 1.0)
+
+
+def _flights(
+    rng: np.random.Generator, days: int, on: tuple[int, int], off: tuple[int, int]
+) -> np.ndarray:
+    """Live mask of alternating on/off flights starting at a random phase."""
+    n_pairs = days // (on[0] + off[0]) + 2
+    durations = np.column_stack([
+        rng.integers(on[0], on[1] + 1, n_pairs), rng.integers(off[0], off[1] + 1, n_pairs),
+    ]).ravel()
+    phase = rng.integers(0, on[1] + off[1])
+    segment = np.searchsorted(np.cumsum(durations) - phase, np.arange(days), side="right")
+    return segment % 2 == 0
+
+
+# --------------------------------------------------------------------------- revenue
+
+
+def _baseline(rng: np.random.Generator, dates: pd.DatetimeIndex, thanksgivings: list[date]) -> np.ndarray:
+    """Unscaled organic demand: trend with a slowdown, weekly and yearly cycles, holiday spikes."""
+    days = len(dates)
+    years = np.arange(days) / 365.25
+    knot = years[-1] * rng.uniform(0.3, 0.6)
+    growth = rng.uniform(0.12, 0.2) * years - rng.uniform(0.05, 0.1) * np.maximum(years - knot, 0.0)
+    angle = 2 * np.pi * (dates.day_of_year.to_numpy() - 330) / 365.25
+    yearly = 1.0 + 0.06 * np.cos(angle) + 0.025 * np.cos(2 * angle)
+    weekly = _BASELINE_WEEKLY[dates.day_of_week.to_numpy()]
+    return np.exp(growth) * yearly * weekly * _holiday_multiplier(dates, thanksgivings)
+
+
+def _holiday_multiplier(dates: pd.DatetimeIndex, thanksgivings: list[date]) -> np.ndarray:
+    """Retail calendar effects on organic demand (US holidays from the `holidays` package)."""
+    effect = np.ones(len(dates))
+    day_of = {d: i for i, d in enumerate(dates.date)}
+
+    def bump(when: date, factor: float) -> None:
+        if when in day_of:
+            effect[day_of[when]] *= factor
+
+    for tg in thanksgivings:
+        for offset, factor in ((0, 1.25), (1, 2.1), (2, 1.5), (3, 1.35), (4, 1.8), (5, 1.15)):
+            bump(tg + timedelta(days=offset), factor)
+    for year in sorted({d.year for d in dates.date}):
+        for dec in range(1, 21):  # gift shopping ramps up until shipping cut-off
+            bump(date(year, 12, dec), 1.0 + 0.12 * (dec - 1) / 19)
+        for dec, factor in ((21, 1.1), (22, 1.1), (23, 1.05), (24, 0.85), (25, 0.55), (26, 1.3)):
+            bump(date(year, 12, dec), factor)
+        for dec in range(27, 32):
+            bump(date(year, 12, dec), 1.05)
+        bump(date(year, 1, 1), 0.75)
+        for feb in range(7, 14):
+            bump(date(year, 2, feb), 1.08)
+        calendar = holiday_calendars.US(years=year)
+        for when, name in calendar.items():
+            if name in ("Memorial Day", "Labor Day"):
+                bump(when, 1.2)
+            elif name == "Independence Day":
+                bump(when, 0.85)
+    return effect
+
+
+@dataclass(frozen=True)
+class _Conversions:
+    day: np.ndarray       # day index, sorted ascending
+    time: np.ndarray      # seconds since the first day's midnight
+    cents: np.ndarray     # revenue in cents, int64
+
+
+def _simulate_conversions(rng: np.random.Generator, revenue: np.ndarray) -> _Conversions:
+    """Split each day's revenue into orders that add up to it exactly, in cents."""
+    total_cents = np.round(revenue * 100).astype(np.int64)
+    n_orders = np.maximum(rng.poisson(revenue / _AVERAGE_ORDER_VALUE), 1)
+    n_orders = np.minimum(n_orders, np.maximum(total_cents, 1))
+    day = np.repeat(np.arange(revenue.size), n_orders)
+    first = np.concatenate([[0], np.cumsum(n_orders)[:-1]])
+    last = first + n_orders - 1
+
+    floor_cents = np.minimum(_MIN_ORDER_CENTS, total_cents // n_orders)
+    extra = total_cents - floor_cents * n_orders
+    cum = np.cumsum(rng.lognormal(0.0, 0.6, day.size))
+    before = np.where(first > 0, cum[first - 1], 0.0)
+    share = (cum - before[day]) / (cum[last] - before)[day]
+    allocated = np.round(share * extra[day]).astype(np.int64)
+    allocated[last] = extra  # exact despite rounding of the shares
+    cents = np.diff(allocated, prepend=0)
+    cents[first] = allocated[first]
+    cents += floor_cents[day]
+
+    hour = _grouped_choice(_HOURLY_ORDERS[None, :], np.zeros(day.size, dtype=np.int64), rng)
+    time = day * float(_SECONDS_PER_DAY) + (hour + rng.random(day.size)) * 3600.0
+    return _Conversions(day=day, time=time, cents=cents)
+
+
+def _repeat_buyers(rng: np.random.Generator, conv_day: np.ndarray) -> np.ndarray:
+    """Chain some conversions to an earlier buyer; returns the first conversion of each buyer.
+
+    A repeat purchase comes at least a journey window after its predecessor, and each conversion
+    has at most one successor, so one buyer's journeys never overlap.
+    """
+    n = conv_day.size
+    cutoff = conv_day - (_JOURNEY_WINDOW_DAYS + 1)
+    n_before = np.searchsorted(conv_day, cutoff, side="right")
+    candidate = (rng.random(n) < _REPEAT_SHARE) & (n_before > 0)
+    parent = np.arange(n)
+    picked = np.floor(rng.random(n) * n_before).astype(np.int64)
+    idx = np.flatnonzero(candidate)
+    _, first = np.unique(picked[idx], return_index=True)
+    keep = idx[first]
+    parent[keep] = picked[keep]
+    root = parent
+    while True:
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            return root
+        root = nxt
+
+
+# --------------------------------------------------------------------------- journeys
+
+
+def _grouped_choice(weights: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw one category per entry of ``groups`` from row ``groups[i]`` of ``weights`` (G, K).
+
+    All rows are laid out as ``row + cumulative share`` in one sorted array, so a single
+    searchsorted serves every group at once.
+    """
+    n_groups, n_cat = weights.shape
+    cum = np.cumsum(weights, axis=1)
+    totals = cum[:, -1]
+    if groups.size and not (totals[groups] > 0).all():
+        raise RuntimeError("internal error: sampling from a group with no positive weight")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(totals[:, None] > 0, cum / totals[:, None], 1.0)
+    share[:, -1] = 1.0
+    keys = (share + np.arange(n_groups)[:, None]).ravel()
+    pos = np.searchsorted(keys, groups + rng.random(groups.size), side="right")
+    return np.minimum(pos - groups * n_cat, n_cat - 1)
+
+
+def _lag_weights(channel_spend: np.ndarray, decay: np.ndarray) -> np.ndarray:
+    """(days, channels, lags): how much of day t's adstock comes from spend k days earlier."""
+    days, n_channels = channel_spend.shape
+    out = np.zeros((days, n_channels, _JOURNEY_WINDOW_DAYS))
+    for k in range(min(_JOURNEY_WINDOW_DAYS, days)):
+        out[k:, :, k] = channel_spend[: days - k] * decay**k
+    return out
+
+
+def _campaign_choice_tables(
+    spend: np.ndarray, live: np.ndarray, campaign_channel: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per (day, channel) weights over that channel's campaigns, padded to the largest channel."""
+    days = spend.shape[0]
+    width = max(len(s.campaigns) for s in _SPECS)
+    table = np.zeros((len(CHANNELS), width), dtype=np.int64)
+    weights = np.zeros((days, len(CHANNELS), width))
+    for c in range(len(CHANNELS)):
+        members = np.flatnonzero(campaign_channel == c)
+        table[c, : members.size] = members
+        weights[:, c, : members.size] = np.where(live[:, members], spend[:, members], 0.0)
+    return table, weights.reshape(days * len(CHANNELS), width)
+
+
+class _JourneyContext:
+    """What every touch draw needs: which channel and campaign reached users on a given day."""
+
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        days: int,
+        touch_weight: np.ndarray,
+        campaign_table: np.ndarray,
+        campaign_weights: np.ndarray,
+    ) -> None:
+        self.rng = rng
+        self.days = days
+        self.touch_weight = touch_weight
+        self.campaign_table = campaign_table
+        self.campaign_weights = campaign_weights
+        self.interaction = np.array([s.interaction for s in _SPECS])
+        self.causal_interaction = np.array([s.causal_interaction for s in _SPECS])
+
+    def channels_on(self, day: np.ndarray) -> np.ndarray:
+        return _grouped_choice(self.touch_weight, day, self.rng)
+
+    def campaigns(self, day: np.ndarray, channel: np.ndarray) -> np.ndarray:
+        slot = _grouped_choice(self.campaign_weights, day * len(CHANNELS) + channel, self.rng)
+        return self.campaign_table[channel, slot]
+
+    def interactions(self, channel: np.ndarray, causal: bool) -> np.ndarray:
+        table = self.causal_interaction if causal else self.interaction
+        return _grouped_choice(table, channel, self.rng)
+
+
+@dataclass(frozen=True)
+class _Touches:
+    journey: np.ndarray      # conversion index (converting) or journey index (non-converting)
+    time: np.ndarray         # seconds since the first day's midnight
+    channel: np.ndarray
+    campaign: np.ndarray
+    interaction: np.ndarray
+    n_journeys: int
+
+
+def _journey_lengths(rng: np.random.Generator, n: int, mean_extra: float) -> np.ndarray:
+    return 1 + np.minimum(rng.poisson(mean_extra, n), _MAX_JOURNEY_TOUCHES - 1)
+
+
+def _converting_touches(
+    ctx: _JourneyContext, conv: _Conversions, cause: np.ndarray, lag_weights: np.ndarray
+) -> _Touches:
+    """Touches of converting journeys within the window before each conversion.
+
+    A sale caused by channel c gets a c touch on a day whose spend built the adstock behind
+    the sale, usually the journey's last touch; the other touches (and all touches of
+    non-incremental but touched sales) follow the day's spend mix.
+    """
+    rng = ctx.rng
+    journey = np.flatnonzero(cause >= -1)
+    media = cause[journey] >= 0
+    conv_time = conv.time[journey]
+    conv_day = conv.day[journey]
+    length = _journey_lengths(rng, journey.size, 2.5)
+
+    # Causal touch: lag drawn in proportion to each earlier day's share of the adstock.
+    m_idx = np.flatnonzero(media)
+    m_channel = cause[journey[m_idx]]
+    m_day = conv_day[m_idx]
+    lag_rows = lag_weights.reshape(-1, _JOURNEY_WINDOW_DAYS)
+    lag = _grouped_choice(lag_rows, m_day * len(CHANNELS) + m_channel, rng)
+    causal_day = m_day - lag
+    time_of_conv = conv_time[m_idx] - m_day * float(_SECONDS_PER_DAY)
+    span = np.where(lag == 0, time_of_conv, float(_SECONDS_PER_DAY))
+    causal_time = causal_day * float(_SECONDS_PER_DAY) + rng.random(m_idx.size) * span
+    anchor = conv_time.copy()
+    anchor[m_idx] = causal_time
+
+    window_start = np.maximum(conv_time - _JOURNEY_WINDOW_DAYS * _SECONDS_PER_DAY, 0.0)
+    n_other = length - media
+    owner = np.repeat(np.arange(journey.size), n_other)
+    after = media[owner] & (rng.random(owner.size) < _AFTER_CAUSAL_SHARE)
+    u = rng.random(owner.size)
+    a, t_end, w0 = anchor[owner], conv_time[owner], window_start[owner]
+    other_time = np.where(after, a + u * (t_end - a), a - (a - w0) * u**1.6)
+    del a, t_end, w0, u, after
+    other_day = np.minimum((other_time // _SECONDS_PER_DAY).astype(np.int64), ctx.days - 1)
+    other_channel = ctx.channels_on(other_day)
+
+    time = np.concatenate([causal_time, other_time])
+    day = np.concatenate([causal_day, other_day])
+    channel = np.concatenate([m_channel, other_channel])
+    campaign = ctx.campaigns(day, channel)
+    interaction = np.concatenate([
+        ctx.interactions(m_channel, causal=True), ctx.interactions(other_channel, causal=False),
+    ])
+    return _Touches(
+        journey=journey[np.concatenate([m_idx, owner])],
+        time=time,
+        channel=channel,
+        campaign=campaign,
+        interaction=interaction,
+        n_journeys=journey.size,
+    )
+
+
+def _nonconverting_touches(ctx: _JourneyContext, n_touches: float) -> _Touches:
+    """Journeys of users who never buy: ending on days in proportion to that day's ad reach."""
+    rng = ctx.rng
+    mean_length = 2.8
+    n_journeys = max(int(round(n_touches / mean_length)), 0)
+    daily = ctx.touch_weight.sum(axis=1)
+    end_day = _grouped_choice(daily[None, :], np.zeros(n_journeys, dtype=np.int64), rng)
+    end_time = (end_day + rng.random(n_journeys)) * float(_SECONDS_PER_DAY)
+    length = _journey_lengths(rng, n_journeys, mean_length - 1.0)
+    owner = np.repeat(np.arange(n_journeys), length)
+    first = np.cumsum(length) - length
+    back = np.minimum(end_time[owner], _JOURNEY_WINDOW_DAYS * float(_SECONDS_PER_DAY))
+    offset = back * rng.random(owner.size) ** 1.3
+    offset[first] = 0.0  # the journey's last touch is on its end day
+    time = end_time[owner] - offset
+    del back, offset
+    day = np.minimum((time // _SECONDS_PER_DAY).astype(np.int64), ctx.days - 1)
+    channel = ctx.channels_on(day)
+    return _Touches(
+        journey=owner,
+        time=time,
+        channel=channel,
+        campaign=ctx.campaigns(day, channel),
+        interaction=ctx.interactions(channel, causal=False),
+        n_journeys=n_journeys,
+    )
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def _strings(codes: np.ndarray, labels: tuple[str, ...] | list[str]) -> pd.Series:
+    """Label lookup straight into pandas' default ``str`` dtype (Arrow-backed, no Python objects)."""
+    values = pa.array(list(labels), type=pa.large_string()).take(pa.array(codes))
+    return pd.Series(values, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
+def _timestamps(start: date, seconds: np.ndarray) -> np.ndarray:
+    origin = np.datetime64(start, "us").astype(np.int64)
+    return (origin + np.round(seconds * 1e6).astype(np.int64)).astype("datetime64[us]")
+
+
+def _campaign_labels() -> tuple[list[str], list[str]]:
+    ids, names = [], []
+    for spec in _SPECS:
+        for theme in spec.campaigns:
+            ids.append(f"cmp_{len(ids) + 1:03d}")
+            names.append(f"{spec.name.title()} | {theme}")
+    return ids, names
+
+
+def _platform_report(
+    rng: np.random.Generator,
+    dates: pd.DatetimeIndex,
+    spend: np.ndarray,
+    live: np.ndarray,
+    campaign_channel: np.ndarray,
+    contribution: np.ndarray,
+    channel_spend: np.ndarray,
+) -> pd.DataFrame:
+    """What each ad platform reports per campaign and live day."""
+    day, campaign = np.nonzero(live)
+    channel = campaign_channel[campaign]
+    n_campaigns = spend.shape[1]
+    cpm = np.array([s.cpm for s in _SPECS])[channel] * rng.lognormal(0, 0.2, n_campaigns)[campaign]
+    ctr = np.array([s.ctr for s in _SPECS])[channel] * rng.lognormal(0, 0.25, n_campaigns)[campaign]
+    frequency = np.array([s.frequency for s in _SPECS])[channel]
+    row_spend = spend[day, campaign]
+
+    impressions = np.maximum(
+        np.round(row_spend / cpm * 1000 * rng.lognormal(0, 0.12, day.size)), 1
+    ).astype(np.int64)
+    reach = np.clip(
+        np.round(impressions / (frequency * rng.lognormal(0, 0.08, day.size))), 1, impressions
+    ).astype(np.int64)
+    clicks = rng.binomial(impressions, np.minimum(ctr, 0.5)).astype(np.int64)
+
+    # Platforms credit themselves with a channel-specific multiple of the true contribution on
+    # the days they run, shared among live campaigns by spend and a campaign-level bias.
+    bias = rng.lognormal(0, 0.3, n_campaigns)
+    weighted = np.zeros_like(spend)
+    weighted[day, campaign] = row_spend * bias[campaign]
+    per_channel = np.zeros_like(channel_spend)
+    np.add.at(per_channel.T, campaign_channel, weighted.T)
+    claim = np.array([s.claim_factor for s in _SPECS])[channel]
+    claimed = (
+        claim * contribution[day, channel] * weighted[day, campaign] / per_channel[day, channel]
+        * rng.lognormal(0, 0.15, day.size)
+    )
+    conversions = rng.poisson(claimed / _AVERAGE_ORDER_VALUE).astype(np.int64)
+    revenue = np.round(
+        conversions * _AVERAGE_ORDER_VALUE * rng.lognormal(0, 0.1, day.size), 2
+    )
+
+    ids, names = _campaign_labels()
+    return pd.DataFrame({
+        "date": dates.to_numpy()[day],
+        "channel": _strings(channel, CHANNELS),
+        "campaign_id": _strings(campaign, ids),
+        "campaign_name": _strings(campaign, names),
+        "impressions": impressions,
+        "reach": reach,
+        "clicks": clicks,
+        "spend": row_spend,
+        "conversions": conversions,
+        "revenue": revenue,
+    })
+
+
+def _touchpoint_frame(
+    start: date, conv: _Touches, nonconv: _Touches, user: np.ndarray
+) -> pd.DataFrame:
+    time = np.concatenate([conv.time, nonconv.time])
+    order = np.argsort(time, kind="stable")
+    time = time[order]
+    channel = np.concatenate([conv.channel, nonconv.channel])[order]
+    campaign = np.concatenate([conv.campaign, nonconv.campaign])[order]
+    interaction = np.concatenate([conv.interaction, nonconv.interaction])[order]
+    ids, _ = _campaign_labels()
+    return pd.DataFrame({
+        "touchpoint_id": np.arange(1, time.size + 1, dtype=np.int64),
+        "user_id": user[order],
+        "occurred_at": _timestamps(start, time),
+        "channel": _strings(channel, CHANNELS),
+        "campaign_id": _strings(campaign, ids),
+        "interaction": _strings(interaction, INTERACTIONS),
+    })
+
+
+def _conversion_frame(start: date, conv: _Conversions, user: np.ndarray) -> pd.DataFrame:
+    order = np.argsort(conv.time, kind="stable")
+    return pd.DataFrame({
+        "conversion_id": np.arange(1, order.size + 1, dtype=np.int64),
+        "user_id": user[order],
+        "occurred_at": _timestamps(start, conv.time[order]),
+        "revenue": conv.cents[order] / 100.0,
+    })
