@@ -119,8 +119,9 @@ def test_third_order_remembers_two_steps_back():
     assert_close(by_channel(third, "share"), {"a": 1 / 3, "b": 1 / 3, "c": 1 / 3, "d": 0.0})
 
 
-def test_channel_only_on_journeys_without_counts_gets_zero_credit():
-    result = markov(paths_frame([("a > b", 2, 2), ("z", 0, 0)]))
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_channel_only_on_journeys_without_counts_gets_zero_credit(order):
+    result = markov(paths_frame([("a > b", 2, 2), ("b > a", 1, 3), ("z", 0, 0)]), order=order)
     assert list(result["channel"]) == ["a", "b", "z"]
     assert by_channel(result, "removal_effect")["z"] == 0.0
     assert by_channel(result, "share")["z"] == 0.0
@@ -175,13 +176,28 @@ def random_frame(seed: int, n_paths: int, n_channels: int, max_len: int = 5) -> 
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
-def test_sparse_and_dense_solvers_agree(monkeypatch, order):
+def test_all_solvers_agree(monkeypatch, order):
     frame = random_frame(seed=order, n_paths=300, n_channels=5)
     dense = markov(frame, order=order)
     monkeypatch.setattr(markov_model, "_DENSE_FLOP_LIMIT", 0.0)
     sparse = markov(frame, order=order)
-    assert dense.attrs["solver"] == "dense" and sparse.attrs["solver"] == "sparse"
+    monkeypatch.setattr(markov_model, "_SPARSE_LU_FLOP_LIMIT", 0.0)
+    # Tiny batches exercise the batching of removals.
+    monkeypatch.setattr(markov_model, "_BRACKET_BATCH_ELEMENTS", 1)
+    bracketed = markov(frame, order=order)
+    assert [r.attrs["solver"] for r in (dense, sparse, bracketed)] == ["dense", "sparse_lu", "bracketed"]
     np.testing.assert_allclose(sparse["removal_effect"], dense["removal_effect"], atol=1e-10)
+    np.testing.assert_allclose(bracketed["removal_effect"], dense["removal_effect"], atol=1e-10)
+
+
+def test_bracketing_falls_back_to_the_direct_solve(monkeypatch):
+    frame = random_frame(seed=4, n_paths=100, n_channels=4)
+    dense = markov(frame, order=2)
+    monkeypatch.setattr(markov_model, "_DENSE_FLOP_LIMIT", 0.0)
+    monkeypatch.setattr(markov_model, "_SPARSE_LU_FLOP_LIMIT", 0.0)
+    monkeypatch.setattr(markov_model, "_BRACKET_MAX_ITER", 2)
+    fallback = markov(frame, order=2)
+    np.testing.assert_allclose(fallback["removal_effect"], dense["removal_effect"], atol=1e-12)
 
 
 def test_bracketed_iteration_matches_the_direct_solve():
@@ -205,6 +221,15 @@ def test_sparse_bootstrap_path_matches_dense(monkeypatch):
     sparse = markov(frame, order=2, n_bootstrap=20, seed=3)
     for column in ("share", "share_ci_low", "share_ci_high"):
         np.testing.assert_allclose(sparse[column], dense[column], atol=1e-10)
+
+
+def test_sparse_bootstrap_handles_draws_without_conversions(monkeypatch):
+    monkeypatch.setattr(markov_model, "_DENSE_FLOP_LIMIT", 0.0)
+    # One conversion in 50 journeys: about a third of the draws resample no conversion at all.
+    frame = paths_frame([("a > b > c", 1, 9), ("b > c", 0, 20), ("c > a", 0, 20)])
+    result = markov(frame, order=3, n_bootstrap=60, seed=2)
+    assert 5 < result.attrs["bootstrap_failed_draws"] < 45
+    assert (result["share_ci_low"] <= result["share"]).all() and (result["share"] <= result["share_ci_high"]).all()
 
 
 path_rows = st.lists(
