@@ -1,4 +1,6 @@
 """Dagster assets and asset checks, one module per domain; thin wrappers around ml/ and charts/."""
 
-ASSETS: list = []
+from assets.attribution import attribution
+
+ASSETS: list = [attribution]
 ASSET_CHECKS: list = []

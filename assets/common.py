@@ -1,0 +1,22 @@
+"""Small helpers shared by the asset modules: kinds, table metadata, markdown for the UI."""
+
+from __future__ import annotations
+
+from orchestration.settings import PREDICTIONS_SCHEMA, get_settings
+
+
+def python_kinds(*extra: str) -> set[str]:
+    return {"python", get_settings().warehouse.kind, *extra}
+
+
+def table_metadata(table: str) -> dict[str, str]:
+    return {"dagster/table_name": f"{PREDICTIONS_SCHEMA}.{table}"}
+
+
+def markdown_table(df, digits: int = 2, max_rows: int = 40) -> str:
+    """A DataFrame as a markdown table for the Dagster UI (numbers rounded, long tables cut)."""
+    shown = df.head(max_rows).round(digits)
+    text = shown.to_markdown()
+    if len(df) > max_rows:
+        text += f"\n\n… {len(df) - max_rows} more rows"
+    return text
