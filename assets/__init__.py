@@ -1,6 +1,8 @@
 """Dagster assets and asset checks, one module per domain; thin wrappers around ml/ and charts/."""
 
 from assets.attribution import attribution
+from assets.forecasts import channel_forecasts
+from assets.media_mix import budget_recommendation, media_mix_model
 
-ASSETS: list = [attribution]
+ASSETS: list = [attribution, media_mix_model, budget_recommendation, channel_forecasts]
 ASSET_CHECKS: list = []

@@ -20,3 +20,22 @@ def markdown_table(df, digits: int = 2, max_rows: int = 40) -> str:
     if len(df) > max_rows:
         text += f"\n\n… {len(df) - max_rows} more rows"
     return text
+
+
+def check_results(asset_key: str, outcomes) -> list:
+    """Dagster check results for `ml.checks.CheckOutcome`s (error severity)."""
+    from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+
+    return [
+        AssetCheckResult(
+            asset_key=asset_key, check_name=o.name, passed=o.passed, severity=AssetCheckSeverity.ERROR,
+            description=o.description, metadata={"detail": MetadataValue.json(_jsonable(o.detail))},
+        )
+        for o in outcomes
+    ]
+
+
+def _jsonable(value):
+    import json
+
+    return json.loads(json.dumps(value, default=str))

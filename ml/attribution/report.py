@@ -14,6 +14,7 @@ import pandas as pd
 from ml.attribution.bootstrap import percentile_interval
 from ml.attribution.markov_model import markov
 from ml.attribution.shapley_model import shapley
+from ml.checks import CheckOutcome
 
 RULE_BASED_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based", "w_shaped", "assisted")
 DATA_DRIVEN_MODELS = ("markov", "shapley")
@@ -182,14 +183,6 @@ def build_attribution_tables(
     )
     comparison.columns.name = None
     return AttributionTables(channel=channel, campaign=campaign, campaign_channel=campaign_channel, comparison=comparison)
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    name: str
-    passed: bool
-    description: str
-    detail: dict
 
 
 def check_attribution(tables: AttributionTables, observed_conversions: float, tol: float = 1e-9) -> list[CheckOutcome]:

@@ -1,0 +1,114 @@
+"""Prophet forecast assets: ROI by channel, daily ROI/conversions and reach/CTR series with intervals."""
+
+from dagster import (
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+from pydantic import Field
+
+from assets.common import check_results, markdown_table, python_kinds, table_metadata
+from orchestration.warehouse import Warehouse
+
+GROUP = "forecasts"
+TABLE_OF = {"roi_forecast": "ml_roi_forecast", "roi_timeseries": "ml_roi_timeseries",
+            "reach_ctr_timeseries": "ml_reach_ctr_timeseries"}
+DESCRIPTIONS = {
+    "roi_forecast": "ROI by channel over the next horizon, with its interval and the backtest MAPE (ml_roi_forecast).",
+    "roi_timeseries": "Daily ROI and conversions per channel, history and forecast in one table (ml_roi_timeseries).",
+    "reach_ctr_timeseries": "Daily reach, impressions, clicks and CTR per channel, history and forecast "
+    "(ml_reach_ctr_timeseries).",
+}
+CHECKS = [
+    ("roi_forecast", "roi_forecast_no_nan", "No missing value in the ROI forecast."),
+    ("roi_forecast", "roi_forecast_intervals_contain_estimates", "roi_lower <= predicted_roi <= roi_upper."),
+    ("roi_timeseries", "roi_timeseries_forecast_no_nan", "Forecast rows have no missing value."),
+    ("roi_timeseries", "roi_timeseries_covers_horizon", "Every channel has the full forecast horizon."),
+    ("roi_timeseries", "roi_timeseries_intervals_contain_estimates", "Forecast ROI and conversions lie in their bands."),
+    ("reach_ctr_timeseries", "reach_ctr_forecast_no_nan", "Forecast rows have no missing value."),
+    ("reach_ctr_timeseries", "reach_ctr_covers_horizon", "Every channel has the full forecast horizon."),
+    ("reach_ctr_timeseries", "reach_ctr_intervals_contain_estimates", "Forecast reach, impressions, clicks, CTR lie in their bands."),
+]
+
+
+class ForecastConfig(Config):
+    horizon_days: int = Field(30, ge=1, le=365, description="days to forecast")
+    interval_width: float = Field(0.95, gt=0.5, lt=1.0)
+    backtest_folds: int = Field(3, ge=1, le=10, description="rolling-origin backtest folds")
+    n_jobs: int = Field(2, ge=1, le=64, description="parallel Prophet fits (processes)")
+    seed: int = Field(0, ge=0)
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(name, deps=[AssetKey(["analytics", "fct_channel_daily"])], group_name=GROUP,
+                  description=DESCRIPTIONS[name], kinds=python_kinds("prophet"), metadata=table_metadata(table),
+                  skippable=True)
+        for name, table in TABLE_OF.items()
+    ],
+    check_specs=[AssetCheckSpec(check, asset=asset_name, description=text, blocking=True)
+                 for asset_name, check, text in CHECKS],
+    can_subset=False,
+)
+def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, warehouse: Warehouse):
+    """One Prophet model per channel and metric, fitted in parallel, with a rolling-origin backtest."""
+    from ml.checks import covers_horizon, intervals_contain, no_nan
+    from ml.forecasting import forecast_channel_metrics
+
+    daily = warehouse.read_table(
+        "analytics", "fct_channel_daily",
+        ["date", "channel", "spend", "revenue", "conversions", "impressions", "reach", "clicks"],
+    )
+    forecast = forecast_channel_metrics(
+        daily, horizon_days=config.horizon_days, interval_width=config.interval_width,
+        backtest_folds=config.backtest_folds, n_jobs=config.n_jobs, seed=config.seed,
+    )
+    tables = {
+        "roi_forecast": forecast.roi_forecast_table(),
+        "roi_timeseries": forecast.roi_timeseries_table(),
+        "reach_ctr_timeseries": forecast.reach_ctr_timeseries_table(),
+    }
+    channels = sorted(daily["channel"].unique())
+    roi, ts, rc = tables["roi_forecast"], tables["roi_timeseries"], tables["reach_ctr_timeseries"]
+    ts_future, rc_future = ts["is_forecast"].astype(bool), rc["is_forecast"].astype(bool)
+    outcomes = {
+        "roi_forecast": [
+            no_nan("roi_forecast_no_nan", roi),
+            intervals_contain("roi_forecast_intervals_contain_estimates", roi, [("predicted_roi", "roi_lower", "roi_upper")]),
+        ],
+        "roi_timeseries": [
+            no_nan("roi_timeseries_forecast_no_nan", ts, where=ts_future),
+            covers_horizon("roi_timeseries_covers_horizon", ts, channels, config.horizon_days),
+            intervals_contain("roi_timeseries_intervals_contain_estimates", ts,
+                              [("roi", "roi_lower", "roi_upper"), ("conversions", "conversions_lower", "conversions_upper")],
+                              where=ts_future),
+        ],
+        "reach_ctr_timeseries": [
+            no_nan("reach_ctr_forecast_no_nan", rc, where=rc_future),
+            covers_horizon("reach_ctr_covers_horizon", rc, channels, config.horizon_days),
+            intervals_contain("reach_ctr_intervals_contain_estimates", rc,
+                              [(m, f"{m}_lower", f"{m}_upper") for m in ("reach", "impressions", "clicks", "ctr")],
+                              where=rc_future),
+        ],
+    }
+    for asset_name, results in outcomes.items():
+        yield from check_results(asset_name, results)
+    failed = [o.name for results in outcomes.values() for o in results if not o.passed]
+    if failed:
+        raise Failure(f"forecast checks failed ({', '.join(failed)}); the previous ml_* tables are kept")
+    published = warehouse.publish_tables({TABLE_OF[k]: v for k, v in tables.items()}, run_id=context.run_id)
+    rows = {t.table: t.rows for t in published}
+    backtest = forecast.backtest.pivot_table(index="channel", columns="metric", values="mape")
+    for asset_name, table in TABLE_OF.items():
+        metadata = {"dagster/row_count": rows[table], "horizon_days": config.horizon_days}
+        if asset_name == "roi_forecast":
+            metadata["roi_forecast"] = MetadataValue.md(markdown_table(roi.set_index("channel")[
+                ["predicted_spend", "predicted_revenue", "predicted_roi", "roi_lower", "roi_upper", "backtest_mape"]]))
+            metadata["backtest_mape"] = MetadataValue.md(markdown_table(backtest, digits=3))
+        yield MaterializeResult(asset_key=asset_name, metadata=metadata)
