@@ -1,8 +1,9 @@
 """Dagster assets and asset checks, one module per domain; thin wrappers around ml/ and charts/."""
 
 from assets.attribution import attribution
+from assets.charts import chart_assets
 from assets.forecasts import channel_forecasts
 from assets.media_mix import budget_recommendation, media_mix_model
 
-ASSETS: list = [attribution, media_mix_model, budget_recommendation, channel_forecasts]
+ASSETS: list = [attribution, media_mix_model, budget_recommendation, channel_forecasts, *chart_assets]
 ASSET_CHECKS: list = []

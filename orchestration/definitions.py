@@ -5,6 +5,7 @@ import os
 from dagster import Definitions, EnvVar, in_process_executor, multiprocess_executor
 
 from assets import ASSETS, ASSET_CHECKS
+from assets.charts import ChartStore
 from assets.raw import raw_tables
 from orchestration.dbt import dbt_resource, spendwise_dbt_models
 from orchestration.schedules import refresh_every_30_minutes, refresh_job
@@ -12,8 +13,9 @@ from orchestration.settings import WarehouseUrl, get_settings
 from orchestration.warehouse import Warehouse
 
 
-def build_definitions(warehouse_url: str | None = None) -> Definitions:
-    """Definitions for one warehouse (default: `SPENDWISE_WAREHOUSE_URL`, else the local DuckDB file)."""
+def build_definitions(warehouse_url: str | None = None, charts_dir: str | None = None) -> Definitions:
+    """Definitions for one warehouse (default: `SPENDWISE_WAREHOUSE_URL`, else the local DuckDB file)
+    and one chart directory (default: `SPENDWISE_CHARTS_DIR`, else `<repo>/data/charts`)."""
     url = WarehouseUrl.parse(warehouse_url or get_settings().warehouse.url)
     # dbt runs as a subprocess and reads its profile from these variables.
     os.environ.update(url.dbt_env())
@@ -32,7 +34,11 @@ def build_definitions(warehouse_url: str | None = None) -> Definitions:
         asset_checks=ASSET_CHECKS,
         jobs=[refresh_job],
         schedules=[refresh_every_30_minutes],
-        resources={"dbt": dbt_resource(url.dbt_target), "warehouse": warehouse},
+        resources={
+            "dbt": dbt_resource(url.dbt_target),
+            "warehouse": warehouse,
+            "charts": ChartStore(directory=charts_dir) if charts_dir else ChartStore(),
+        },
         executor=executor,
     )
 
