@@ -15,15 +15,32 @@ from tests.conftest import load_demo
 pytestmark = pytest.mark.slow
 
 
-def run_refresh_job(url: str, instance: DagsterInstance):
+# Fewer bootstrap draws and backtest folds than the defaults: the same code paths, less CPU in CI.
+LIGHT_CONFIG = {
+    "ops": {
+        "attribution": {"config": {"n_bootstrap": 50}},
+        "media_mix_model": {"config": {"n_bootstrap": 20}},
+        "channel_forecasts": {"config": {"backtest_folds": 1}},
+    }
+}
+PREDICTION_TABLES = {
+    "channel_attribution", "campaign_attribution", "campaign_channel_attribution", "attribution_model_comparison",
+    "mmm_channel_roas", "mmm_diagnostics", "mmm_response_curves", "mmm_revenue_decomposition",
+    "ml_roi_forecast", "ml_roi_timeseries", "ml_reach_ctr_timeseries", "ml_budget_recommendation",
+}
+CHARTS = {"roi_forecast", "roi_timeseries", "reach_ctr", "budget_recommendation", "attribution_comparison",
+          "mmm_roas", "revenue_contribution"}
+
+
+def run_refresh_job(url: str, instance: DagsterInstance, charts_dir):
     from orchestration.definitions import build_definitions
 
-    job = build_definitions(url).resolve_job_def(REFRESH_JOB_NAME)
-    return job.execute_in_process(instance=instance, raise_on_error=False)
+    job = build_definitions(url, charts_dir=str(charts_dir)).resolve_job_def(REFRESH_JOB_NAME)
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config=LIGHT_CONFIG)
 
 
-def snapshot(warehouse: Warehouse) -> dict[str, tuple[int, str]]:
-    """Row count and a content fingerprint of every analytics and predictions table."""
+def snapshot(warehouse: Warehouse) -> dict[str, tuple]:
+    """Row count, a content fingerprint and the run ids of every analytics and predictions table."""
     out = {}
     for schema in ("analytics", "predictions"):
         for table, rows in warehouse.row_counts(schema).items():
@@ -34,7 +51,11 @@ def snapshot(warehouse: Warehouse) -> dict[str, tuple[int, str]]:
                 if numeric
                 else None
             )
-            out[f"{schema}.{table}"] = (rows, None if fingerprint is None else round(float(fingerprint), 6))
+            runs = (
+                tuple(sorted(warehouse.read_sql(f'select distinct run_id from "{schema}"."{table}"')["run_id"]))
+                if "run_id" in cols else ()
+            )
+            out[f"{schema}.{table}"] = (rows, None if fingerprint is None else round(float(fingerprint), 6), runs)
     return out
 
 
@@ -46,13 +67,14 @@ def refreshed(request, tmp_path_factory, demo_data, dbt_manifest):
     else:
         url = request.getfixturevalue("pg_module_url")
     load_demo(url, demo_data)
+    charts_dir = tmp_path_factory.mktemp(f"charts_{request.param}")
     with instance_for_test() as instance:
-        result = run_refresh_job(url, instance)
+        result = run_refresh_job(url, instance, charts_dir)
         materialized = {
             key: instance.get_latest_materialization_event(key)
             for key in (AssetKey(["analytics", "fct_channel_daily"]), AssetKey(["analytics", "conversion_paths"]))
         }
-    yield {"url": url, "kind": request.param, "result": result, "materialized": materialized}
+    yield {"url": url, "kind": request.param, "result": result, "materialized": materialized, "charts": charts_dir}
 
 
 def test_full_refresh_succeeds_and_every_check_passes(refreshed):
@@ -62,6 +84,37 @@ def test_full_refresh_succeeds_and_every_check_passes(refreshed):
     assert failed == []
     assert len(result.get_asset_check_evaluations()) >= 40
     assert all(event is not None for event in refreshed["materialized"].values())
+    checked = {e.asset_key.to_user_string() for e in result.get_asset_check_evaluations()}
+    assert {"channel_attribution", "media_mix_model", "budget_recommendation", "roi_forecast"} <= checked
+
+
+def test_every_prediction_table_is_published_with_run_stamps(refreshed, demo_data):
+    wh = Warehouse(url=refreshed["url"])
+    counts = wh.row_counts("predictions")
+    assert PREDICTION_TABLES <= set(counts)
+    run_id = refreshed["result"].run_id
+    channels = sorted(demo_data.ad_performance_daily["channel"].unique())
+    for table in PREDICTION_TABLES:
+        stamps = wh.read_sql(f"select distinct run_id from predictions.{table}")
+        assert stamps["run_id"].tolist() == [run_id], table
+    attribution = wh.read_table("predictions", "channel_attribution")
+    assert len(attribution) == 9 * len(channels)
+    forecast = wh.read_table("predictions", "ml_roi_forecast")
+    assert sorted(forecast["channel"]) == channels and (forecast["horizon_days"] == 30).all()
+    budget = wh.read_table("predictions", "ml_budget_recommendation").set_index("channel")
+    assert budget.drop(index="TOTAL")["recommended_spend"].sum() == pytest.approx(budget.loc["TOTAL", "recommended_spend"])
+    timeseries = wh.read_table("predictions", "ml_roi_timeseries")
+    assert timeseries.loc[timeseries["is_forecast"].astype(bool)].groupby("channel").size().eq(30).all()
+
+
+def test_seven_charts_are_written(refreshed):
+    from PIL import Image
+
+    written = {p.stem: p for p in refreshed["charts"].glob("*.png")}
+    assert set(written) == CHARTS
+    for path in written.values():
+        assert Image.open(path).size == (1200, 700)
+    assert not list(refreshed["charts"].glob("*.tmp*"))
 
 
 def test_marts_agree_with_the_raw_tables(refreshed, demo_data):
@@ -114,9 +167,11 @@ def test_corrupted_raw_data_fails_the_named_check_and_keeps_published_tables(ref
     from orchestration.raw_contract import replace_raw_tables
 
     replace_raw_tables(wh, raw)
+    charts_before = {p.name: p.stat().st_mtime_ns for p in refreshed["charts"].glob("*.png")}
     with instance_for_test() as instance:
-        result = run_refresh_job(url, instance)
+        result = run_refresh_job(url, instance, refreshed["charts"])
     failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
     assert not result.success
     assert "source_non_negative_raw_ad_performance_daily_spend" in failed
     assert snapshot(wh) == before
+    assert {p.name: p.stat().st_mtime_ns for p in refreshed["charts"].glob("*.png")} == charts_before
