@@ -4,6 +4,7 @@ from assets.attribution import attribution
 from assets.charts import chart_assets
 from assets.forecasts import channel_forecasts
 from assets.media_mix import budget_recommendation, media_mix_model
+from assets.quality_gates import QUALITY_CHECKS
 
 ASSETS: list = [attribution, media_mix_model, budget_recommendation, channel_forecasts, *chart_assets]
-ASSET_CHECKS: list = []
+ASSET_CHECKS: list = [*QUALITY_CHECKS]

@@ -1,8 +1,6 @@
 """Attribution assets: nine models side by side, published to `predictions` with their checks."""
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
@@ -14,7 +12,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.common import markdown_table, python_kinds, table_metadata
+import pandas as pd
+
+from assets.common import check_results, gx_check, gx_spec, markdown_table, python_kinds, table_metadata
 from orchestration.warehouse import Warehouse
 
 GROUP = "attribution"
@@ -31,6 +31,7 @@ CHECKS = {
     "intervals_contain_estimates": "Every share interval contains its point estimate.",
     "no_negative_credit": "No model gives negative credit (none of the nine may).",
 }
+GX_TABLES = ("channel_attribution", "campaign_attribution", "campaign_channel_attribution")
 INPUTS = [AssetKey(["analytics", t]) for t in ("attribution_credit_buckets", "conversion_paths", "fct_campaign_daily", "dim_campaign")]
 
 class AttributionConfig(Config):
@@ -46,7 +47,8 @@ class AttributionConfig(Config):
         for name, text in TABLES.items()
     ],
     check_specs=[AssetCheckSpec(name, asset="channel_attribution", description=text, blocking=True)
-                 for name, text in CHECKS.items()],
+                 for name, text in CHECKS.items()]
+    + [gx_spec(table, asset=table) for table in GX_TABLES],
     can_subset=False,
 )
 def attribution(context: AssetExecutionContext, config: AttributionConfig, warehouse: Warehouse):
@@ -67,7 +69,10 @@ def attribution(context: AssetExecutionContext, config: AttributionConfig, wareh
         markov_order=config.markov_order, n_bootstrap=config.n_bootstrap, ci=config.ci, seed=config.seed,
     )
     outcomes = check_attribution(tables, observed_conversions=float(paths["conversions"].sum()))
-    if all(o.passed for o in outcomes):
+    frames = tables.frames()
+    gx = {t: gx_check(t, frames[t].assign(run_id=context.run_id, generated_at=pd.Timestamp.now()),
+                      channels=sorted(tables.channel["channel"].unique())) for t in GX_TABLES}
+    if all(o.passed for o in [*outcomes, *gx.values()]):
         published = warehouse.publish_tables(tables.frames(), run_id=context.run_id)
         headline = tables.comparison.set_index("channel")
         for table in published:
@@ -79,9 +84,6 @@ def attribution(context: AssetExecutionContext, config: AttributionConfig, wareh
                     "share_by_model": MetadataValue.md(markdown_table(headline, digits=3)),
                 },
             )
-    for o in outcomes:
-        yield AssetCheckResult(
-            asset_key="channel_attribution", check_name=o.name, passed=o.passed,
-            severity=AssetCheckSeverity.ERROR, description=o.description,
-            metadata={"detail": MetadataValue.json(o.detail)},
-        )
+    yield from check_results("channel_attribution", outcomes)
+    for table, outcome in gx.items():
+        yield from check_results(table, [outcome])

@@ -39,3 +39,22 @@ def _jsonable(value):
     import json
 
     return json.loads(json.dumps(value, default=str))
+
+
+def gx_check(table: str, df, **params):
+    """The table's great-expectations suite, run in-process on the rows about to be published."""
+    from assets.quality import validate_table
+    from ml.checks import CheckOutcome
+
+    result = validate_table(table, df, **params)
+    return CheckOutcome(f"gx_{table}", result.passed, result.summary()[:1000], result.metadata())
+
+
+def gx_spec(table: str, asset: str):
+    from dagster import AssetCheckSpec
+
+    return AssetCheckSpec(
+        f"gx_{table}", asset=asset, blocking=True,
+        description=f"great-expectations suite for predictions.{table}, run before publication: "
+        "a failure keeps the previous table.",
+    )

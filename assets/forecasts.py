@@ -13,7 +13,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.common import check_results, markdown_table, python_kinds, table_metadata
+import pandas as pd
+
+from assets.common import check_results, gx_check, gx_spec, markdown_table, python_kinds, table_metadata
 from orchestration.warehouse import Warehouse
 
 GROUP = "forecasts"
@@ -53,7 +55,8 @@ class ForecastConfig(Config):
         for name, table in TABLE_OF.items()
     ],
     check_specs=[AssetCheckSpec(check, asset=asset_name, description=text, blocking=True)
-                 for asset_name, check, text in CHECKS],
+                 for asset_name, check, text in CHECKS]
+    + [gx_spec(table, asset=asset_name) for asset_name, table in TABLE_OF.items()],
     can_subset=False,
 )
 def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, warehouse: Warehouse):
@@ -97,6 +100,10 @@ def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, wa
                               where=rc_future),
         ],
     }
+    stamp = {"run_id": context.run_id, "generated_at": pd.Timestamp.now()}
+    for asset_name, table in TABLE_OF.items():
+        params = {"horizon_days": config.horizon_days} if table == "ml_roi_forecast" else {}
+        outcomes[asset_name].append(gx_check(table, tables[asset_name].assign(**stamp), channels=channels, **params))
     for asset_name, results in outcomes.items():
         yield from check_results(asset_name, results)
     failed = [o.name for results in outcomes.values() for o in results if not o.passed]

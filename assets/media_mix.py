@@ -13,7 +13,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.common import check_results, markdown_table, python_kinds, table_metadata
+import pandas as pd
+
+from assets.common import check_results, gx_check, gx_spec, markdown_table, python_kinds, table_metadata
 from orchestration.warehouse import Warehouse
 
 MMM_CHECKS = {
@@ -44,7 +46,8 @@ class MediaMixConfig(Config):
     description="Adstock + saturation media-mix model with bootstrap intervals; publishes mmm_channel_roas, "
     "mmm_diagnostics, mmm_response_curves and mmm_revenue_decomposition.",
     metadata=table_metadata("mmm_channel_roas"),
-    check_specs=[AssetCheckSpec(n, asset="media_mix_model", description=d, blocking=True) for n, d in MMM_CHECKS.items()],
+    check_specs=[AssetCheckSpec(n, asset="media_mix_model", description=d, blocking=True) for n, d in MMM_CHECKS.items()]
+    + [gx_spec(t, asset="media_mix_model") for t in ("mmm_channel_roas", "mmm_response_curves", "mmm_diagnostics")],
 )
 def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, warehouse: Warehouse):
     from ml.checks import combine, intervals_contain, no_nan
@@ -71,6 +74,13 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
             ])),
             ("response curves", intervals_contain("", curves, [("predicted_incremental_revenue", "lower", "upper")])),
         ),
+    ]
+    stamp = {"run_id": context.run_id, "generated_at": pd.Timestamp.now()}
+    channels = sorted(ch["channel"])
+    outcomes += [
+        gx_check("mmm_channel_roas", ch.assign(**stamp), channels=channels),
+        gx_check("mmm_response_curves", curves.assign(**stamp), channels=channels),
+        gx_check("mmm_diagnostics", result.diagnostics_table().assign(**stamp)),
     ]
     yield from check_results("media_mix_model", outcomes)
     if not all(o.passed for o in outcomes):
@@ -122,7 +132,7 @@ class BudgetConfig(Config):
     "budget and per-channel bounds; publishes ml_budget_recommendation.",
     metadata=table_metadata("ml_budget_recommendation"),
     check_specs=[AssetCheckSpec(n, asset="budget_recommendation", description=d, blocking=True)
-                 for n, d in BUDGET_CHECKS.items()],
+                 for n, d in BUDGET_CHECKS.items()] + [gx_spec("ml_budget_recommendation", asset="budget_recommendation")],
 )
 def budget_recommendation(context: AssetExecutionContext, config: BudgetConfig, warehouse: Warehouse,
                           media_mix_model):
@@ -142,6 +152,8 @@ def budget_recommendation(context: AssetExecutionContext, config: BudgetConfig, 
         CheckOutcome("never_worse_than_current", rec.recommended_revenue >= rec.current_revenue - 1e-9,
                      f"predicted daily revenue {rec.recommended_revenue:,.2f} recommended vs "
                      f"{rec.current_revenue:,.2f} current"),
+        gx_check("ml_budget_recommendation", table.assign(run_id=context.run_id, generated_at=pd.Timestamp.now()),
+                 channels=list(media_mix_model.channel_names)),
     ]
     yield from check_results("budget_recommendation", outcomes)
     if not all(o.passed for o in outcomes):

@@ -46,8 +46,9 @@ class QualityResult:
         words), ``column`` (a name, a list of names for pair/compound rules, or None for table
         rules), ``kwargs`` (the expectation's arguments), ``unexpected_count`` and
         ``unexpected_percent`` (failing rows; None for table-level rules such as row counts),
-        ``sample_bad_values`` (up to 5 distinct offending values: a value, a ``[a, b]`` pair, a
-        ``{column: value}`` row for compound keys, the missing columns or the observed aggregate),
+        ``sample_bad_values`` (up to 5 distinct offending values: a value, a ``{column: value}``
+        dict for pair and compound-key rules, the missing columns, the mixed run ids, or the
+        observed aggregate such as a row count),
         ``observed_value`` (the aggregate GX measured, for table-level rules) and ``error`` (GX's
         message when the rule could not be evaluated, e.g. a missing column). Every value is
         JSON-safe: NaN is None, timestamps are ISO strings, numpy scalars are Python numbers.
@@ -275,7 +276,7 @@ class _Rules:
 # Suites
 
 
-def _attribution(keys: tuple[str, ...], extra: tuple[str, ...] = ()) -> Callable[..., list]:
+def _attribution(keys: tuple[str, ...], extra: tuple[str, ...] = ()) -> Callable[..., None]:
     def build(rules: _Rules, channels=None) -> None:
         rules.published([*keys, *extra, *_ATTRIBUTION_MEASURES, "spend", "attributed_roas"])
         rules.not_null(*keys, *_ATTRIBUTION_MEASURES, "spend")
@@ -379,7 +380,9 @@ def _ml_budget_recommendation(rules: _Rules, channels=None) -> None:
         "channel", "current_spend", "recommended_spend", "change_pct", "current_expected_revenue",
         revenue, f"{revenue}_lower", f"{revenue}_upper", "marginal_roas_current", "marginal_roas_recommended", "reason",
     ])
-    rules.not_null("channel", "current_spend", "recommended_spend", revenue, f"{revenue}_lower", f"{revenue}_upper", "reason")
+    rules.not_null(
+        "channel", "current_spend", "recommended_spend", revenue, f"{revenue}_lower", f"{revenue}_upper", "reason",
+    )
     rules.unique("channel")
     rules.contains("channel", [TOTAL_ROW])
     rules.channels(channels, extra=(TOTAL_ROW,))
@@ -569,7 +572,8 @@ def _failure(result, df: pd.DataFrame) -> dict:
 def _sample(kind: str, kwargs: dict, details: dict, df: pd.DataFrame) -> list:
     if "partial_unexpected_list" in details and "column_A" in kwargs:
         # GX gives (A, B) tuples; naming the columns keeps "lower <= value" readable.
-        values = [dict(zip((kwargs["column_A"], kwargs["column_B"]), pair)) for pair in details["partial_unexpected_list"]]
+        names = (kwargs["column_A"], kwargs["column_B"])
+        values = [dict(zip(names, pair)) for pair in details["partial_unexpected_list"]]
     elif "partial_unexpected_list" in details:
         values = details["partial_unexpected_list"]
     elif kind == "expect_table_columns_to_match_set":
@@ -577,8 +581,12 @@ def _sample(kind: str, kwargs: dict, details: dict, df: pd.DataFrame) -> list:
     elif kind == "expect_column_distinct_values_to_contain_set":
         seen = set(details.get("observed_value") or [])
         values = [v for v in kwargs["value_set"] if v not in seen]
-    elif kind == "expect_column_unique_value_count_to_be_between" and kwargs.get("column") in df.columns:
-        # GX reports only the count; the distinct values themselves say which runs were mixed.
+    elif (
+        kind == "expect_column_unique_value_count_to_be_between"
+        and kwargs.get("max_value") == 1
+        and kwargs.get("column") in df.columns
+    ):
+        # GX reports only the count; for a one-value column (run_id) the values say which runs mixed.
         values = df[kwargs["column"]].drop_duplicates().head(SAMPLE_SIZE).tolist()
     elif details.get("observed_value") is not None:
         values = [details["observed_value"]]

@@ -14,6 +14,7 @@ from dagster import (
     schedule,
 )
 
+from assets.quality_gates import raw_checks as RAW_CHECKS
 from orchestration.settings import SCHEDULE_CRON
 
 REFRESH_JOB_NAME = "refresh_all"
@@ -27,7 +28,8 @@ IN_PROGRESS = [
 
 refresh_job = define_asset_job(
     REFRESH_JOB_NAME,
-    selection=AssetSelection.all(),
+    # all() leaves out checks on external assets (the raw tables); they are selected by name.
+    selection=AssetSelection.all() | AssetSelection.checks(*RAW_CHECKS),
     description="Materializes the whole graph once on whatever the raw tables hold.",
     tags={"spendwise/refresh": "true"},
 )

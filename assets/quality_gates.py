@@ -1,0 +1,82 @@
+"""Quality gates on the models' inputs: GX suites on the marts, volume and freshness of the raw tables.
+
+The mart gates are blocking: when one fails, no model or chart downstream runs and every previously
+published table and chart stays as it was.
+"""
+
+from datetime import datetime, timezone
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, Config, MetadataValue, asset_check
+from pydantic import Field
+
+from orchestration.warehouse import Warehouse
+
+
+def _result(outcome, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=outcome.passed, severity=severity, description=outcome.description,
+        metadata={k: (MetadataValue.md(v) if k == "failures_markdown" else MetadataValue.json(v) if isinstance(v, (list, dict)) else v)
+                  for k, v in outcome.detail.items() if v is not None},
+    )
+
+
+def _calendar_days(warehouse: Warehouse, table: str) -> int:
+    span = warehouse.read_sql(f"select min(date) as first_day, max(date) as last_day from analytics.{table}")
+    first, last = span["first_day"].iloc[0], span["last_day"].iloc[0]
+    return 0 if first is None else int((last - first).days) + 1
+
+
+@asset_check(asset=AssetKey(["analytics", "fct_channel_daily"]), blocking=True,
+             description="great-expectations suite: one row per date and channel, no gaps, non-negative "
+             "spend/impressions/clicks, clicks <= impressions, CTR in [0, 1], known channels.")
+def gx_fct_channel_daily(warehouse: Warehouse) -> AssetCheckResult:
+    from assets.common import gx_check
+
+    df = warehouse.read_table("analytics", "fct_channel_daily")
+    channels = warehouse.read_table("analytics", "dim_channel", ["channel"])["channel"].tolist()
+    return _result(gx_check("fct_channel_daily", df, channels=channels,
+                            expected_days=_calendar_days(warehouse, "fct_channel_daily")))
+
+
+@asset_check(asset=AssetKey(["analytics", "fct_revenue_daily"]), blocking=True,
+             description="great-expectations suite: one row per day with no missing day, revenue >= 0.")
+def gx_fct_revenue_daily(warehouse: Warehouse) -> AssetCheckResult:
+    from assets.common import gx_check
+
+    df = warehouse.read_table("analytics", "fct_revenue_daily")
+    return _result(gx_check("fct_revenue_daily", df, expected_days=_calendar_days(warehouse, "fct_revenue_daily")))
+
+
+class RawVolumeConfig(Config):
+    min_rows: int = Field(1, ge=0, description="fewer rows than this fail the check (blocking)")
+    max_age_days: float = Field(2.0, gt=0, description="newest row older than this: the data is stale (warning)")
+
+
+RAW_TIME_COLUMN = {"ad_performance_daily": "date", "touchpoints": "occurred_at", "conversions": "occurred_at"}
+
+
+def _build_raw_check(table: str):
+    @asset_check(name=f"{table}_volume_and_freshness", asset=AssetKey(["raw", table]), blocking=True,
+                 description=f"raw.{table}: at least `min_rows` rows (blocking), newest row within `max_age_days` (warning).")
+    def check(context: AssetCheckExecutionContext, config: RawVolumeConfig, warehouse: Warehouse) -> AssetCheckResult:
+        stats = warehouse.read_sql(f"select count(*) as n, max({RAW_TIME_COLUMN[table]}) as newest from raw.{table}")
+        rows, newest = int(stats["n"].iloc[0]), stats["newest"].iloc[0]
+        age_days = None
+        if newest is not None and rows:
+            newest_ts = newest if isinstance(newest, datetime) else datetime.combine(newest, datetime.min.time())
+            age_days = (datetime.now(timezone.utc).replace(tzinfo=None) - newest_ts).total_seconds() / 86400
+        enough = rows >= config.min_rows
+        fresh = age_days is not None and age_days <= config.max_age_days + (1 if table == "ad_performance_daily" else 0)
+        return AssetCheckResult(
+            passed=enough and fresh,
+            severity=AssetCheckSeverity.ERROR if not enough else AssetCheckSeverity.WARN,
+            description=f"raw.{table}: {rows:,} rows (minimum {config.min_rows:,}); newest row "
+            + (f"{age_days:.1f} days old (limit {config.max_age_days:g})" if age_days is not None else "missing"),
+            metadata={"rows": rows, "age_days": age_days if age_days is not None else -1.0},
+        )
+
+    return check
+
+
+raw_checks = [_build_raw_check(t) for t in RAW_TIME_COLUMN]
+QUALITY_CHECKS = [gx_fct_channel_daily, gx_fct_revenue_daily, *raw_checks]
