@@ -62,6 +62,6 @@ def test_refresh_exits_1_and_names_the_failed_check_on_bad_raw_data(tmp_path, db
                           env=env, timeout=900)
     assert proc.returncode == 1
     assert "FAILED" in proc.stdout
-    assert "source_relationships_raw_touchpoints_channel" in proc.stdout
+    assert "FAILED [blocking] analytics/stg_events__touchpoints :: relationships_stg_events__touchpoints_channel" in proc.stdout
     assert not (tmp_path / "charts").exists() or not list((tmp_path / "charts").glob("*.png"))
     assert wh.row_counts("predictions") == {}
