@@ -11,6 +11,8 @@ from dagster import (
     Output,
     asset,
 )
+from typing import Literal
+
 from pydantic import Field
 
 import pandas as pd
@@ -37,6 +39,11 @@ class MediaMixConfig(Config):
     n_bootstrap: int = Field(100, ge=0, le=2000, description="bootstrap draws for the intervals")
     ci: float = Field(0.95, gt=0.5, lt=1.0, description="interval coverage")
     seed: int = Field(0, ge=0)
+    criterion: Literal["in_sample", "cv"] = Field(
+        "in_sample",
+        description="how adstock/saturation curves are chosen: in-sample fit (ridge strength by time-series CV; "
+        "more accurate on the demo generator) or full expanding-window CV",
+    )
 
 
 @asset(
@@ -59,7 +66,7 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
     )
     result = fit_media_mix_model(
         daily, lookback_days=config.lookback_days, min_days=config.min_days,
-        n_bootstrap=config.n_bootstrap, ci=config.ci, seed=config.seed,
+        n_bootstrap=config.n_bootstrap, ci=config.ci, seed=config.seed, criterion=config.criterion,
     )
     ch, curves = result.channels, result.response_curves
     outcomes = [
