@@ -51,6 +51,9 @@ test-fast: $(STAMP) $(MANIFEST) ## the suite without tests marked slow
 dev: $(STAMP) $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml ## Dagster UI + daemon (schedules running) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+serve: $(STAMP) ## chart and data HTTP service on http://127.0.0.1:8000
+	$(BIN)/spendwise serve
+
 bench: $(STAMP) $(MANIFEST) ## speed and memory benchmarks (figures printed, nothing asserted)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

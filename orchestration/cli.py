@@ -72,6 +72,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The chart and data HTTP service (charts, tables as JSON/CSV, status, refresh) until Ctrl-C."""
+    import uvicorn
+
+    from charts.server import create_app
+
+    print(f"Spendwise charts and data on http://{args.host}:{args.port}/ (API at /docs, Ctrl-C stops)")
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spendwise", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="tables and row counts in the warehouse")
     status.set_defaults(func=cmd_status)
+
+    serve = sub.add_parser("serve", help="chart and data HTTP service: charts, tables as JSON/CSV, status, refresh")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 
