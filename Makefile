@@ -9,7 +9,7 @@ MANIFEST := dbt_project/target/manifest.json
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install manifest run refresh demo test test-fast dev serve bench lock clean
+.PHONY: help install manifest run refresh demo test test-fast browser dev serve bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,7 +42,16 @@ demo: $(STAMP) ## (re)write the demo data set into the raw schema
 refresh: $(STAMP) $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml ## materialize the whole graph once on the current raw data
 	$(BIN)/spendwise refresh
 
-test: $(STAMP) $(MANIFEST) ## the whole test suite, PostgreSQL tests included
+browser: ## Debian's chromium for the browser test (apt-get as root; otherwise says how)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium not found: the browser test will be skipped (sudo apt-get install chromium)"; \
+	  fi; }
+
+test: $(STAMP) $(MANIFEST) browser ## the whole test suite, PostgreSQL and browser tests included
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) $(MANIFEST) ## the suite without tests marked slow

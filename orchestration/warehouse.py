@@ -92,6 +92,31 @@ def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+DUCKDB_LOCK_WAIT_SECONDS = 30.0
+
+
+def _connect_duckdb_waiting_for_lock(path: str, read_only: bool):
+    """Open a DuckDB file, waiting while another process holds its lock.
+
+    DuckDB lets one process write or several read. The readers here (the HTTP service, summaries)
+    hold connections for milliseconds, so a writer that meets one only needs to wait briefly.
+    """
+    import time
+
+    import duckdb
+
+    deadline = time.monotonic() + DUCKDB_LOCK_WAIT_SECONDS
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
 class _Backend:
     """Connection to one warehouse: DuckDB (embedded file) or PostgreSQL."""
 
@@ -109,7 +134,7 @@ class _Backend:
                     f"DuckDB warehouse {path} does not exist yet: run `spendwise demo` or `spendwise load DIR`"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = _connect_duckdb_waiting_for_lock(str(path), read_only)
         else:
             import psycopg2
 
