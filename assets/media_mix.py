@@ -1,5 +1,7 @@
 """Media-mix model and budget recommendation assets: incremental ROAS with intervals, reallocation."""
 
+from typing import Literal
+
 from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
@@ -11,8 +13,6 @@ from dagster import (
     Output,
     asset,
 )
-from typing import Literal
-
 from pydantic import Field
 
 import pandas as pd
