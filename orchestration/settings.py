@@ -81,10 +81,16 @@ class WarehouseUrl:
         return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
 
     def dbt_env(self) -> dict[str, str]:
-        """Environment variables read by dbt_project/profiles.yml for this warehouse."""
+        """Environment variables read by dbt_project/profiles.yml for this warehouse.
+
+        Indirect selection is cautious so that materializing a subset of assets (e.g. only the seed)
+        runs only the tests whose parents are all selected.
+        """
+        common = {"DBT_INDIRECT_SELECTION": "cautious"}
         if self.kind == "duckdb":
-            return {"SPENDWISE_DBT_TARGET": "duckdb", "SPENDWISE_DUCKDB_PATH": str(self.duckdb_path)}
+            return {**common, "SPENDWISE_DBT_TARGET": "duckdb", "SPENDWISE_DUCKDB_PATH": str(self.duckdb_path)}
         return {
+            **common,
             "SPENDWISE_DBT_TARGET": "postgres",
             "SPENDWISE_PG_HOST": self.host,
             "SPENDWISE_PG_PORT": str(self.port),
