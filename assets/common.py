@@ -26,13 +26,16 @@ def check_results(asset_key: str, outcomes) -> list:
     """Dagster check results for `ml.checks.CheckOutcome`s (error severity)."""
     from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
-    return [
-        AssetCheckResult(
+    results = []
+    for o in outcomes:
+        metadata = {"detail": MetadataValue.json(_jsonable(o.detail))}
+        if o.detail.get("failures_markdown"):  # GX: failing expectations with sample bad values
+            metadata["failures"] = MetadataValue.md(o.detail["failures_markdown"])
+        results.append(AssetCheckResult(
             asset_key=asset_key, check_name=o.name, passed=o.passed, severity=AssetCheckSeverity.ERROR,
-            description=o.description, metadata={"detail": MetadataValue.json(_jsonable(o.detail))},
-        )
-        for o in outcomes
-    ]
+            description=o.description, metadata=metadata,
+        ))
+    return results
 
 
 def _jsonable(value):

@@ -62,6 +62,9 @@ def covers_horizon(name: str, df: pd.DataFrame, channels: Iterable[str], horizon
         rows = df[df["channel"] == channel]
         future = pd.to_datetime(rows.loc[rows[flag_col].astype(bool), date_col]).sort_values()
         history_end = pd.to_datetime(rows.loc[~rows[flag_col].astype(bool), date_col]).max()
+        if pd.isna(history_end):
+            problems[channel] = f"no history rows ({len(future)} forecast days)"
+            continue
         expected = pd.date_range(history_end + pd.Timedelta(days=1), periods=horizon_days, freq="D")
         if len(future) != horizon_days or not (future.reset_index(drop=True) == pd.Series(expected)).all():
             problems[channel] = f"{len(future)} forecast days, expected {horizon_days} after {history_end:%Y-%m-%d}"

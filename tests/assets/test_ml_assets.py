@@ -1,0 +1,88 @@
+"""The model assets' gates: too little history, corrupted marts, and each output invariant."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import materialize
+
+from assets.media_mix import media_mix_model
+from assets.quality_gates import gx_fct_channel_daily, gx_fct_revenue_daily
+from ml.checks import covers_horizon, equals, intervals_contain, no_nan
+from orchestration.warehouse import Warehouse
+
+CHANNELS = ["search", "social", "video"]
+
+
+def _marts(days: int, seed: int = 0) -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2025-01-01", periods=days, freq="D")
+    channel_daily = pd.DataFrame(
+        [(d, c, float(rng.uniform(50, 150)), 1000, 50) for d in dates for c in CHANNELS],
+        columns=["date", "channel", "spend", "impressions", "clicks"],
+    )
+    channel_daily["ctr"] = channel_daily["clicks"] / channel_daily["impressions"]
+    revenue = pd.DataFrame({"date": dates, "conversions": 20, "revenue": rng.uniform(800, 1200, days)})
+    catalog = pd.DataFrame({"channel": CHANNELS})
+    return {"fct_channel_daily": channel_daily, "fct_revenue_daily": revenue, "dim_channel": catalog}
+
+
+def _warehouse(url: str, marts: dict[str, pd.DataFrame]) -> Warehouse:
+    wh = Warehouse(url=url)
+    wh.publish_tables(marts, schema="analytics", stamp=False)
+    return wh
+
+
+def test_media_mix_refuses_too_little_history_and_says_how_much_is_needed(duckdb_url):
+    wh = _warehouse(duckdb_url, _marts(days=40))
+    result = materialize([media_mix_model], resources={"warehouse": wh}, raise_on_error=False)
+    assert not result.success
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    text = error.message + (error.cause.message if error.cause else "")
+    assert "40" in text and "60" in text
+    assert wh.row_counts("predictions") == {}
+
+
+@pytest.mark.parametrize(
+    "corrupt, expectation",
+    [
+        (lambda m: m["fct_channel_daily"].assign(spend=lambda d: d["spend"].where(d.index != 5, -3.0)), "spend"),
+        (lambda m: pd.concat([m["fct_channel_daily"], m["fct_channel_daily"].head(3)]), "date"),
+        (lambda m: m["fct_channel_daily"].assign(channel=lambda d: d["channel"].where(d.index < 60, d["channel"].replace("social", "meta"))), "channel"),
+        (lambda m: m["fct_channel_daily"][~m["fct_channel_daily"]["date"].between("2025-01-10", "2025-01-16")], "date"),
+    ],
+    ids=["negative_spend", "duplicated_rows", "channel_renamed_mid_series", "missing_week"],
+)
+def test_channel_daily_gate_fails_on_corrupted_marts(duckdb_url, corrupt, expectation):
+    marts = _marts(days=90)
+    marts["fct_channel_daily"] = corrupt(marts).reset_index(drop=True)
+    wh = _warehouse(duckdb_url, marts)
+    result = gx_fct_channel_daily(warehouse=wh)
+    assert not result.passed
+    assert expectation in str(result.metadata)
+
+
+def test_revenue_gate_fails_on_a_missing_week_and_negative_revenue(duckdb_url):
+    marts = _marts(days=90)
+    revenue = marts["fct_revenue_daily"]
+    marts["fct_revenue_daily"] = revenue[~revenue["date"].between("2025-02-01", "2025-02-07")]
+    assert not gx_fct_revenue_daily(warehouse=_warehouse(duckdb_url, marts)).passed
+    marts = _marts(days=90)
+    marts["fct_revenue_daily"].loc[3, "revenue"] = -1.0
+    assert not gx_fct_revenue_daily(warehouse=_warehouse(duckdb_url, marts)).passed
+    assert gx_fct_revenue_daily(warehouse=_warehouse(duckdb_url, _marts(days=90))).passed
+
+
+def test_output_invariants_fail_on_broken_outputs():
+    df = pd.DataFrame({"channel": ["a", "b"], "roi": [0.5, np.nan], "roi_lower": [0.1, 0.0], "roi_upper": [0.4, 1.0]})
+    assert not no_nan("x", df).passed
+    broken = intervals_contain("x", df, [("roi", "roi_lower", "roi_upper")])
+    assert not broken.passed and broken.detail["outside_by_column"] == {"roi": 2}
+    ok = df.assign(roi=[0.3, 0.5])
+    assert no_nan("x", ok).passed and intervals_contain("x", ok, [("roi", "roi_lower", "roi_upper")]).passed
+    dates = pd.date_range("2025-01-01", periods=40, freq="D")
+    series = pd.DataFrame({"date": dates, "channel": "a", "is_forecast": [False] * 30 + [True] * 10})
+    assert covers_horizon("x", series, ["a"], 10).passed
+    assert not covers_horizon("x", series.iloc[:-1], ["a"], 10).passed
+    assert not covers_horizon("x", series, ["a", "b"], 10).passed
+    assert equals("x", 100.0, 100.0 + 1e-5, "budget").passed
+    assert not equals("x", 99.0, 100.0, "budget").passed
