@@ -9,11 +9,7 @@ conversions as (
 
 calendar as (
 
-    {{ dbt.date_spine(
-        'day',
-        "(select min(date) from " ~ ref('fct_campaign_daily') ~ ")",
-        "(select " ~ dbt.dateadd('day', 1, 'max(date)') ~ " from " ~ ref('fct_campaign_daily') ~ ")"
-    ) }}
+    {{ reporting_calendar() }}
 
 ),
 
