@@ -6,6 +6,7 @@ from dagster import Definitions, EnvVar, in_process_executor, multiprocess_execu
 
 from assets import ASSETS, ASSET_CHECKS
 from assets.charts import ChartStore
+from assets.freshness import with_freshness_policy
 from assets.raw import raw_tables
 from orchestration.dbt import dbt_resource, spendwise_dbt_models
 from orchestration.schedules import refresh_every_30_minutes, refresh_job
@@ -30,7 +31,7 @@ def build_definitions(warehouse_url: str | None = None, charts_dir: str | None =
         in_process_executor if url.kind == "duckdb" else multiprocess_executor.configured({"max_concurrent": 2})
     )
     return Definitions(
-        assets=[*raw_tables, spendwise_dbt_models, *ASSETS],
+        assets=[*raw_tables, spendwise_dbt_models, *with_freshness_policy(ASSETS)],
         asset_checks=ASSET_CHECKS,
         jobs=[refresh_job],
         schedules=[refresh_every_30_minutes],

@@ -86,3 +86,37 @@ def test_output_invariants_fail_on_broken_outputs():
     assert not covers_horizon("x", series, ["a", "b"], 10).passed
     assert equals("x", 100.0, 100.0 + 1e-5, "budget").passed
     assert not equals("x", 99.0, 100.0, "budget").passed
+
+
+def _units_marts(business_revenue_scale: float) -> dict[str, pd.DataFrame]:
+    marts = _marts(days=30)
+    marts["fct_channel_daily"] = marts["fct_channel_daily"].assign(conversions=2.0, revenue=300.0)  # 150 per conversion
+    marts["fct_revenue_daily"] = marts["fct_revenue_daily"].assign(
+        conversions=10, revenue=1450.0 * business_revenue_scale)  # 145 per order
+    return marts
+
+
+def test_revenue_in_the_wrong_unit_fails_the_units_gate(duckdb_url):
+    from assets.quality_gates import RevenueUnitsConfig, revenue_units_agree
+
+    good = revenue_units_agree(config=RevenueUnitsConfig(), warehouse=_warehouse(duckdb_url, _units_marts(1.0)))
+    assert good.passed
+    cents = revenue_units_agree(config=RevenueUnitsConfig(), warehouse=_warehouse(duckdb_url, _units_marts(100.0)))
+    assert not cents.passed
+    assert "in cents" in cents.description and "96.7x apart" in cents.description
+
+
+def test_every_published_asset_is_overdue_after_two_schedule_intervals(dbt_manifest):
+    from datetime import timedelta
+
+    from dagster import AssetKey
+
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    published = [k for k in graph.get_all_asset_keys() if k.path[0] not in ("raw", "analytics")]
+    assert len(published) == 16
+    for key in published:
+        policy = graph.get(key).freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta() == timedelta(minutes=60), key
+    assert graph.get(AssetKey(["analytics", "fct_channel_daily"])).freshness_policy is None
