@@ -85,30 +85,44 @@ class RevenueUnitsConfig(Config):
     max_ratio: float = Field(5.0, gt=1, description="largest allowed ratio between the two average order values")
 
 
-@asset_check(
-    asset=AssetKey(["analytics", "fct_revenue_daily"]), blocking=True,
-    additional_deps=[AssetKey(["analytics", "fct_channel_daily"])],
-    description="Revenue units agree: the business's average order value and the platforms' revenue per "
-    "reported conversion are within `max_ratio` of each other (revenue in cents instead of units is 100x off).",
-)
-def revenue_units_agree(config: RevenueUnitsConfig, warehouse: Warehouse) -> AssetCheckResult:
-    row = warehouse.read_sql(
-        "select (select sum(revenue) / nullif(sum(conversions), 0) from analytics.fct_revenue_daily) as business_aov, "
-        "(select sum(revenue) / nullif(sum(conversions), 0) from analytics.fct_channel_daily) as platform_aov"
-    ).iloc[0]
-    business, platform = row["business_aov"], row["platform_aov"]
-    if business is None or platform is None or not business > 0 or not platform > 0:
-        return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN,
-                                description="no conversions on one side: revenue units cannot be compared",
-                                metadata={"business_aov": float(business or 0), "platform_aov": float(platform or 0)})
-    ratio = float(max(business, platform) / min(business, platform))
-    return AssetCheckResult(
-        passed=ratio <= config.max_ratio,
-        description=f"business revenue per order {business:,.2f} vs platform revenue per conversion {platform:,.2f}: "
-        f"{ratio:.1f}x apart (limit {config.max_ratio:g}x)"
-        + ("" if ratio <= config.max_ratio else "; is one of the revenue columns in cents or another currency?"),
-        metadata={"business_aov": float(business), "platform_aov": float(platform), "ratio": ratio},
+# Where business revenue enters the models: the media-mix target, and the value of attributed conversions.
+BUSINESS_AOV_SQL = {
+    "fct_revenue_daily": "select sum(revenue) / nullif(sum(conversions), 0) from analytics.fct_revenue_daily",
+    "conversion_paths": "select sum(conversion_value) / nullif(sum(conversions), 0) from analytics.conversion_paths",
+}
+
+
+def _build_units_check(table: str):
+    @asset_check(
+        name="revenue_units_agree", asset=AssetKey(["analytics", table]), blocking=True,
+        additional_deps=[AssetKey(["analytics", "fct_channel_daily"])],
+        description="Revenue units agree: the business's revenue per order here and the platforms' revenue per "
+        "reported conversion are within `max_ratio` of each other (revenue in cents instead of units is 100x off).",
     )
+    def check(config: RevenueUnitsConfig, warehouse: Warehouse) -> AssetCheckResult:
+        row = warehouse.read_sql(
+            f"select ({BUSINESS_AOV_SQL[table]}) as business_aov, "
+            "(select sum(revenue) / nullif(sum(conversions), 0) from analytics.fct_channel_daily) as platform_aov"
+        ).iloc[0]
+        business, platform = row["business_aov"], row["platform_aov"]
+        if business is None or platform is None or not business > 0 or not platform > 0:
+            return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN,
+                                    description="no conversions on one side: revenue units cannot be compared",
+                                    metadata={"business_aov": float(business or 0), "platform_aov": float(platform or 0)})
+        ratio = float(max(business, platform) / min(business, platform))
+        return AssetCheckResult(
+            passed=ratio <= config.max_ratio,
+            description=f"business revenue per order {business:,.2f} vs platform revenue per conversion "
+            f"{platform:,.2f}: {ratio:.1f}x apart (limit {config.max_ratio:g}x)"
+            + ("" if ratio <= config.max_ratio else "; is one of the revenue columns in cents or another currency?"),
+            metadata={"business_aov": float(business), "platform_aov": float(platform), "ratio": ratio},
+        )
+
+    return check
 
 
-QUALITY_CHECKS = [gx_fct_channel_daily, gx_fct_revenue_daily, revenue_units_agree, *raw_checks]
+units_checks = [_build_units_check(t) for t in BUSINESS_AOV_SQL]
+revenue_units_agree = units_checks[0]
+
+
+QUALITY_CHECKS = [gx_fct_channel_daily, gx_fct_revenue_daily, *units_checks, *raw_checks]
