@@ -322,30 +322,11 @@ def _check_key(asset_key, name: str):
 
 
 def run_refresh_child(run_id: str) -> int:
-    """Body of the launcher's child process: materialize everything once under `run_id`.
+    """Body of the launcher's child process: materialize everything once under `run_id`."""
+    from orchestration.refresh import run_refresh
 
-    Mirrors orchestration.refresh.run_refresh, which picks its own run id; the server must know
-    the id before the run starts, so the job is executed here with the chosen one.
-    """
-    from dagster import DagsterInstance
-
-    from orchestration.dbt import prepare_manifest
-    from orchestration.refresh import ensure_dagster_home
-
-    ensure_dagster_home()
-    prepare_manifest()
-    from orchestration.definitions import defs
-    from orchestration.schedules import REFRESH_JOB_NAME
-
-    with DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(REFRESH_JOB_NAME).execute_in_process(
-            instance=instance,
-            run_id=run_id,
-            raise_on_error=False,
-            tags=dict([HTTP_TRIGGER_TAG]),
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        )
-    return 0 if result.success else 1
+    outcome = run_refresh(tags=dict([HTTP_TRIGGER_TAG]), log_level="INFO", run_id=run_id)
+    return 0 if outcome.success else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,8 +63,13 @@ class RefreshOutcome:
         return self.success and not any(c.blocking or c.severity == "ERROR" for c in self.failed_checks)
 
 
-def run_refresh(instance=None, tags: dict[str, str] | None = None, log_level: str = "WARNING") -> RefreshOutcome:
-    """Materialize every asset once, in-process, recorded in `instance` (default: DAGSTER_HOME's)."""
+def run_refresh(
+    instance=None, tags: dict[str, str] | None = None, log_level: str = "WARNING", run_id: str | None = None
+) -> RefreshOutcome:
+    """Materialize every asset once, in-process, recorded in `instance` (default: DAGSTER_HOME's).
+
+    `run_id` lets a launcher (the HTTP service) know the run's id before it starts.
+    """
     from dagster import DagsterInstance
 
     from orchestration.dbt import prepare_manifest
@@ -79,6 +84,7 @@ def run_refresh(instance=None, tags: dict[str, str] | None = None, log_level: st
     started = time.perf_counter()
     result = job.execute_in_process(
         instance=instance,
+        run_id=run_id,
         raise_on_error=False,
         tags={"spendwise/trigger": "cli", **(tags or {})},
         # dbt's own progress lines still print; Dagster's per-event DEBUG lines live in the UI.
