@@ -1,6 +1,6 @@
 """Media-mix model and budget recommendation assets: incremental ROAS with intervals, reallocation."""
 
-from typing import Literal
+from typing import Literal, Optional
 
 from dagster import (
     AssetCheckSpec,
@@ -35,14 +35,28 @@ BUDGET_CHECKS = {
 
 class MediaMixConfig(Config):
     lookback_days: int = Field(180, ge=60, le=1095, description="days of history the model is fitted on")
+    curve_history_days: int = Field(
+        540, ge=60, le=3660,
+        description="days (ending with the window) the adstock/saturation curves are chosen on; "
+        "set it to lookback_days to learn them on the window alone",
+    )
     min_days: int = Field(60, ge=30, description="refuse to fit on fewer days than this")
     n_bootstrap: int = Field(100, ge=0, le=2000, description="bootstrap draws for the intervals")
     ci: float = Field(0.95, gt=0.5, lt=1.0, description="interval coverage")
     seed: int = Field(0, ge=0)
     criterion: Literal["in_sample", "cv"] = Field(
         "in_sample",
-        description="how adstock/saturation curves are chosen: in-sample fit (ridge strength by time-series CV; "
-        "more accurate on the demo generator) or full expanding-window CV",
+        description="how adstock/saturation curves are chosen: penalized in-sample fit over the curve history "
+        "(ridge strength by time-series CV; more accurate on the demo generator) or expanding-window CV",
+    )
+    prior_strength: float = Field(
+        1.0, ge=0.0, le=100.0, description="weight of the adstock/saturation prior (0: none, 1: as stated in ml.mmm)"
+    )
+    retail_peaks: bool = Field(
+        True, description="leave Thanksgiving to Cyber Tuesday and 21 Dec to 1 Jan out of the regression"
+    )
+    holiday_country: Optional[str] = Field(
+        None, description="also leave this country's public holidays out (ISO code such as 'US'), or None"
     )
 
 
@@ -65,8 +79,10 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
         warehouse.read_table("analytics", "fct_revenue_daily", ["date", "revenue"]),
     )
     result = fit_media_mix_model(
-        daily, lookback_days=config.lookback_days, min_days=config.min_days,
-        n_bootstrap=config.n_bootstrap, ci=config.ci, seed=config.seed, criterion=config.criterion,
+        daily, lookback_days=config.lookback_days, curve_history_days=config.curve_history_days,
+        min_days=config.min_days, n_bootstrap=config.n_bootstrap, ci=config.ci, seed=config.seed,
+        criterion=config.criterion, prior_strength=config.prior_strength, retail_peaks=config.retail_peaks,
+        holiday_country=config.holiday_country,
     )
     ch, curves = result.channels, result.response_curves
     outcomes = [

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from ml.events import country_holidays
+
 logger = logging.getLogger(__name__)
 
 METRICS: tuple[str, ...] = ("spend", "revenue", "conversions", "impressions", "reach", "clicks")
@@ -367,7 +369,7 @@ def forecast_channel_metrics(
     horizon = pd.date_range(last_date + pd.Timedelta(days=1), periods=horizon_days, freq="D")
     holidays = None
     if holidays_country is not None:
-        holidays = _country_holidays(holidays_country, data["date"].min(), horizon[-1])
+        holidays = country_holidays(holidays_country, data["date"].min(), horizon[-1], "holidays_country")
 
     tasks = []
     for history in histories:
@@ -559,21 +561,6 @@ def _channel_histories(
             f"but {'; '.join(no_fold)}. Use a shorter horizon_days or supply more history."
         )
     return histories
-
-
-def _country_holidays(country: str, first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
-    import holidays
-
-    years = range(first.year, last.year + 1)
-    try:
-        calendar = holidays.country_holidays(country, years=years, language="en_US")
-    except NotImplementedError as exc:
-        raise ValueError(
-            f"holidays_country={country!r} is not in the holidays calendar ({exc}); use an ISO 3166 code such as "
-            "'US', 'GB' or 'DE', or None to forecast without holidays."
-        ) from exc
-    rows = [(day, name) for day in sorted(calendar) for name in calendar.get_list(day)]
-    return pd.DataFrame({"ds": pd.to_datetime([d for d, _ in rows]), "holiday": [n for _, n in rows]})
 
 
 # --------------------------------------------------------------------------------------------

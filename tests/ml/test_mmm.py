@@ -189,6 +189,9 @@ def test_fit_refuses_more_channels_than_the_window_can_carry():
     for i in range(45):
         wide[f"c{i}"] = rng.uniform(1, 2, 60)
     with pytest.raises(ValueError, match=r"too few for 47 channels plus 10 controls"):
+        fit_media_mix_model(wide, n_bootstrap=5, retail_peaks=False)
+    # 1 January is a retail peak day: left out, the 60-day window is one day short.
+    with pytest.raises(ValueError, match=r"only 59 of the window's 60 days remain after leaving out 1 "):
         fit_media_mix_model(wide, n_bootstrap=5)
 
 
@@ -201,6 +204,16 @@ def test_fit_refuses_unknown_channels_and_bad_settings():
         fit_media_mix_model(_small(), selection="median")
     with pytest.raises(ValueError, match="shape_grid"):
         fit_media_mix_model(_small(), shape_grid=(0.5,))
+    with pytest.raises(ValueError, match="prior_strength must be a finite number >= 0"):
+        fit_media_mix_model(_small(), prior_strength=-1)
+    with pytest.raises(ValueError, match=r"hyperparameter_prior has unknown key\(s\) \['decay'\]"):
+        fit_media_mix_model(_small(), hyperparameter_prior={"decay": (0.5, 0.2)})
+    with pytest.raises(ValueError, match=r"hyperparameter_prior\['saturation_shape'\] must be .* sd > 0"):
+        fit_media_mix_model(_small(), hyperparameter_prior={"saturation_shape": (1.0, 0.0)})
+    with pytest.raises(ValueError, match="holiday_country='XX' is not in the holidays calendar"):
+        fit_media_mix_model(_small(), holiday_country="XX")
+    with pytest.raises(ValueError, match="pass a country code as holiday_country"):
+        fit_media_mix_model(_small(), holidays="US")
 
 
 # --------------------------------------------------------------------------- the fitted model
@@ -249,6 +262,7 @@ def test_recovers_true_roas_on_a_clean_simulation(fitted, simulated):
     diag = fitted.diagnostics
     assert 0.85 < diag["r2"] <= 1.0
     assert diag["n_days"] == 180 and diag["n_history_days"] == 360
+    assert diag["curve_history_days"] == 360 and diag["curve_start_date"] == "2024-01-01"
     assert diag["criterion"] == "in_sample" and diag["ridge_alpha"] in (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
 
@@ -322,6 +336,49 @@ def test_diagnostics_cover_fit_quality_window_and_hyperparameters(fitted):
     assert by_metric.loc["adstock_decay[social]", "value"] == diag["hyperparameters"]["social"]["adstock_decay"]
 
 
+def test_curves_learnt_on_the_window_alone_when_curve_history_equals_the_window(simulated):
+    daily, truth = simulated
+    result = fit_media_mix_model(daily, curve_history_days=180, n_bootstrap=20, seed=1)
+    assert result.diagnostics["curve_history_days"] == 180
+    assert result.diagnostics["curve_start_date"] == result.diagnostics["start_date"]
+    # Shorter than the window means the window: curves are never learnt on fewer days than the fit.
+    shorter = fit_media_mix_model(daily, curve_history_days=90, n_bootstrap=20, seed=1)
+    pd.testing.assert_frame_equal(result.channels, shorter.channels)
+    assert (_roas_check(result, truth)["error"].abs() < 0.35).all()
+
+
+def test_a_strong_prior_puts_every_curve_at_its_centre(simulated):
+    daily, _ = simulated
+    default = fit_media_mix_model(daily, n_bootstrap=5, prior_strength=1000.0)
+    custom = fit_media_mix_model(
+        daily, n_bootstrap=5, prior_strength=1000.0,
+        hyperparameter_prior={"adstock_decay": (0.7, 0.3), "saturation_half": (2.0, 0.8), "saturation_shape": (1.5, 0.6)},
+    )
+    for result, centre in ((default, (0.4, 1.0, 1.0)), (custom, (0.7, 2.0, 1.5))):
+        table = result.channels.set_index("channel")
+        multiple = table["saturation_half"] / table["saturation_half"].iloc[0] * centre[1]
+        assert table["adstock_decay"].tolist() == [centre[0]] * 3
+        assert table["saturation_shape"].tolist() == [centre[2]] * 3
+        assert result.diagnostics["prior_strength"] == 1000.0
+        assert multiple.notna().all()
+    # The half point is the centre multiple of each channel's live spend, so it scales with the spend.
+    ratio = custom.channels["saturation_half"] / default.channels["saturation_half"]
+    np.testing.assert_allclose(ratio, 2.0)
+
+
+def test_retail_peaks_and_country_holidays_are_left_out_of_the_fit(simulated):
+    daily, _ = simulated  # 2024-01-01 .. 2024-12-25; the window starts 2024-06-29
+    peaks = fit_media_mix_model(daily, n_bootstrap=5)
+    # Thanksgiving 2024 is 28 November: 28 Nov .. 3 Dec, then 21 .. 25 Dec (the data end).
+    excluded = peaks.decomposition.loc[peaks.decomposition["excluded"], "date"].dt.strftime("%m-%d").tolist()
+    assert excluded == ["11-28", "11-29", "11-30", "12-01", "12-02", "12-03", "12-21", "12-22", "12-23", "12-24", "12-25"]
+    plus_us = fit_media_mix_model(daily, n_bootstrap=5, holiday_country="US")
+    # US public holidays in the window not already peaks: 4 Jul, 2 Sep, 14 Oct, 11 Nov (+ 28 Nov, 25 Dec).
+    assert plus_us.diagnostics["n_holiday_days"] == peaks.diagnostics["n_holiday_days"] + 4
+    none = fit_media_mix_model(daily, n_bootstrap=5, retail_peaks=False)
+    assert none.diagnostics["n_holiday_days"] == 0
+
+
 def test_fit_is_deterministic_for_a_seed(simulated):
     daily, _ = simulated
     first = fit_media_mix_model(daily, n_bootstrap=20, seed=5)
@@ -360,7 +417,7 @@ def test_holidays_are_left_out_of_the_fit_but_kept_in_the_window(simulated):
     daily = daily.copy()
     spike = daily.index[-30]
     daily.loc[spike, "revenue"] *= 3
-    result = fit_media_mix_model(daily, holidays=[daily.loc[spike, "date"]], n_bootstrap=10)
+    result = fit_media_mix_model(daily, holidays=[daily.loc[spike, "date"]], n_bootstrap=10, retail_peaks=False)
     assert result.diagnostics["n_holiday_days"] == 1
     assert result.diagnostics["n_fitted_days"] == 179
     excluded = result.decomposition[result.decomposition["excluded"]]
@@ -373,36 +430,37 @@ def test_holidays_are_left_out_of_the_fit_but_kept_in_the_window(simulated):
 
 @pytest.mark.slow
 def test_accuracy_on_synthetic_demo_data():
-    """Major channels' ROAS against the generator's truth, for its default seed and the next four.
+    """Major channels' ROAS against the generator's truth, default settings, as the pipeline fits it.
 
-    One 180-day demo has three to four major channels and 4% daily noise, so a single channel
-    missing the 25% band is a coin flip at the margin (seed 42's search lands at -27%); the bar is
-    therefore checked over five demos: most channels within 25%, most truths inside the interval,
-    none off by half.
+    Five demos (the default seed and the next four) at two window ends each: one before the retail
+    peak season and one just after Black Friday, so the peak days are inside the window. Over 20
+    seeds x 4 windows 97% of major channels landed within 25% (see fit_media_mix_model); the bar
+    here is therefore 90% of them within 25%, none off by 40%, and most truths inside the interval.
     """
     synthetic = pytest.importorskip("ml.synthetic")
-    holidays = pytest.importorskip("holidays")
-    calendar = list(holidays.US(years=[2024, 2025]))
     tables = []
     for seed in (42, 0, 1, 2, 3):
-        demo = synthetic.generate_demo_data(seed=seed, end=date(2025, 9, 30))
-        truth = demo.ground_truth_daily
-        daily = daily_frame(truth[["date", "channel", "spend"]], demo.ground_truth_revenue_daily[["date", "revenue"]])
-        result = fit_media_mix_model(daily, holidays=calendar)
-        diag = result.diagnostics
-        expected = synthetic.true_roas(truth, diag["start_date"], diag["end_date"]).set_index("channel")
-        table = result.channels.set_index("channel")[["spend", "roas", "roas_lower", "roas_upper"]]
-        table["spend_share"] = table["spend"] / table["spend"].sum()
-        table["true_roas"] = expected["roas"]
-        table["error"] = table["roas"] / table["true_roas"] - 1
-        table["inside"] = (table["roas_lower"] <= table["true_roas"]) & (table["true_roas"] <= table["roas_upper"])
-        tables.append(table.assign(seed=seed).reset_index())
+        for end in (date(2025, 9, 30), date(2025, 12, 5)):
+            demo = synthetic.generate_demo_data(seed=seed, end=end)
+            truth = demo.ground_truth_daily
+            daily = daily_frame(truth[["date", "channel", "spend"]], demo.ground_truth_revenue_daily[["date", "revenue"]])
+            result = fit_media_mix_model(daily)
+            diag = result.diagnostics
+            expected = synthetic.true_roas(truth, diag["start_date"], diag["end_date"]).set_index("channel")
+            table = result.channels.set_index("channel")[["spend", "roas", "roas_lower", "roas_upper"]]
+            table["spend_share"] = table["spend"] / table["spend"].sum()
+            table["true_roas"] = expected["roas"]
+            table["error"] = table["roas"] / table["true_roas"] - 1
+            table["inside"] = (table["roas_lower"] <= table["true_roas"]) & (table["true_roas"] <= table["roas_upper"])
+            tables.append(table.assign(seed=seed, end=end, peak_days=diag["n_holiday_days"]).reset_index())
     report = pd.concat(tables, ignore_index=True)[
-        ["seed", "channel", "spend_share", "true_roas", "roas", "roas_lower", "roas_upper", "error", "inside"]
+        ["seed", "end", "peak_days", "channel", "spend_share", "true_roas", "roas", "roas_lower", "roas_upper",
+         "error", "inside"]
     ]
     print("\n" + report.round(3).to_string(index=False))
+    assert (report.loc[report["end"] == date(2025, 12, 5), "peak_days"] == 6).all()  # 27 Nov .. 2 Dec
     major = report[report["spend_share"] >= 0.10]
-    assert len(major) >= 15
-    assert (major["error"].abs() < 0.25).mean() >= 0.75, major
-    assert major["inside"].mean() >= 0.75, major
-    assert (major["error"].abs() < 0.5).all(), major
+    assert len(major) >= 30
+    assert (major["error"].abs() < 0.25).mean() >= 0.9, major
+    assert major["inside"].mean() >= 0.8, major
+    assert (major["error"].abs() < 0.4).all(), major
