@@ -464,3 +464,19 @@ def test_accuracy_on_synthetic_demo_data():
     assert (major["error"].abs() < 0.25).mean() >= 0.9, major
     assert major["inside"].mean() >= 0.8, major
     assert (major["error"].abs() < 0.4).all(), major
+
+
+def test_readme_notebook_example_runs_as_written():
+    """The README's "Media mix and budget from a notebook" block, executed verbatim."""
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    section = text[text.index("Media mix and budget from a notebook:"):]
+    code = section[section.index("```python") + len("```python"):]
+    code = code[: code.index("```")]
+    namespace: dict = {}
+    exec(compile(code, str(readme), "exec"), namespace)  # noqa: S102 - our own README
+    model = namespace["model"]
+    assert model.diagnostics["n_days"] == 180 and model.diagnostics["curve_history_days"] == 540
+    assert model.predict(model.current_daily_spend * 1.1) > model.predict(model.current_daily_spend)
