@@ -134,6 +134,10 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
             "mape": float(diag.get("mape", float("nan"))),
             "nrmse": float(diag.get("nrmse", float("nan"))),
             "window": f"{diag.get('start_date')} to {diag.get('end_date')} ({diag.get('n_days')} days)",
+            "curve_history": f"{diag.get('curve_start_date')} to {diag.get('end_date')} "
+            f"({diag.get('curve_history_days')} days; adstock/saturation chosen here)",
+            "days_left_out": int(diag.get("n_holiday_days", 0)),
+            "ridge_alpha": float(diag.get("ridge_alpha", float("nan"))),
             "hyperparameters": MetadataValue.json(
                 ch.set_index("channel")[["adstock_decay", "saturation_half", "saturation_shape"]].round(4).to_dict("index")
             ),

@@ -1205,8 +1205,11 @@ def _channel_table(
     spend = window_spend.sum(axis=1)
     contribution = beta * feature_sum
     total, total_draws = contribution.sum(), contribution_draws.sum(axis=1, keepdims=True)
-    share = _safe_divide(contribution, np.full_like(contribution, total))
-    share_draws = _safe_divide(contribution_draws, np.broadcast_to(total_draws, contribution_draws.shape))
+    # When the model credits nothing to media at all, every channel's share is 0, not undefined.
+    share = np.nan_to_num(_safe_divide(contribution, np.full_like(contribution, total)), nan=0.0)
+    share_draws = np.nan_to_num(
+        _safe_divide(contribution_draws, np.broadcast_to(total_draws, contribution_draws.shape)), nan=0.0
+    )
     roas = _safe_divide(contribution, spend)
     roas_draws = _safe_divide(contribution_draws, np.broadcast_to(spend, contribution_draws.shape))
     marginal = np.array([float(r.marginal(r.current_daily_spend)) for r in responses.values()])

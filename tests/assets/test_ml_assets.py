@@ -120,3 +120,29 @@ def test_every_published_asset_is_overdue_after_two_schedule_intervals(dbt_manif
         policy = graph.get(key).freshness_policy
         assert policy is not None and policy.fail_window.to_timedelta() == timedelta(minutes=60), key
     assert graph.get(AssetKey(["analytics", "fct_channel_daily"])).freshness_policy is None
+
+
+def test_media_mix_run_config_reaches_the_model_and_a_bad_country_is_refused(duckdb_url):
+    wh = _warehouse(duckdb_url, _marts(days=240))
+    config = {"n_bootstrap": 10, "curve_history_days": 200, "holiday_country": "US"}
+    result = materialize(
+        [media_mix_model], resources={"warehouse": wh},
+        run_config={"ops": {"media_mix_model": {"config": config}}},
+    )
+    metadata = result.asset_materializations_for_node("media_mix_model")[0].metadata
+    assert metadata["curve_history"].value.endswith("(200 days; adstock/saturation chosen here)")
+    # Window 2025-03-02 .. 2025-08-28: Memorial Day, Juneteenth and Independence Day; no peak days.
+    assert metadata["days_left_out"].value == 3
+    diagnostics = wh.read_table("predictions", "mmm_diagnostics", ["metric", "value"]).set_index("metric")["value"]
+    assert diagnostics["curve_history_days"] == 200
+
+    config["holiday_country"] = "XX"
+    failed = materialize(
+        [media_mix_model], resources={"warehouse": wh}, raise_on_error=False,
+        run_config={"ops": {"media_mix_model": {"config": config}}},
+    )
+    assert not failed.success
+    error = failed.get_step_failure_events()[0].step_failure_data.error
+    assert "holiday_country='XX' is not in the holidays calendar" in error.message + (error.cause.message if error.cause else "")
+    # The failed run kept the previous tables.
+    assert wh.read_table("predictions", "mmm_diagnostics", ["run_id"])["run_id"].unique().tolist() == [result.run_id]
