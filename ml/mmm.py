@@ -70,7 +70,7 @@ _DIAGNOSTIC_DETAILS = {
     "n_fitted_days": "window days used by the regression (holidays left out)",
     "n_holiday_days": "window days left out as holidays",
     "n_history_days": "days of spend history used for adstock warm-up",
-    "curve_history_days": "days the adstock/saturation curves were chosen on: the window and up to curve_history_days before its end",
+    "curve_history_days": "days the adstock/saturation curves were chosen on, ending with the window",
     "n_channels": "channels in the model",
     "n_bootstrap": "bootstrap draws",
     "ci": "interval coverage",
@@ -401,9 +401,9 @@ def fit_media_mix_model(
       curves on the window alone beat the true curves by about ten log-likelihood units, and
       the ROAS of a major channel then moved by up to 70% from one day's window to the next. With
       540 days of curve history 96% of major channels' ROAS landed within 25% of the truth, against
-      90% on the window alone (``benchmarks/bench_mmm_accuracy.py``, 20 seeds x 4 window ends). Over a history longer than the window the
-      baseline gets a piecewise-linear trend (a hinge every 90 days) and, from 365 days, at least
-      two yearly harmonics; the half point is in daily-spend units, so a channel's saturation
+      90% on the window alone (``benchmarks/bench_mmm_accuracy.py``, 20 seeds x 4 window ends).
+      Over a history longer than the window the baseline gets a piecewise-linear trend (a hinge
+      every 90 days) and, from 365 days, at least two yearly harmonics; the half point is in daily-spend units, so a channel's saturation
       point is the same spend level throughout. ``curve_history_days=lookback_days`` learns the
       curves on the window alone.
     * Hyperparameters. Coordinate descent gives each channel in turn the (decay, half, shape) grid
@@ -429,7 +429,7 @@ def fit_media_mix_model(
       response over the observed spend far better than its level, and near-tied candidates can
       differ by a factor two in ROAS, so the weighted consensus is much less erratic than the
       single winner.
-    * Intervals: moving-block residual bootstrap (circular blocks of ``block_days``) over the window, with the design
+    * Intervals: moving-block residual bootstrap over the window (circular blocks of ``block_days``), with the design
       fixed: it keeps the adstock time structure that resampling days would break, keeps weekly
       and short-range residual autocorrelation inside blocks, and costs one NNLS per draw. With
       ``hyperparameter_uncertainty`` each draw also resamples the days behind the criterion's
@@ -541,7 +541,7 @@ def fit_media_mix_model(
     penalty = prior_strength * _prior_penalty(candidates, hyperparameter_prior)
     if criterion == "cv":
         curve_folds = _expanding_folds(curve_rows, m, cv_horizon_days, curve_controls.shape[1] + len(names))
-        scored = _CrossValidator(curve_features, y_curve, curve_controls, curve_folds or folds)
+        scored = _CrossValidator(curve_features, y_curve, curve_controls, curve_folds)
         search = _coordinate_search(scored, candidates, alpha_grid, max_passes, penalty)
     else:
         # Curves by in-sample least squares (profile likelihood; a ridge would only raise the error).
