@@ -99,11 +99,12 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
         ),
     ]
     stamp = {"run_id": context.run_id, "generated_at": pd.Timestamp.now()}
+    diagnostics = result.diagnostics_table()
     channels = sorted(ch["channel"])
     outcomes += [
         gx_check("mmm_channel_roas", ch.assign(**stamp), channels=channels),
         gx_check("mmm_response_curves", curves.assign(**stamp), channels=channels),
-        gx_check("mmm_diagnostics", result.diagnostics_table().assign(**stamp)),
+        gx_check("mmm_diagnostics", diagnostics.assign(**stamp)),
     ]
     yield from check_results("media_mix_model", outcomes)
     if not all(o.passed for o in outcomes):
@@ -118,7 +119,7 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
     published = warehouse.publish_tables(
         {
             "mmm_channel_roas": ch,
-            "mmm_diagnostics": result.diagnostics_table(),
+            "mmm_diagnostics": diagnostics,
             "mmm_response_curves": curves,
             "mmm_revenue_decomposition": decomposition,
         },

@@ -17,6 +17,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -33,17 +34,12 @@ VARIANTS: dict[str, dict] = {
     "no_retail_peaks": {"retail_peaks": False},
     "cv": {"criterion": "cv"},
 }
-_cache: dict[tuple[int, date], tuple[pd.DataFrame, pd.DataFrame]] = {}
-
-
+@lru_cache(maxsize=1)
 def _demo(seed: int, end: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    if (seed, end) not in _cache:
-        demo = synthetic.generate_demo_data(seed=seed, end=end)
-        truth = demo.ground_truth_daily
-        daily = daily_frame(truth[["date", "channel", "spend"]], demo.ground_truth_revenue_daily[["date", "revenue"]])
-        _cache.clear()
-        _cache[(seed, end)] = (daily, truth)
-    return _cache[(seed, end)]
+    demo = synthetic.generate_demo_data(seed=seed, end=end)
+    truth = demo.ground_truth_daily
+    daily = daily_frame(truth[["date", "channel", "spend"]], demo.ground_truth_revenue_daily[["date", "revenue"]])
+    return daily, truth
 
 
 def _score(job: tuple[int, date, str]) -> list[dict]:

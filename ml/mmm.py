@@ -15,6 +15,8 @@ import pandas as pd
 from scipy.optimize import nnls
 from scipy.signal import lfilter
 
+from ml.events import model_event_days
+
 __all__ = [
     "ChannelResponse",
     "MediaMixResult",
@@ -776,8 +778,6 @@ def _holiday_days(
         )
     days = list(holidays) if holidays is not None else []
     if retail_peaks or country is not None:
-        from ml.events import model_event_days
-
         days += model_event_days(country, dates[0], dates[-1], retail_peaks, parameter="holiday_country")
     return pd.DatetimeIndex(pd.to_datetime(days)).normalize()
 
