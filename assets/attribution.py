@@ -1,38 +1,24 @@
 """Attribution assets: nine models side by side, published to `predictions` with their checks."""
 
-from dagster import (
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    AssetSpec,
-    Config,
-    MaterializeResult,
-    MetadataValue,
-    multi_asset,
-)
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MetadataValue, multi_asset
 from pydantic import Field
 
-import pandas as pd
-
-from assets.common import check_results, gx_check, gx_spec, markdown_table, python_kinds, table_metadata
-from orchestration.warehouse import Warehouse
+from assets.common import asset_description, python_kinds, table_metadata
+from assets.publishing import check_and_publish, gx_specs, invariant_specs, markdown_table
+from core import registry
+from assets.resources import Warehouse
 
 GROUP = "attribution"
-TABLES = {
-    "channel_attribution": "One row per model and channel: credited conversions and revenue, share with its "
-    "95% bootstrap interval, spend and attributed ROAS.",
-    "campaign_attribution": "One row per model and campaign (the same measures).",
-    "campaign_channel_attribution": "One row per model, campaign and channel (the campaign-level play view).",
-    "attribution_model_comparison": "Channels as rows, one share column per model, ready for BI.",
-}
+ASSET_NAMES = ("channel_attribution", "campaign_attribution", "campaign_channel_attribution",
+               "attribution_model_comparison")
 CHECKS = {
     "shares_sum_to_one": "Every model's channel shares sum to 1 (within 1e-9).",
     "credited_conversions_match_observed": "Every model credits exactly the observed converting journeys.",
     "intervals_contain_estimates": "Every share interval contains its point estimate.",
     "no_negative_credit": "No model gives negative credit (none of the nine may).",
 }
-GX_TABLES = ("channel_attribution", "campaign_attribution", "campaign_channel_attribution")
 INPUTS = [AssetKey(["analytics", t]) for t in ("attribution_credit_buckets", "conversion_paths", "fct_campaign_daily", "dim_campaign")]
+
 
 class AttributionConfig(Config):
     markov_order: int = Field(1, ge=1, le=3, description="Markov chain order (1-3)")
@@ -40,15 +26,15 @@ class AttributionConfig(Config):
     ci: float = Field(0.95, gt=0.5, lt=1.0, description="interval coverage")
     seed: int = Field(0, ge=0, description="bootstrap seed")
 
+
 @multi_asset(
     specs=[
-        AssetSpec(name, deps=INPUTS, group_name=GROUP, description=text, kinds=python_kinds(),
-                  skippable=True, metadata=table_metadata(name))
-        for name, text in TABLES.items()
+        AssetSpec(name, deps=INPUTS, group_name=GROUP, kinds=python_kinds(), skippable=True,
+                  description=asset_description(name, "Attribution at channel/campaign level."),
+                  metadata=table_metadata(name))
+        for name in ASSET_NAMES
     ],
-    check_specs=[AssetCheckSpec(name, asset="channel_attribution", description=text, blocking=True)
-                 for name, text in CHECKS.items()]
-    + [gx_spec(table, asset=table) for table in GX_TABLES],
+    check_specs=invariant_specs("channel_attribution", CHECKS) + [s for a in ASSET_NAMES for s in gx_specs(a)],
     can_subset=False,
 )
 def attribution(context: AssetExecutionContext, config: AttributionConfig, warehouse: Warehouse):
@@ -68,22 +54,16 @@ def attribution(context: AssetExecutionContext, config: AttributionConfig, wareh
         warehouse.read_table("analytics", "dim_campaign", ["campaign_id", "campaign_name"]),
         markov_order=config.markov_order, n_bootstrap=config.n_bootstrap, ci=config.ci, seed=config.seed,
     )
-    outcomes = check_attribution(tables, observed_conversions=float(paths["conversions"].sum()))
+    channels = {"channels": sorted(tables.channel["channel"].unique())}
     frames = tables.frames()
-    gx = {t: gx_check(t, frames[t].assign(run_id=context.run_id, generated_at=pd.Timestamp.now()),
-                      channels=sorted(tables.channel["channel"].unique())) for t in GX_TABLES}
-    if all(o.passed for o in [*outcomes, *gx.values()]):
-        published = warehouse.publish_tables(tables.frames(), run_id=context.run_id)
-        headline = tables.comparison.set_index("channel")
-        for table in published:
-            yield MaterializeResult(
-                asset_key=table.table,
-                metadata={
-                    "dagster/row_count": table.rows,
-                    "models": MetadataValue.text(", ".join(sorted(set(tables.channel["model"])))),
-                    "share_by_model": MetadataValue.md(markdown_table(headline, digits=3)),
-                },
-            )
-    yield from check_results("channel_attribution", outcomes)
-    for table, outcome in gx.items():
-        yield from check_results(table, [outcome])
+    headline = {
+        "models": MetadataValue.text(", ".join(m for m in registry.ATTRIBUTION_MODELS if m in set(tables.channel["model"]))),
+        "share_by_model": MetadataValue.md(markdown_table(tables.comparison.set_index("channel"), digits=3)),
+    }
+    yield from check_and_publish(
+        context, warehouse, frames,
+        invariants={"channel_attribution": check_attribution(tables, observed_conversions=float(paths["conversions"].sum()))},
+        suite_params={name: channels for name in frames if "channel" in registry.table(name).column_names
+                      and name != "attribution_model_comparison"},
+        metadata={name: headline for name in ASSET_NAMES},
+    )

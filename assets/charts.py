@@ -4,33 +4,13 @@ import base64
 import io
 from pathlib import Path
 
-from dagster import AssetExecutionContext, AssetKey, ConfigurableResource, MaterializeResult, MetadataValue, asset
-from pydantic import Field
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from orchestration.settings import get_settings
-from orchestration.warehouse import Warehouse
+from assets.resources import ChartStore, Warehouse
+from core import registry
 
-# chart file stem -> (table it draws, asset that publishes the table)
-CHART_SOURCES = {
-    "roi_forecast": ("ml_roi_forecast", "roi_forecast"),
-    "roi_timeseries": ("ml_roi_timeseries", "roi_timeseries"),
-    "reach_ctr": ("ml_reach_ctr_timeseries", "reach_ctr_timeseries"),
-    "budget_recommendation": ("ml_budget_recommendation", "budget_recommendation"),
-    "attribution_comparison": ("channel_attribution", "channel_attribution"),
-    "mmm_roas": ("mmm_channel_roas", "media_mix_model"),
-    "revenue_contribution": ("mmm_revenue_decomposition", "media_mix_model"),
-}
 MODEL_WINDOW_ASSETS = {"media_mix_model", "budget_recommendation"}
 PREVIEW_WIDTH = 480  # the UI preview is a thumbnail, so the event log stays small
-
-
-class ChartStore(ConfigurableResource):
-    """Where chart PNGs are written (`SPENDWISE_CHARTS_DIR`, default `<repo>/data/charts`)."""
-
-    directory: str = Field(default_factory=lambda: str(get_settings().charts_dir))
-
-    def path(self, stem: str) -> Path:
-        return Path(self.directory) / f"{stem}.png"
 
 
 def _preview_markdown(png: bytes, stem: str) -> str:
@@ -67,13 +47,17 @@ def _chart_context(df, warehouse: Warehouse, model_window: bool = False):
     )
 
 
-def _build_chart_asset(stem: str, table: str, upstream: str):
+def _build_chart_asset(chart: registry.Chart):
+    stem, table = chart.name, chart.table
+    upstream = registry.table(table).asset
+
     @asset(
         name=f"{stem}_chart",
         deps=[AssetKey(upstream)],
         group_name="charts",
         kinds={"python", "seaborn"},
-        description=f"{stem}.png drawn from predictions.{table}, written atomically to the charts directory.",
+        description=f"{chart.title}: {stem}.png drawn from predictions.{table}, written atomically to the "
+        "charts directory.",
     )
     def chart(context: AssetExecutionContext, warehouse: Warehouse, charts: ChartStore) -> MaterializeResult:
         from charts.plots import CHARTS, write_png_atomic
@@ -94,4 +78,4 @@ def _build_chart_asset(stem: str, table: str, upstream: str):
     return chart
 
 
-chart_assets = [_build_chart_asset(stem, table, upstream) for stem, (table, upstream) in CHART_SOURCES.items()]
+chart_assets = [_build_chart_asset(chart) for chart in registry.CHARTS.values()]

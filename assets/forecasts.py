@@ -1,31 +1,19 @@
 """Prophet forecast assets: ROI by channel, daily ROI/conversions and reach/CTR series with intervals."""
 
-from dagster import (
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    AssetSpec,
-    Config,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    multi_asset,
-)
+from dagster import AssetCheckSpec, AssetExecutionContext, AssetKey, AssetSpec, Config, MetadataValue, multi_asset
 from pydantic import Field
 
-import pandas as pd
-
-from assets.common import check_results, gx_check, gx_spec, markdown_table, python_kinds, table_metadata
-from orchestration.warehouse import Warehouse
+from assets.common import asset_description, python_kinds, table_metadata
+from assets.publishing import check_and_publish, gx_specs, markdown_table
+from assets.resources import Warehouse
 
 GROUP = "forecasts"
 TABLE_OF = {"roi_forecast": "ml_roi_forecast", "roi_timeseries": "ml_roi_timeseries",
             "reach_ctr_timeseries": "ml_reach_ctr_timeseries"}
-DESCRIPTIONS = {
-    "roi_forecast": "ROI by channel over the next horizon, with its interval and the backtest MAPE (ml_roi_forecast).",
-    "roi_timeseries": "Daily ROI and conversions per channel, history and forecast in one table (ml_roi_timeseries).",
-    "reach_ctr_timeseries": "Daily reach, impressions, clicks and CTR per channel, history and forecast "
-    "(ml_reach_ctr_timeseries).",
+SUMMARIES = {
+    "roi_forecast": "ROI by channel over the next horizon, with its interval and the backtest MAPE.",
+    "roi_timeseries": "Daily ROI and conversions per channel, history and forecast in one table.",
+    "reach_ctr_timeseries": "Daily reach, impressions, clicks and CTR per channel, history and forecast.",
 }
 CHECKS = [
     ("roi_forecast", "roi_forecast_no_nan", "No missing value in the ROI forecast (backtest_mape may be empty "
@@ -51,18 +39,18 @@ class ForecastConfig(Config):
 @multi_asset(
     specs=[
         AssetSpec(name, deps=[AssetKey(["analytics", "fct_channel_daily"])], group_name=GROUP,
-                  description=DESCRIPTIONS[name], kinds=python_kinds("prophet"), metadata=table_metadata(table),
-                  skippable=True)
+                  description=asset_description(name, SUMMARIES[name]), kinds=python_kinds("prophet"),
+                  metadata=table_metadata(table), skippable=True)
         for name, table in TABLE_OF.items()
     ],
     check_specs=[AssetCheckSpec(check, asset=asset_name, description=text, blocking=True)
                  for asset_name, check, text in CHECKS]
-    + [gx_spec(table, asset=asset_name) for asset_name, table in TABLE_OF.items()],
+    + [spec for asset_name in TABLE_OF for spec in gx_specs(asset_name)],
     can_subset=False,
 )
 def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, warehouse: Warehouse):
     """One Prophet model per channel and metric, fitted in parallel, with a rolling-origin backtest."""
-    from ml.checks import covers_horizon, intervals_contain, no_nan
+    from core.checks import covers_horizon, intervals_contain, no_nan
     from ml.forecasting import forecast_channel_metrics
 
     daily = warehouse.read_table(
@@ -102,22 +90,20 @@ def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, wa
                               where=rc_future),
         ],
     }
-    stamp = {"run_id": context.run_id, "generated_at": pd.Timestamp.now()}
-    for asset_name, table in TABLE_OF.items():
-        params = {"horizon_days": config.horizon_days} if table == "ml_roi_forecast" else {}
-        outcomes[asset_name].append(gx_check(table, tables[asset_name].assign(**stamp), channels=channels, **params))
-    for asset_name, results in outcomes.items():
-        yield from check_results(asset_name, results)
-    failed = [o.name for results in outcomes.values() for o in results if not o.passed]
-    if failed:
-        raise Failure(f"forecast checks failed ({', '.join(failed)}); the previous ml_* tables are kept")
-    published = warehouse.publish_tables({TABLE_OF[k]: v for k, v in tables.items()}, run_id=context.run_id)
-    rows = {t.table: t.rows for t in published}
     backtest = forecast.backtest.pivot_table(index="channel", columns="metric", values="mape")
-    for asset_name, table in TABLE_OF.items():
-        metadata = {"dagster/row_count": rows[table], "horizon_days": config.horizon_days}
-        if asset_name == "roi_forecast":
-            metadata["roi_forecast"] = MetadataValue.md(markdown_table(roi.set_index("channel")[
-                ["predicted_spend", "predicted_revenue", "predicted_roi", "roi_lower", "roi_upper", "backtest_mape"]]))
-            metadata["backtest_mape"] = MetadataValue.md(markdown_table(backtest, digits=3))
-        yield MaterializeResult(asset_key=asset_name, metadata=metadata)
+    yield from check_and_publish(
+        context, warehouse, {TABLE_OF[name]: frame for name, frame in tables.items()},
+        invariants=outcomes,
+        suite_params={table: {"channels": channels, **({"horizon_days": config.horizon_days}
+                                                        if table == "ml_roi_forecast" else {})}
+                      for table in TABLE_OF.values()},
+        metadata={
+            **{name: {"horizon_days": config.horizon_days} for name in TABLE_OF},
+            "roi_forecast": {
+                "horizon_days": config.horizon_days,
+                "roi_forecast": MetadataValue.md(markdown_table(roi.set_index("channel")[
+                    ["predicted_spend", "predicted_revenue", "predicted_roi", "roi_lower", "roi_upper", "backtest_mape"]])),
+                "backtest_mape": MetadataValue.md(markdown_table(backtest, digits=3)),
+            },
+        },
+    )

@@ -4,12 +4,11 @@ Dagster's freshness daemon (part of `make dev`) evaluates the policy; the UI sho
 and /status reports them stale by the same rule.
 """
 
-from datetime import timedelta
-
 from dagster import FreshnessPolicy, map_asset_specs
 
-STALE_AFTER = timedelta(minutes=60)  # two runs of the */30 schedule
-POLICY = FreshnessPolicy.time_window(fail_window=STALE_AFTER, warn_window=timedelta(minutes=45))
+from core.settings import SCHEDULE_INTERVAL, STALE_AFTER
+
+POLICY = FreshnessPolicy.time_window(fail_window=STALE_AFTER, warn_window=STALE_AFTER - SCHEDULE_INTERVAL / 2)
 
 
 def with_freshness_policy(assets):

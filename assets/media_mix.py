@@ -1,24 +1,17 @@
-"""Media-mix model and budget recommendation assets: incremental ROAS with intervals, reallocation."""
+"""Media-mix model and budget recommendation assets: incremental ROAS with intervals, reallocation.
+
+The budget reads the model's published response parameters (predictions.mmm_response_parameters),
+so nothing passes between the two assets but warehouse tables.
+"""
 
 from typing import Literal, Optional
 
-from dagster import (
-    AssetCheckSpec,
-    AssetExecutionContext,
-    AssetKey,
-    Config,
-    Failure,
-    MaterializeResult,
-    MetadataValue,
-    Output,
-    asset,
-)
+from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, asset
 from pydantic import Field
 
-import pandas as pd
-
-from assets.common import check_results, gx_check, gx_spec, markdown_table, python_kinds, table_metadata
-from orchestration.warehouse import Warehouse
+from assets.common import asset_description, python_kinds, table_metadata
+from assets.publishing import check_and_publish, gx_specs, invariant_specs, markdown_table
+from assets.resources import Warehouse
 
 MMM_CHECKS = {
     "mmm_no_nan": "No missing value in the channel ROAS table or the response curves.",
@@ -64,87 +57,77 @@ class MediaMixConfig(Config):
     deps=[AssetKey(["analytics", "fct_channel_daily"]), AssetKey(["analytics", "fct_revenue_daily"])],
     group_name="media_mix",
     kinds=python_kinds("scikit-learn"),
-    description="Adstock + saturation media-mix model with bootstrap intervals; publishes mmm_channel_roas, "
-    "mmm_diagnostics, mmm_response_curves and mmm_revenue_decomposition.",
+    description=asset_description("media_mix_model", "Adstock + saturation media-mix model with bootstrap intervals."),
     metadata=table_metadata("mmm_channel_roas"),
-    check_specs=[AssetCheckSpec(n, asset="media_mix_model", description=d, blocking=True) for n, d in MMM_CHECKS.items()]
-    + [gx_spec(t, asset="media_mix_model") for t in ("mmm_channel_roas", "mmm_response_curves", "mmm_diagnostics")],
+    check_specs=invariant_specs("media_mix_model", MMM_CHECKS) + gx_specs("media_mix_model"),
 )
 def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, warehouse: Warehouse):
-    from ml.checks import combine, intervals_contain, no_nan
     from ml.mmm import daily_frame, fit_media_mix_model
 
     daily = daily_frame(
         warehouse.read_table("analytics", "fct_channel_daily", ["date", "channel", "spend"]),
         warehouse.read_table("analytics", "fct_revenue_daily", ["date", "revenue"]),
     )
-    result = fit_media_mix_model(
-        daily, lookback_days=config.lookback_days, curve_history_days=config.curve_history_days,
-        min_days=config.min_days, n_bootstrap=config.n_bootstrap, ci=config.ci, seed=config.seed,
-        criterion=config.criterion, prior_strength=config.prior_strength, retail_peaks=config.retail_peaks,
-        holiday_country=config.holiday_country,
+    result = fit_media_mix_model(daily, **config.model_dump())
+    channels = {"channels": sorted(result.channels["channel"])}
+    yield from check_and_publish(
+        context, warehouse,
+        {
+            "mmm_channel_roas": result.channels,
+            "mmm_diagnostics": result.diagnostics_table(),
+            "mmm_response_curves": result.response_curves,
+            "mmm_response_parameters": result.response_parameters(),
+            "mmm_revenue_decomposition": _long_decomposition(result.decomposition),
+        },
+        invariants={"media_mix_model": _mmm_invariants(result)},
+        suite_params={t: channels for t in ("mmm_channel_roas", "mmm_response_curves", "mmm_response_parameters",
+                                            "mmm_revenue_decomposition")},
+        metadata={"media_mix_model": _mmm_metadata(result)},
     )
+
+
+def _mmm_invariants(result) -> list:
+    from core.checks import combine, intervals_contain, no_nan
+
     ch, curves = result.channels, result.response_curves
-    outcomes = [
+    revenue = "predicted_incremental_revenue"
+    return [
         combine("mmm_no_nan", ("channel table", no_nan("", ch)), ("response curves", no_nan("", curves))),
         combine(
             "mmm_intervals_contain_estimates",
             ("channel table", intervals_contain("", ch, [
-                ("contribution", "contribution_lower", "contribution_upper"),
-                ("contribution_share", "contribution_share_lower", "contribution_share_upper"),
-                ("roas", "roas_lower", "roas_upper"),
-                ("marginal_roas", "marginal_roas_lower", "marginal_roas_upper"),
+                (m, f"{m}_lower", f"{m}_upper") for m in ("contribution", "contribution_share", "roas", "marginal_roas")
             ])),
-            ("response curves", intervals_contain("", curves, [("predicted_incremental_revenue", "lower", "upper")])),
+            ("response curves", intervals_contain("", curves, [(revenue, f"{revenue}_lower", f"{revenue}_upper")])),
         ),
     ]
-    stamp = {"run_id": context.run_id, "generated_at": pd.Timestamp.now()}
-    diagnostics = result.diagnostics_table()
-    channels = sorted(ch["channel"])
-    outcomes += [
-        gx_check("mmm_channel_roas", ch.assign(**stamp), channels=channels),
-        gx_check("mmm_response_curves", curves.assign(**stamp), channels=channels),
-        gx_check("mmm_diagnostics", diagnostics.assign(**stamp)),
-    ]
-    yield from check_results("media_mix_model", outcomes)
-    if not all(o.passed for o in outcomes):
-        raise Failure("media-mix checks failed; the previous mmm_* tables are kept",
-                      metadata={"failed": [o.name for o in outcomes if not o.passed]})
 
-    decomposition = result.decomposition.melt(
-        id_vars=["date"], value_vars=["baseline", *[c for c in result.decomposition if c.startswith("contribution_")]],
-        var_name="component", value_name="value",
-    )
-    decomposition["component"] = decomposition["component"].str.removeprefix("contribution_")
-    published = warehouse.publish_tables(
-        {
-            "mmm_channel_roas": ch,
-            "mmm_diagnostics": diagnostics,
-            "mmm_response_curves": curves,
-            "mmm_revenue_decomposition": decomposition,
-        },
-        run_id=context.run_id,
-    )
-    diag = result.diagnostics
+
+def _long_decomposition(decomposition):
+    """One row per day and component (baseline or channel), the shape BI tools stack."""
+    components = ["baseline", *[c for c in decomposition if c.startswith("contribution_")]]
+    long = decomposition.melt(id_vars=["date"], value_vars=components, var_name="component", value_name="value")
+    long["component"] = long["component"].str.removeprefix("contribution_")
+    return long
+
+
+def _mmm_metadata(result) -> dict:
+    ch, diag = result.channels, result.diagnostics
     headline = ch.set_index("channel")[["spend", "roas", "roas_lower", "roas_upper", "marginal_roas", "contribution_share"]]
-    yield Output(
-        result,
-        metadata={
-            **{f"rows/{t.table}": t.rows for t in published},
-            "r2": float(diag.get("r2", float("nan"))),
-            "mape": float(diag.get("mape", float("nan"))),
-            "nrmse": float(diag.get("nrmse", float("nan"))),
-            "window": f"{diag.get('start_date')} to {diag.get('end_date')} ({diag.get('n_days')} days)",
-            "curve_history": f"{diag.get('curve_start_date')} to {diag.get('end_date')} "
-            f"({diag.get('curve_history_days')} days; adstock/saturation chosen here)",
-            "days_left_out": int(diag.get("n_holiday_days", 0)),
-            "ridge_alpha": float(diag.get("ridge_alpha", float("nan"))),
-            "hyperparameters": MetadataValue.json(
-                ch.set_index("channel")[["adstock_decay", "saturation_half", "saturation_shape"]].round(4).to_dict("index")
-            ),
-            "roas_by_channel": MetadataValue.md(markdown_table(headline)),
-        },
-    )
+    return {
+        "r2": float(diag.get("r2", float("nan"))),
+        "mape": float(diag.get("mape", float("nan"))),
+        "nrmse": float(diag.get("nrmse", float("nan"))),
+        "window": f"{diag.get('start_date')} to {diag.get('end_date')} ({diag.get('n_days')} days)",
+        "curve_history": f"{diag.get('curve_start_date')} to {diag.get('end_date')} "
+        f"({diag.get('curve_history_days')} days; adstock/saturation chosen here)",
+        "days_left_out": int(diag.get("n_holiday_days", 0)),
+        "ridge_alpha": float(diag.get("ridge_alpha", float("nan"))),
+        "hyperparameters": MetadataValue.json(
+            ch.set_index("channel")[["adstock_decay", "saturation_half", "saturation_shape"]].round(4).to_dict("index")
+        ),
+        "roas_by_channel": MetadataValue.md(markdown_table(headline)),
+    }
 
 
 class BudgetConfig(Config):
@@ -154,47 +137,50 @@ class BudgetConfig(Config):
 
 
 @asset(
+    deps=[AssetKey("media_mix_model")],
     group_name="budget",
     kinds=python_kinds("scipy"),
-    description="Daily spend per channel that maximizes the media-mix model's predicted revenue within the "
-    "budget and per-channel bounds; publishes ml_budget_recommendation.",
+    description=asset_description(
+        "budget_recommendation", "Daily spend per channel that maximizes the media-mix model's predicted revenue "
+        "within the budget and per-channel bounds, from predictions.mmm_response_parameters."),
     metadata=table_metadata("ml_budget_recommendation"),
-    check_specs=[AssetCheckSpec(n, asset="budget_recommendation", description=d, blocking=True)
-                 for n, d in BUDGET_CHECKS.items()] + [gx_spec("ml_budget_recommendation", asset="budget_recommendation")],
+    check_specs=invariant_specs("budget_recommendation", BUDGET_CHECKS) + gx_specs("budget_recommendation"),
 )
-def budget_recommendation(context: AssetExecutionContext, config: BudgetConfig, warehouse: Warehouse,
-                          media_mix_model):
+def budget_recommendation(context: AssetExecutionContext, config: BudgetConfig, warehouse: Warehouse):
     from ml.budget import recommend_budget
-    from ml.checks import CheckOutcome, equals, intervals_contain, no_nan
+    from ml.mmm import ResponseModel
 
-    rec = recommend_budget(media_mix_model, total_budget=config.total_budget, max_change=config.max_change,
+    model = ResponseModel.from_parameters(warehouse.read_table("predictions", "mmm_response_parameters"))
+    rec = recommend_budget(model, total_budget=config.total_budget, max_change=config.max_change,
                            locked=config.locked_channels)
     table = rec.table
-    channels = table[table["channel"] != "TOTAL"]
-    outcomes = [
-        no_nan("budget_no_nan", table, [c for c in table.select_dtypes("number").columns if c != "change_pct"]),
-        equals("recommended_total_equals_budget", float(channels["recommended_spend"].sum()), rec.total_budget,
-               "recommended daily spend vs budget"),
-        intervals_contain("budget_intervals_contain_estimates", table, [(
-            "recommended_expected_revenue", "recommended_expected_revenue_lower", "recommended_expected_revenue_upper")]),
-        CheckOutcome("never_worse_than_current", rec.recommended_revenue >= rec.current_revenue - 1e-9,
-                     f"predicted daily revenue {rec.recommended_revenue:,.2f} recommended vs "
-                     f"{rec.current_revenue:,.2f} current"),
-        gx_check("ml_budget_recommendation", table.assign(run_id=context.run_id, generated_at=pd.Timestamp.now()),
-                 channels=list(media_mix_model.channel_names)),
-    ]
-    yield from check_results("budget_recommendation", outcomes)
-    if not all(o.passed for o in outcomes):
-        raise Failure("budget checks failed; the previous ml_budget_recommendation is kept")
-    published = warehouse.publish(table, "ml_budget_recommendation", run_id=context.run_id)
-    yield MaterializeResult(
-        metadata={
-            "dagster/row_count": published.rows,
+    yield from check_and_publish(
+        context, warehouse, {"ml_budget_recommendation": table},
+        invariants={"budget_recommendation": _budget_invariants(rec)},
+        suite_params={"ml_budget_recommendation": {"channels": list(model.channel_names)}},
+        metadata={"budget_recommendation": {
             "daily_budget": rec.total_budget,
             "expected_daily_lift": f"{rec.lift:,.0f} ({rec.lift_lower:,.0f} to {rec.lift_upper:,.0f})",
             "reason": rec.reason,
             "recommendation": MetadataValue.md(markdown_table(
                 table.set_index("channel")[["current_spend", "recommended_spend", "change_pct",
                                              "marginal_roas_current", "marginal_roas_recommended"]])),
-        },
+        }},
     )
+
+
+def _budget_invariants(rec) -> list:
+    from core.checks import CheckOutcome, equals, intervals_contain, no_nan
+
+    table = rec.table
+    channels = table[table["channel"] != "TOTAL"]
+    revenue = "recommended_expected_revenue"
+    return [
+        no_nan("budget_no_nan", table, [c for c in table.select_dtypes("number").columns if c != "change_pct"]),
+        equals("recommended_total_equals_budget", float(channels["recommended_spend"].sum()), rec.total_budget,
+               "recommended daily spend vs budget"),
+        intervals_contain("budget_intervals_contain_estimates", table, [(revenue, f"{revenue}_lower", f"{revenue}_upper")]),
+        CheckOutcome("never_worse_than_current", rec.recommended_revenue >= rec.current_revenue - 1e-9,
+                     f"predicted daily revenue {rec.recommended_revenue:,.2f} recommended vs "
+                     f"{rec.current_revenue:,.2f} current"),
+    ]

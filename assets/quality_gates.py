@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, Config, MetadataValue, asset_check
 from pydantic import Field
 
-from orchestration.warehouse import Warehouse
+from assets.resources import Warehouse
 
 
 def _result(outcome, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
@@ -30,7 +30,7 @@ def _calendar_days(warehouse: Warehouse, table: str) -> int:
              description="great-expectations suite: one row per date and channel, no gaps, non-negative "
              "spend/impressions/clicks, clicks <= impressions, CTR in [0, 1], known channels.")
 def gx_fct_channel_daily(warehouse: Warehouse) -> AssetCheckResult:
-    from assets.common import gx_check
+    from assets.publishing import gx_check
 
     df = warehouse.read_table("analytics", "fct_channel_daily")
     channels = warehouse.read_table("analytics", "dim_channel", ["channel"])["channel"].tolist()
@@ -41,7 +41,7 @@ def gx_fct_channel_daily(warehouse: Warehouse) -> AssetCheckResult:
 @asset_check(asset=AssetKey(["analytics", "fct_revenue_daily"]), blocking=True,
              description="great-expectations suite: one row per day with no missing day, revenue >= 0.")
 def gx_fct_revenue_daily(warehouse: Warehouse) -> AssetCheckResult:
-    from assets.common import gx_check
+    from assets.publishing import gx_check
 
     df = warehouse.read_table("analytics", "fct_revenue_daily")
     return _result(gx_check("fct_revenue_daily", df, expected_days=_calendar_days(warehouse, "fct_revenue_daily")))

@@ -5,8 +5,8 @@ Declared as external assets so the graph starts at them and dbt's source tests a
 
 from dagster import AssetKey, AssetSpec
 
-from orchestration.raw_contract import RAW_TABLES
-from orchestration.settings import RAW_SCHEMA, get_settings
+from core.raw_contract import RAW_TABLES
+from core.settings import RAW_SCHEMA, get_settings
 
 raw_tables = [
     AssetSpec(

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from ml.synthetic import generate_demo_data
-from orchestration.settings import DBT_DIR, WarehouseUrl
-from orchestration.warehouse import Warehouse
+from core.settings import DBT_DIR, WarehouseUrl
+from assets.resources import Warehouse
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 GNU_TIME = Path("/usr/bin/time")

@@ -24,7 +24,7 @@ def prepare_warehouse(scale: float, folder: Path) -> str:
            "SPENDWISE_CHARTS_DIR": str(folder / "charts")}
     cli = [sys.executable, "-m", "orchestration.cli"]
     subprocess.run([*cli, "demo", "--scale", str(scale)], check=True, env=env, cwd=REPO, capture_output=True)
-    from orchestration.settings import WarehouseUrl
+    from core.settings import WarehouseUrl
 
     dbt_env = {**env, **WarehouseUrl.parse(url).dbt_env()}
     subprocess.run([str(Path(sys.executable).with_name("dbt")), "build", "--profiles-dir", ".", "--quiet",
@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     from assets.forecasts import channel_forecasts
     from assets.media_mix import budget_recommendation, media_mix_model
-    from orchestration.warehouse import Warehouse
+    from assets.resources import Warehouse
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.warehouse or prepare_warehouse(args.scale, Path(tmp))

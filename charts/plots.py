@@ -32,6 +32,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from charts.palette import CHANNEL_COLORS, channel_colors  # noqa: E402
+from core.registry import ATTRIBUTION_MODELS  # noqa: E402
 
 __all__ = [
     "CHARTS",
@@ -56,10 +57,6 @@ SMOOTHING_DAYS = 7
 WEEKLY_AFTER_DAYS = 120
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-ATTRIBUTION_MODELS: tuple[str, ...] = (
-    "first_touch", "last_touch", "linear", "time_decay", "position_based", "w_shaped",
-    "assisted", "markov", "shapley",
-)
 _MODEL_LABELS = {
     "first_touch": "first\ntouch", "last_touch": "last\ntouch", "linear": "linear",
     "time_decay": "time\ndecay", "position_based": "position\nbased", "w_shaped": "W-shaped",
@@ -779,9 +776,9 @@ def _draw_budget_recommendation(df: pd.DataFrame, ctx: ChartContext) -> Figure:
 
 def _draw_attribution_comparison(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     chart, table = "attribution_comparison", "channel_attribution"
-    data = _prepare(df, chart, table, ("model", "channel", "share", "share_ci_low", "share_ci_high"))
+    data = _prepare(df, chart, table, ("model", "channel", "share", "share_lower", "share_upper"))
     data = _as_float(_as_channel(_as_channel(data, chart, table), chart, table, "model"),
-                     ("share", "share_ci_low", "share_ci_high"), chart, table)
+                     ("share", "share_lower", "share_upper"), chart, table)
     dupes = data.duplicated(["model", "channel"])
     if dupes.any():
         pairs = data.loc[dupes, ["model", "channel"]].drop_duplicates().head(3).to_records(index=False).tolist()
@@ -790,8 +787,8 @@ def _draw_attribution_comparison(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     models = [m for m in ATTRIBUTION_MODELS if m in set(data["model"])]
     models += sorted(set(data["model"]) - set(models))
     share = data.pivot(index="channel", columns="model", values="share").reindex(columns=models)
-    low = data.pivot(index="channel", columns="model", values="share_ci_low").reindex(index=share.index, columns=models)
-    high = data.pivot(index="channel", columns="model", values="share_ci_high").reindex(index=share.index, columns=models)
+    low = data.pivot(index="channel", columns="model", values="share_lower").reindex(index=share.index, columns=models)
+    high = data.pivot(index="channel", columns="model", values="share_upper").reindex(index=share.index, columns=models)
     order = share.mean(axis=1).sort_values(ascending=False, kind="stable").index
     share, low, high = share.loc[order], low.loc[order], high.loc[order]
     if not np.isfinite(share.to_numpy()).any():
@@ -1033,7 +1030,7 @@ def budget_recommendation_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
 def attribution_comparison_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
     """Heatmap of each channel's share of credit under every attribution model, as a PNG.
 
-    df: ``channel_attribution`` with ``model, channel, share, share_ci_low, share_ci_high``
+    df: ``channel_attribution`` with ``model, channel, share, share_lower, share_upper``
     (shares as fractions; CI may be NULL). Models in the order first_touch, last_touch, linear,
     time_decay, position_based, w_shaped, assisted, markov, shapley, then unknown ones sorted;
     channels by mean share, largest on top; each cell shows the share and, when known, its interval.

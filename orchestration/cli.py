@@ -9,15 +9,15 @@ from datetime import date
 
 
 def _warehouse():
-    from orchestration.settings import get_settings
-    from orchestration.warehouse import Warehouse
+    from core.settings import get_settings
+    from core.warehouse import WarehouseClient
 
-    return Warehouse(url=get_settings().warehouse.url)
+    return WarehouseClient(get_settings().warehouse)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ml.synthetic import generate_demo_data
-    from orchestration.raw_contract import RAW_TABLES, replace_raw_tables
+    from core.raw_contract import RAW_TABLES, replace_raw_tables
 
     started = time.perf_counter()
     data = generate_demo_data(scale=args.scale, seed=args.seed, end=args.end, days=args.days)
@@ -32,7 +32,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from orchestration.raw_contract import RawDataError, read_raw_dir, replace_raw_tables
+    from core.raw_contract import RawDataError, read_raw_dir, replace_raw_tables
 
     try:
         frames = read_raw_dir(args.folder)
@@ -48,7 +48,9 @@ def cmd_load(args: argparse.Namespace) -> int:
 def cmd_refresh(args: argparse.Namespace) -> int:
     from orchestration.refresh import format_summary, run_refresh
 
-    outcome = run_refresh()
+    outcome = run_refresh(
+        tags={"spendwise/trigger": args.trigger}, run_id=args.run_id, log_level=args.log_level
+    )
     print(format_summary(outcome, _warehouse()))
     return 0 if outcome.ok else 1
 
@@ -76,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """The chart and data HTTP service (charts, tables as JSON/CSV, status, refresh) until Ctrl-C."""
     import uvicorn
 
-    from charts.server import create_app
+    from service.app import create_app  # noqa: I001 (the service room sits below orchestration)
 
     print(f"Spendwise charts and data on http://{args.host}:{args.port}/ (API at /docs, Ctrl-C stops)")
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
@@ -102,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.set_defaults(func=cmd_load)
 
     refresh = sub.add_parser("refresh", help="materialize the whole graph once (what the schedule does)")
+    refresh.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # POST /refresh names the run first
+    refresh.add_argument("--trigger", default="cli", help=argparse.SUPPRESS)
+    refresh.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)  # a child logs INFO to a file
     refresh.set_defaults(func=cmd_refresh)
 
     run = sub.add_parser("run", help="demo + refresh + summary (make run)")

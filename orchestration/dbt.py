@@ -1,31 +1,60 @@
-"""dbt wiring: the cached DbtProject, the translator that names groups and kinds once, the dbt assets.
+"""dbt wiring: the cached DbtProject, the translator that names groups and kinds once, the dbt assets,
+and the dbt resource that hands dbt its warehouse connection.
 
 No dbt command runs at import: the manifest is prepared by `make manifest`, the CLI and the tests.
+Nothing here writes the process environment: dbt gets the warehouse variables that
+`dbt_project/profiles.yml` reads from the resource, for the duration of each invocation.
 """
 
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetSpec, Config
-from pydantic import Field
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from pydantic import Field
 
-from orchestration.settings import DBT_DIR, get_settings
+from core.settings import DBT_DIR, WarehouseUrl, get_settings, warehouse_url_from_env
 
 OWNER = "team:analytics-engineering"
-
-# dagster-dbt's own helpers (prepare_if_dev under `dagster dev`) look for `dbt` on PATH; make the
-# one installed beside this interpreter findable even when the venv is not activated.
 _VENV_BIN = str(Path(sys.prefix) / "bin")
-if _VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = _VENV_BIN + os.pathsep + os.environ.get("PATH", "")
+
+
+def dbt_environment(url: WarehouseUrl) -> dict[str, str]:
+    """What a dbt process needs on top of the caller's environment: the profile variables for `url`
+    and this interpreter's bin folder on PATH (so the venv works without being activated)."""
+    path = os.environ.get("PATH", "")
+    if _VENV_BIN not in path.split(os.pathsep):
+        path = _VENV_BIN + os.pathsep + path if path else _VENV_BIN
+    return {**url.dbt_env(), "PATH": path}
+
+
+@contextlib.contextmanager
+def _environment(extra: Mapping[str, str]) -> Iterator[None]:
+    """`extra` in os.environ while dagster-dbt builds and starts a dbt invocation, then restored.
+
+    dagster-dbt copies os.environ into the dbt subprocess and initialises the adapter in-process
+    from profiles.yml, so the variables must be present during the call; runs execute their dbt
+    step alone in the process (in-process executor or one subprocess per step), so nothing else
+    reads them meanwhile.
+    """
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @cache
@@ -39,10 +68,9 @@ def prepare_manifest(force: bool = False) -> Path:
     """Run `dbt parse` when the manifest is missing (or `force`); returns the manifest path."""
     manifest = DBT_DIR / "target" / "manifest.json"
     if force or not manifest.exists():
-        get_settings()  # exports the dbt env vars profiles.yml reads
         proc = subprocess.run(
             [dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
-            capture_output=True, text=True,
+            capture_output=True, text=True, env={**os.environ, **dbt_environment(get_settings().warehouse)},
         )
         if proc.returncode != 0:
             raise RuntimeError(f"dbt parse failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
@@ -140,10 +168,27 @@ def dbt_executable() -> str:
     return "dbt"
 
 
-def dbt_resource(target: str | None = None) -> DbtCliResource:
-    return DbtCliResource(
+class SpendwiseDbtCliResource(DbtCliResource):
+    """dagster-dbt's CLI resource plus the warehouse it builds in.
+
+    `warehouse_url` (an EnvVar in production, so no password shows in the UI) decides the profile
+    target and the connection variables every dbt invocation of this resource gets.
+    """
+
+    warehouse_url: str = Field(default_factory=warehouse_url_from_env, description="SPENDWISE_WAREHOUSE_URL")
+
+    def cli(self, args, **kwargs):
+        with _environment(dbt_environment(WarehouseUrl.parse(self.warehouse_url))):
+            return super().cli(args, **kwargs)
+
+
+def dbt_resource(url: WarehouseUrl | None = None, warehouse_url: Any = None) -> SpendwiseDbtCliResource:
+    """The dbt resource for `url` (default: the settings' warehouse); `warehouse_url` may be an EnvVar."""
+    url = url or get_settings().warehouse
+    return SpendwiseDbtCliResource(
         project_dir=dbt_project(),
         profiles_dir=str(DBT_DIR),
-        target=target or get_settings().dbt_target,
+        target=url.dbt_target,
         dbt_executable=dbt_executable(),
+        warehouse_url=warehouse_url if warehouse_url is not None else url.url,
     )

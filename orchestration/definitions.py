@@ -5,26 +5,23 @@ import os
 from dagster import Definitions, EnvVar, in_process_executor, multiprocess_executor
 
 from assets import ASSETS, ASSET_CHECKS
-from assets.charts import ChartStore
+from assets.resources import ChartStore
 from assets.freshness import with_freshness_policy
 from assets.raw import raw_tables
 from orchestration.dbt import dbt_resource, spendwise_dbt_models
 from orchestration.schedules import refresh_every_30_minutes, refresh_job
-from orchestration.settings import WarehouseUrl, get_settings
-from orchestration.warehouse import Warehouse
+from core.settings import WarehouseUrl, get_settings
+from assets.resources import Warehouse
 
 
 def build_definitions(warehouse_url: str | None = None, charts_dir: str | None = None) -> Definitions:
     """Definitions for one warehouse (default: `SPENDWISE_WAREHOUSE_URL`, else the local DuckDB file)
     and one chart directory (default: `SPENDWISE_CHARTS_DIR`, else `<repo>/data/charts`)."""
     url = WarehouseUrl.parse(warehouse_url or get_settings().warehouse.url)
-    # dbt runs as a subprocess and reads its profile from these variables.
-    os.environ.update(url.dbt_env())
-    if warehouse_url is None and os.environ.get("SPENDWISE_WAREHOUSE_URL"):
-        # EnvVar keeps a PostgreSQL password out of the resource config shown in the UI.
-        warehouse = Warehouse(url=EnvVar("SPENDWISE_WAREHOUSE_URL"))
-    else:
-        warehouse = Warehouse(url=url.url)
+    # EnvVar keeps a PostgreSQL password out of the resource config shown in the UI.
+    from_env = warehouse_url is None and bool(os.environ.get("SPENDWISE_WAREHOUSE_URL"))
+    configured_url = EnvVar("SPENDWISE_WAREHOUSE_URL") if from_env else url.url
+    warehouse = Warehouse(url=configured_url)
     # DuckDB allows one writing process: every step runs in the run's own process, one at a time.
     # PostgreSQL takes concurrent writers, so independent assets run in parallel subprocesses.
     executor = (
@@ -36,7 +33,7 @@ def build_definitions(warehouse_url: str | None = None, charts_dir: str | None =
         jobs=[refresh_job],
         schedules=[refresh_every_30_minutes],
         resources={
-            "dbt": dbt_resource(url.dbt_target),
+            "dbt": dbt_resource(url, warehouse_url=configured_url),
             "warehouse": warehouse,
             "charts": ChartStore(directory=charts_dir) if charts_dir else ChartStore(),
         },

@@ -11,16 +11,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestration.settings import (
+from core.settings import (
     ANALYTICS_SCHEMA,
     DEFAULT_DAGSTER_HOME,
+    LOCAL_INSTANCE_TEMPLATE,
     PREDICTIONS_SCHEMA,
     RAW_SCHEMA,
-    REPO_ROOT,
+    REFRESH_JOB_NAME,
     get_settings,
 )
-
-LOCAL_INSTANCE_TEMPLATE = REPO_ROOT / "deploy" / "dagster.local.yaml"
 
 
 def ensure_dagster_home() -> Path:
@@ -35,7 +34,9 @@ def ensure_dagster_home() -> Path:
 
 
 @dataclass
-class CheckOutcome:
+class CheckEvaluation:
+    """One asset check as a run reported it (the run summary's view, not core.checks.CheckOutcome)."""
+
     asset: str
     name: str
     passed: bool
@@ -51,10 +52,10 @@ class RefreshOutcome:
     seconds: float
     materialized: list[str] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
-    checks: list[CheckOutcome] = field(default_factory=list)
+    checks: list[CheckEvaluation] = field(default_factory=list)
 
     @property
-    def failed_checks(self) -> list[CheckOutcome]:
+    def failed_checks(self) -> list[CheckEvaluation]:
         return [c for c in self.checks if not c.passed]
 
     @property
@@ -77,7 +78,6 @@ def run_refresh(
     ensure_dagster_home()
     prepare_manifest()
     from orchestration.definitions import defs
-    from orchestration.schedules import REFRESH_JOB_NAME
 
     instance = instance or DagsterInstance.get()
     job = defs.resolve_job_def(REFRESH_JOB_NAME)
@@ -92,7 +92,7 @@ def run_refresh(
     )
     seconds = time.perf_counter() - started
     checks = [
-        CheckOutcome(
+        CheckEvaluation(
             asset=ev.asset_key.to_user_string(),
             name=ev.check_name,
             passed=bool(ev.passed),

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dagster import (
     AssetSelection,
-    DagsterRunStatus,
     DefaultScheduleStatus,
     RunRequest,
-    RunsFilter,
     ScheduleEvaluationContext,
     SkipReason,
     define_asset_job,
@@ -15,31 +13,19 @@ from dagster import (
 )
 
 from assets.raw import raw_tables
-from orchestration.settings import SCHEDULE_CRON
+from core.settings import REFRESH_JOB_NAME, REFRESH_TAG, SCHEDULE_CRON
+from service.dagster_bridge import refresh_in_progress
 
-REFRESH_JOB_NAME = "refresh_all"
+__all__ = ["REFRESH_JOB_NAME", "refresh_every_30_minutes", "refresh_in_progress", "refresh_job"]
 RAW_ASSET_KEYS = [spec.key for spec in raw_tables]
-IN_PROGRESS = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-]
 
 refresh_job = define_asset_job(
     REFRESH_JOB_NAME,
     # all() leaves out checks on external assets: the raw tables' dbt source tests and volume checks.
     selection=AssetSelection.all() | AssetSelection.checks_for_assets(*RAW_ASSET_KEYS),
     description="Materializes the whole graph once on whatever the raw tables hold.",
-    tags={"spendwise/refresh": "true"},
+    tags=dict([REFRESH_TAG]),
 )
-
-
-def refresh_in_progress(instance) -> list[str]:
-    """Run ids of refresh runs that are queued or running in this Dagster instance."""
-    records = instance.get_run_records(RunsFilter(job_name=REFRESH_JOB_NAME, statuses=IN_PROGRESS), limit=5)
-    return [r.dagster_run.run_id for r in records]
 
 
 @schedule(

@@ -105,8 +105,8 @@ def demo_data():
 
 def load_demo(url: str, data) -> None:
     """Write the demo set's raw and ground-truth tables into the warehouse at `url`."""
-    from orchestration.raw_contract import RAW_TABLES, replace_raw_tables
-    from orchestration.warehouse import Warehouse
+    from core.raw_contract import RAW_TABLES, replace_raw_tables
+    from assets.resources import Warehouse
 
     tables = data.tables()
     replace_raw_tables(

@@ -213,12 +213,12 @@ def attach_share_intervals(
     ci: float,
     seed: int | None,
 ) -> pd.DataFrame:
-    """Add ``share_ci_low`` / ``share_ci_high`` (aligned with ``frame['share']``) and record the
+    """Add ``share_lower`` / ``share_upper`` (aligned with ``frame['share']``) and record the
     bootstrap settings and diagnostics in ``frame.attrs``."""
     draws = bootstrap_draws(cells, statistic, n_bootstrap, seed)
     interval = percentile_interval(frame["share"].to_numpy(), draws, ci)
-    frame["share_ci_low"] = interval.low
-    frame["share_ci_high"] = interval.high
+    frame["share_lower"] = interval.low
+    frame["share_upper"] = interval.high
     frame.attrs.update(
         n_bootstrap=int(n_bootstrap),
         ci=float(ci),

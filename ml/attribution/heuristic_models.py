@@ -84,7 +84,7 @@ def heuristics(
     DataFrame
         Long format, one row per model and channel (models in the order first_touch, last_touch,
         linear; channels alphabetical, all channels for every model): ``model, channel,
-        attributed_conversions, attributed_value, share`` (+ ``share_ci_low, share_ci_high`` when
+        attributed_conversions, attributed_value, share`` (+ ``share_lower, share_upper`` when
         ``n_bootstrap > 0``), where ``share`` is the channel's fraction of that model's conversions.
     """
     check_bootstrap_args(n_bootstrap, ci)

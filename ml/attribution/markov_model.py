@@ -400,7 +400,7 @@ def markov(
     -------
     DataFrame
         One row per channel, alphabetical: ``channel, removal_effect, attributed_conversions,
-        attributed_value, share`` plus ``share_ci_low, share_ci_high`` when ``n_bootstrap > 0``.
+        attributed_value, share`` plus ``share_lower, share_upper`` when ``n_bootstrap > 0``.
         ``attrs`` holds ``model, order, collapse_repeats, n_states, conversion_probability,
         total_conversions, total_value, solver`` and the bootstrap diagnostics.
     """

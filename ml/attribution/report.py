@@ -11,21 +11,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.checks import CheckOutcome
+from core.registry import ATTRIBUTION_MODELS as ALL_MODELS
+from core.registry import DATA_DRIVEN_MODELS, RULE_BASED_MODELS  # noqa: F401 (re-exported for callers)
 from ml.attribution.bootstrap import percentile_interval
 from ml.attribution.markov_model import markov
 from ml.attribution.shapley_model import shapley
-from ml.checks import CheckOutcome
-
-RULE_BASED_MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based", "w_shaped", "assisted")
-DATA_DRIVEN_MODELS = ("markov", "shapley")
-ALL_MODELS = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
 # No model here can give negative credit: rule-based weights are non-negative fractions, Markov
 # removal effects are non-negative (removing a channel can only remove paths to conversion), and
 # Shapley with v(S) = conversions of journeys whose channels all lie in S is a sum of unanimity
 # games, so each journey's credit is split equally among its channels.
 MODELS_ALLOWING_NEGATIVE_CREDIT: tuple[str, ...] = ()
 
-MEASURES = ["attributed_conversions", "attributed_revenue", "share", "share_ci_low", "share_ci_high"]
+MEASURES = ["attributed_conversions", "attributed_revenue", "share", "share_lower", "share_upper"]
 
 
 @dataclass(frozen=True)
@@ -76,9 +74,9 @@ def bucket_shares(
             with np.errstate(invalid="ignore", divide="ignore"):
                 draws = draws / draws.sum(axis=1, keepdims=True)
             interval = percentile_interval(share, draws, ci)
-            frame["share_ci_low"], frame["share_ci_high"] = interval.low, interval.high
+            frame["share_lower"], frame["share_upper"] = interval.low, interval.high
         else:
-            frame["share_ci_low"], frame["share_ci_high"] = share, share
+            frame["share_lower"], frame["share_upper"] = share, share
         out.append(frame)
     return pd.concat(out, ignore_index=True)
 
@@ -95,8 +93,8 @@ def _data_driven_channel_credit(
         ("shapley", shapley(standard, n_bootstrap=n_bootstrap, ci=ci, seed=seed)),
     ):
         frame = result.rename(columns={"attributed_value": "attributed_revenue"})
-        if "share_ci_low" not in frame:
-            frame["share_ci_low"], frame["share_ci_high"] = frame["share"], frame["share"]
+        if "share_lower" not in frame:
+            frame["share_lower"], frame["share_upper"] = frame["share"], frame["share"]
         frame.insert(0, "model", name)
         frames.append(frame[["model", "channel", *MEASURES]])
     return pd.concat(frames, ignore_index=True)
@@ -193,7 +191,7 @@ def check_attribution(tables: AttributionTables, observed_conversions: float, to
     credited = ch.groupby("model")["attributed_conversions"].sum()
     worst_credit = float((credited - observed_conversions).abs().max())
     outside = pd.concat(
-        [f[(f["share_ci_low"] > f["share"] + tol) | (f["share_ci_high"] < f["share"] - tol)].assign(level=lvl)
+        [f[(f["share_lower"] > f["share"] + tol) | (f["share_upper"] < f["share"] - tol)].assign(level=lvl)
          for lvl, f in (("channel", ch), ("campaign", tables.campaign), ("campaign_channel", tables.campaign_channel))]
     )
     negative = pd.concat(
@@ -215,7 +213,7 @@ def check_attribution(tables: AttributionTables, observed_conversions: float, to
         CheckOutcome(
             "intervals_contain_estimates", outside.empty,
             f"{len(outside)} share intervals do not contain their point estimate",
-            {"examples": outside.head(5)[["level", "model", "share", "share_ci_low", "share_ci_high"]].to_dict("records")},
+            {"examples": outside.head(5)[["level", "model", "share", "share_lower", "share_upper"]].to_dict("records")},
         ),
         CheckOutcome(
             "no_negative_credit", negative.empty,

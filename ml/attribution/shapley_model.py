@@ -89,7 +89,7 @@ def shapley(
     -------
     DataFrame
         One row per channel, alphabetical: ``channel, shapley_value, attributed_conversions,
-        attributed_value, share`` (+ ``share_ci_low, share_ci_high`` when ``n_bootstrap > 0``).
+        attributed_value, share`` (+ ``share_lower, share_upper`` when ``n_bootstrap > 0``).
         ``shapley_value`` is the Shapley value of the conversion game, which by efficiency *is* the
         channel's attributed conversions; ``attributed_value`` is the Shapley value of the value
         game; ``share`` is ``shapley_value / total conversions``.

@@ -7,7 +7,7 @@ from dagster import AssetKey, materialize
 
 from assets.attribution import attribution
 from ml.attribution.report import ALL_MODELS, RULE_BASED_MODELS, build_attribution_tables, check_attribution
-from orchestration.warehouse import Warehouse
+from assets.resources import Warehouse
 
 CHANNELS = ["search", "social", "email"]
 CAMPAIGNS = {"c_search": "search", "c_social": "social", "c_email": "email", "c_search2": "search"}
@@ -91,7 +91,7 @@ def test_each_check_fails_on_the_input_it_guards():
     assert "no_negative_credit" in failed
 
     tables = build_attribution_tables(inp["buckets"], inp["paths"], inp["spend"], n_bootstrap=50)
-    tables.channel.loc[0, "share_ci_high"] = tables.channel.loc[0, "share"] - 0.01
+    tables.channel.loc[0, "share_upper"] = tables.channel.loc[0, "share"] - 0.01
     failed = {o.name for o in check_attribution(tables, observed) if not o.passed}
     assert failed == {"intervals_contain_estimates"}
 

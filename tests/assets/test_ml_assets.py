@@ -7,8 +7,8 @@ from dagster import materialize
 
 from assets.media_mix import media_mix_model
 from assets.quality_gates import gx_fct_channel_daily, gx_fct_revenue_daily
-from ml.checks import covers_horizon, equals, intervals_contain, no_nan
-from orchestration.warehouse import Warehouse
+from core.checks import covers_horizon, equals, intervals_contain, no_nan
+from assets.resources import Warehouse
 
 CHANNELS = ["search", "social", "video"]
 

@@ -134,7 +134,7 @@ def attribution_frame(channels: list[str], seed: int = 5) -> pd.DataFrame:
         conv = share * 1_000
         rows.append(pd.DataFrame({
             "model": model, "channel": channels, "attributed_conversions": conv, "attributed_revenue": conv * 80,
-            "share": share, "share_ci_low": np.clip(share - half, 0, 1), "share_ci_high": np.clip(share + half, 0, 1),
+            "share": share, "share_lower": np.clip(share - half, 0, 1), "share_upper": np.clip(share + half, 0, 1),
             "spend": spend, "attributed_roas": conv * 80 / spend,
         }))
     return _stamp(pd.concat(rows, ignore_index=True))

@@ -18,8 +18,8 @@ import yaml
 from scipy import stats
 
 from ml.attribution import heuristics
-from orchestration.settings import DBT_DIR, WarehouseUrl
-from orchestration.warehouse import Warehouse
+from core.settings import DBT_DIR, WarehouseUrl
+from assets.resources import Warehouse
 from tests.conftest import load_demo
 
 pytestmark = pytest.mark.slow

@@ -113,21 +113,21 @@ def test_intervals_contain_the_estimate_and_are_reproducible(fit):
     assert result.attrs["n_bootstrap"] == 200
     assert result.attrs["bootstrap_failed_draws"] == 0
     assert result.attrs["ci_clipped"] == 0  # no widening was needed
-    assert (result["share_ci_low"] <= result["share"]).all()
-    assert (result["share"] <= result["share_ci_high"]).all()
-    assert (result["share_ci_high"] - result["share_ci_low"] > 0).all()
+    assert (result["share_lower"] <= result["share"]).all()
+    assert (result["share"] <= result["share_upper"]).all()
+    assert (result["share_upper"] - result["share_lower"] > 0).all()
     again = fit(frame, n_bootstrap=200, seed=7)
     pd.testing.assert_frame_equal(result, again)
     other = fit(frame, n_bootstrap=200, seed=8)
-    assert not np.allclose(other["share_ci_low"], result["share_ci_low"])
+    assert not np.allclose(other["share_lower"], result["share_lower"])
 
 
 @pytest.mark.parametrize("fit", [markov, shapley, heuristics], ids=["markov", "shapley", "heuristics"])
 def test_intervals_narrow_with_more_journeys(fit):
     small = fit(realistic_frame(scale=1), n_bootstrap=200, seed=1)
     large = fit(realistic_frame(scale=16), n_bootstrap=200, seed=1)
-    width_small = (small["share_ci_high"] - small["share_ci_low"]).mean()
-    width_large = (large["share_ci_high"] - large["share_ci_low"]).mean()
+    width_small = (small["share_upper"] - small["share_lower"]).mean()
+    width_large = (large["share_upper"] - large["share_lower"]).mean()
     # Sixteen times the journeys should roughly quarter the width.
     assert width_large < 0.4 * width_small
 
@@ -144,7 +144,7 @@ def test_draws_without_conversions_are_dropped_and_counted():
     # One conversion in 50 journeys: a draw misses it with probability (49/50)^50 ~ 0.36.
     result = shapley(frame, n_bootstrap=200, seed=0)
     assert 30 < result.attrs["bootstrap_failed_draws"] < 120
-    assert np.isfinite(result["share_ci_low"]).all()
+    assert np.isfinite(result["share_lower"]).all()
 
 
 def test_percentile_interval_widens_to_the_estimate_and_says_so():

@@ -219,7 +219,7 @@ def test_sparse_bootstrap_path_matches_dense(monkeypatch):
     dense = markov(frame, order=2, n_bootstrap=20, seed=3)
     monkeypatch.setattr(markov_model, "_DENSE_FLOP_LIMIT", 0.0)
     sparse = markov(frame, order=2, n_bootstrap=20, seed=3)
-    for column in ("share", "share_ci_low", "share_ci_high"):
+    for column in ("share", "share_lower", "share_upper"):
         np.testing.assert_allclose(sparse[column], dense[column], atol=1e-10)
 
 
@@ -229,7 +229,7 @@ def test_sparse_bootstrap_handles_draws_without_conversions(monkeypatch):
     frame = paths_frame([("a > b > c", 1, 9), ("b > c", 0, 20), ("c > a", 0, 20)])
     result = markov(frame, order=3, n_bootstrap=60, seed=2)
     assert 5 < result.attrs["bootstrap_failed_draws"] < 45
-    assert (result["share_ci_low"] <= result["share"]).all() and (result["share"] <= result["share_ci_high"]).all()
+    assert (result["share_lower"] <= result["share"]).all() and (result["share"] <= result["share_upper"]).all()
 
 
 path_rows = st.lists(

@@ -44,8 +44,8 @@ def test_spendwise_run_writes_everything_and_records_the_run(tmp_path, dbt_manif
 
 
 def test_refresh_exits_1_and_names_the_failed_check_on_bad_raw_data(tmp_path, dbt_manifest, demo_data):
-    from orchestration.raw_contract import RAW_TABLES
-    from orchestration.warehouse import Warehouse
+    from core.raw_contract import RAW_TABLES
+    from assets.resources import Warehouse
     from tests.conftest import load_demo
 
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
@@ -53,7 +53,7 @@ def test_refresh_exits_1_and_names_the_failed_check_on_bad_raw_data(tmp_path, db
     wh = Warehouse(url=url)
     raw = {name: wh.read_table("raw", name) for name in RAW_TABLES}
     raw["touchpoints"] = raw["touchpoints"].assign(channel=raw["touchpoints"]["channel"].replace({"social": "facebook"}))
-    from orchestration.raw_contract import replace_raw_tables
+    from core.raw_contract import replace_raw_tables
 
     replace_raw_tables(wh, raw)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "home"),

@@ -5,7 +5,7 @@ from dagster import instance_for_test
 
 from orchestration.dbt import DbtModelConfig
 from orchestration.schedules import REFRESH_JOB_NAME
-from orchestration.warehouse import Warehouse
+from assets.resources import Warehouse
 from tests.conftest import load_demo
 
 

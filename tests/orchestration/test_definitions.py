@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from orchestration.schedules import REFRESH_JOB_NAME
-from orchestration.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 from tests.conftest import load_demo
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test
 
-from orchestration.raw_contract import RAW_TABLES
+from core.raw_contract import RAW_TABLES
 from orchestration.schedules import REFRESH_JOB_NAME
-from orchestration.warehouse import Warehouse
+from assets.resources import Warehouse
 from tests.conftest import load_demo
 
 pytestmark = pytest.mark.slow
@@ -166,7 +166,7 @@ def test_corrupted_raw_data_fails_the_named_check_and_keeps_published_tables(ref
     raw = {name: wh.read_table("raw", name) for name in RAW_TABLES}
     ads = raw["ad_performance_daily"]
     ads.loc[ads.index[:3], "spend"] = -10.0
-    from orchestration.raw_contract import replace_raw_tables
+    from core.raw_contract import replace_raw_tables
 
     replace_raw_tables(wh, raw)
     charts_before = {p.name: p.stat().st_mtime_ns for p in refreshed["charts"].glob("*.png")}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestration.settings import RAW_SCHEMA
+from core.settings import RAW_SCHEMA
 
 if TYPE_CHECKING:  # pandas is imported lazily: Definitions load without it
     import pandas as pd

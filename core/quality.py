@@ -18,16 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.registry import ATTRIBUTION_MODELS, RUN_COLUMNS, TOTAL_ROW
+
 __all__ = ["ATTRIBUTION_MODELS", "SUITES", "QualityResult", "suite_for", "validate_table"]
 
-ATTRIBUTION_MODELS = (
-    "first_touch", "last_touch", "linear", "time_decay", "position_based", "w_shaped", "assisted", "markov", "shapley",
-)
-TOTAL_ROW = "TOTAL"
 SAMPLE_SIZE = 5
 _DEFAULT_HORIZON_DAYS = 30
-_ATTRIBUTION_MEASURES = ("attributed_conversions", "attributed_revenue", "share", "share_ci_low", "share_ci_high")
-_RUN_COLUMNS = ("run_id", "generated_at")
+_ATTRIBUTION_MEASURES = ("attributed_conversions", "attributed_revenue", "share", "share_lower", "share_upper")
+_RUN_COLUMNS = RUN_COLUMNS
 
 
 # --------------------------------------------------------------------------------------------
@@ -283,8 +281,8 @@ def _attribution(keys: tuple[str, ...], extra: tuple[str, ...] = ()) -> Callable
         rules.in_set("model", ATTRIBUTION_MODELS, what=f"the {len(ATTRIBUTION_MODELS)} attribution models")
         rules.channels(channels)
         rules.unique(*keys)
-        rules.fraction("share", "share_ci_low", "share_ci_high")
-        rules.within("share", "share_ci_low", "share_ci_high")
+        rules.fraction("share", "share_lower", "share_upper")
+        rules.within("share", "share_lower", "share_upper")
         rules.non_negative("attributed_conversions", "attributed_revenue", "spend", "attributed_roas")
 
     return build
@@ -309,13 +307,46 @@ def _mmm_channel_roas(rules: _Rules, channels=None) -> None:
 
 
 def _mmm_response_curves(rules: _Rules, channels=None) -> None:
-    columns = ["channel", "daily_spend", "predicted_incremental_revenue", "lower", "upper", "is_current"]
+    revenue = "predicted_incremental_revenue"
+    columns = ["channel", "daily_spend", revenue, f"{revenue}_lower", f"{revenue}_upper", "is_current"]
     rules.published(columns)
     rules.not_null(*columns)
     rules.unique("channel", "daily_spend")
     rules.channels(channels)
-    rules.non_negative("daily_spend", "predicted_incremental_revenue")
-    rules.within("predicted_incremental_revenue", "lower", "upper")
+    rules.non_negative("daily_spend", revenue)
+    rules.within(revenue, f"{revenue}_lower", f"{revenue}_upper")
+
+
+def _mmm_response_parameters(rules: _Rules, channels=None) -> None:
+    parameters = ["coefficient", "saturation_half", "saturation_shape", "adstock_decay", "current_daily_spend",
+                  "baseline_daily", "ci"]
+    rules.published(["channel", "draw", *parameters])
+    rules.not_null("channel", "draw", *parameters)
+    rules.unique("channel", "draw")
+    rules.channels(channels)
+    rules.contains("draw", [0])
+    rules.non_negative("draw", "coefficient", "current_daily_spend")
+    rules.between("adstock_decay", 0, 1, strict_max=True)
+    rules.between("ci", 0, 1, strict_max=True)
+    rules.one_value("baseline_daily")
+
+
+def _mmm_revenue_decomposition(rules: _Rules, channels=None) -> None:
+    rules.published(["date", "component", "value"])
+    rules.not_null("date", "component", "value")
+    rules.unique("date", "component")
+    rules.contains("component", ["baseline"])
+    if channels is not None:
+        rules.in_set("component", ["baseline", *channels], what=f"baseline and the channels {list(channels)}")
+
+
+def _attribution_model_comparison(rules: _Rules, channels=None) -> None:
+    rules.published(["channel", *ATTRIBUTION_MODELS])
+    rules.not_null("channel")
+    rules.unique("channel")
+    rules.channels(channels)
+    # A model may be missing for a channel it never credits (NULL), but a share is always in [0, 1].
+    rules.fraction(*ATTRIBUTION_MODELS)
 
 
 def _mmm_diagnostics(rules: _Rules) -> None:
@@ -421,8 +452,11 @@ _BUILDERS: dict[str, Callable[..., None]] = {
     "channel_attribution": _attribution(("model", "channel")),
     "campaign_attribution": _attribution(("model", "campaign_id"), extra=("channel",)),
     "campaign_channel_attribution": _attribution(("model", "campaign_id", "channel")),
+    "attribution_model_comparison": _attribution_model_comparison,
     "mmm_channel_roas": _mmm_channel_roas,
     "mmm_response_curves": _mmm_response_curves,
+    "mmm_response_parameters": _mmm_response_parameters,
+    "mmm_revenue_decomposition": _mmm_revenue_decomposition,
     "mmm_diagnostics": _mmm_diagnostics,
     "ml_roi_forecast": _ml_roi_forecast,
     "ml_roi_timeseries": _ml_roi_timeseries,
@@ -435,8 +469,11 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "channel_attribution": ("channels",),
     "campaign_attribution": ("channels",),
     "campaign_channel_attribution": ("channels",),
+    "attribution_model_comparison": ("channels",),
     "mmm_channel_roas": ("channels",),
     "mmm_response_curves": ("channels",),
+    "mmm_response_parameters": ("channels",),
+    "mmm_revenue_decomposition": ("channels",),
     "mmm_diagnostics": (),
     "ml_roi_forecast": ("channels", "horizon_days"),
     "ml_roi_timeseries": ("channels",),

@@ -1,4 +1,4 @@
-"""Tests for assets.quality: each suite passes clean tables and names what breaks in broken ones."""
+"""Tests for core.quality: each suite passes clean tables and names what breaks in broken ones."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets import quality
-from assets.quality import SUITES, QualityResult, suite_for, validate_table
+from core import quality
+from core.quality import SUITES, QualityResult, suite_for, validate_table
 
 CHANNELS = ["display", "search", "social"]
 RUN_STAMP = pd.Timestamp("2024-06-01 06:00:00")
@@ -40,8 +40,8 @@ def attribution_frame(keys: dict[str, list]) -> pd.DataFrame:
         part["attributed_conversions"] = share * 120.0
         part["attributed_revenue"] = share * 9000.0
         part["share"] = share
-        part["share_ci_low"] = np.clip(share - 0.05, 0.0, 1.0)
-        part["share_ci_high"] = np.clip(share + 0.05, 0.0, 1.0)
+        part["share_lower"] = np.clip(share - 0.05, 0.0, 1.0)
+        part["share_upper"] = np.clip(share + 0.05, 0.0, 1.0)
         part["spend"] = np.r_[0.0, np.full(len(base) - 1, 400.0)]
         part["attributed_roas"] = part["attributed_revenue"] / part["spend"].where(part["spend"] > 0)
         parts.append(part)
@@ -84,9 +84,38 @@ def mmm_response_curves() -> pd.DataFrame:
         revenue = (i + 1) * 400.0 * grid / (grid + 100.0)
         parts.append(pd.DataFrame({
             "channel": channel, "daily_spend": grid, "predicted_incremental_revenue": revenue,
-            "lower": revenue * 0.8, "upper": revenue * 1.25, "is_current": grid == 100.0,
+            "predicted_incremental_revenue_lower": revenue * 0.8,
+            "predicted_incremental_revenue_upper": revenue * 1.25, "is_current": grid == 100.0,
         }))
     return published(pd.concat(parts, ignore_index=True))
+
+
+def mmm_response_parameters() -> pd.DataFrame:
+    rows = []
+    for i, channel in enumerate(CHANNELS):
+        for draw in range(4):
+            rows.append({
+                "channel": channel, "draw": draw, "coefficient": (i + 1) * 400.0 * (1 + 0.05 * draw),
+                "saturation_half": 100.0, "saturation_shape": 1.0, "adstock_decay": 0.3,
+                "current_daily_spend": 90.0 + i, "baseline_daily": 1500.0, "ci": 0.95,
+            })
+    return published(pd.DataFrame(rows))
+
+
+def mmm_revenue_decomposition() -> pd.DataFrame:
+    days = pd.date_range("2026-01-01", periods=5, freq="D")
+    parts = [pd.DataFrame({"date": days, "component": component, "value": 100.0 + k})
+             for k, component in enumerate(["baseline", *CHANNELS])]
+    return published(pd.concat(parts, ignore_index=True))
+
+
+def attribution_model_comparison() -> pd.DataFrame:
+    from core.registry import ATTRIBUTION_MODELS
+
+    frame = pd.DataFrame({"channel": CHANNELS})
+    for model in ATTRIBUTION_MODELS:
+        frame[model] = 1.0 / len(CHANNELS)
+    return published(frame)
 
 
 def mmm_diagnostics() -> pd.DataFrame:
@@ -200,6 +229,9 @@ VALID = {
     "campaign_channel_attribution": (campaign_channel_attribution, {}),
     "mmm_channel_roas": (mmm_channel_roas, {"channels": CHANNELS}),
     "mmm_response_curves": (mmm_response_curves, {}),
+    "mmm_response_parameters": (mmm_response_parameters, {"channels": CHANNELS}),
+    "mmm_revenue_decomposition": (mmm_revenue_decomposition, {"channels": CHANNELS}),
+    "attribution_model_comparison": (attribution_model_comparison, {"channels": CHANNELS}),
     "mmm_diagnostics": (mmm_diagnostics, {}),
     "ml_roi_forecast": (ml_roi_forecast, {"channels": CHANNELS}),
     "ml_roi_timeseries": (ml_roi_timeseries, {"channels": CHANNELS}),
@@ -250,13 +282,13 @@ def assert_failures(result: QualityResult, expected: dict[str, list]) -> None:
 
 def test_attribution_interval_duplicate_and_unknown_model():
     frame = channel_attribution()
-    frame.loc[4, "share_ci_high"] = frame.loc[4, "share"] - 0.01  # interval misses its estimate
+    frame.loc[4, "share_upper"] = frame.loc[4, "share"] - 0.01  # interval misses its estimate
     frame.loc[7, "model"] = "last_click"
     frame = pd.concat([frame, frame.iloc[[10]]], ignore_index=True)
     result = validate_table("channel_attribution", frame)
     row4, row10 = frame.loc[4], frame.loc[10]
     assert_failures(result, {
-        "share <= share_ci_high": [{"share_ci_high": row4["share_ci_high"], "share": row4["share"]}],
+        "share <= share_upper": [{"share_upper": row4["share_upper"], "share": row4["share"]}],
         "model in the 9 attribution models": ["last_click"],
         "(model, channel) is unique": [{"model": row10["model"], "channel": row10["channel"]}],
     })
@@ -269,11 +301,11 @@ def test_attribution_interval_duplicate_and_unknown_model():
 def test_campaign_attribution_negative_credit_and_share_above_one():
     frame = campaign_attribution()
     frame.loc[2, "attributed_conversions"] = -3.0
-    frame.loc[5, ["share", "share_ci_high"]] = [1.4, 1.5]
+    frame.loc[5, ["share", "share_upper"]] = [1.4, 1.5]
     assert_failures(validate_table("campaign_attribution", frame), {
         "attributed_conversions >= 0": [-3.0],
         "share between 0 and 1": [1.4],
-        "share_ci_high between 0 and 1": [1.5],
+        "share_upper between 0 and 1": [1.5],
     })
 
 
@@ -320,11 +352,12 @@ def test_mmm_channel_roas_needs_roas_where_there_was_spend():
 
 def test_mmm_response_curves_interval_and_negative_spend():
     frame = mmm_response_curves()
-    frame.loc[3, "upper"] = frame.loc[3, "predicted_incremental_revenue"] / 2
+    frame.loc[3, "predicted_incremental_revenue_upper"] = frame.loc[3, "predicted_incremental_revenue"] / 2
     frame.loc[8, "daily_spend"] = -10.0
     assert_failures(validate_table("mmm_response_curves", frame), {
-        "predicted_incremental_revenue <= upper": [
-            {"upper": frame.loc[3, "upper"], "predicted_incremental_revenue": frame.loc[3, "predicted_incremental_revenue"]}
+        "predicted_incremental_revenue <= predicted_incremental_revenue_upper": [
+            {"predicted_incremental_revenue_upper": frame.loc[3, "predicted_incremental_revenue_upper"],
+             "predicted_incremental_revenue": frame.loc[3, "predicted_incremental_revenue"]}
         ],
         "daily_spend >= 0": [-10.0],
     })
@@ -515,7 +548,7 @@ def test_gx_prints_nothing(capfd):
 def test_cold_process_is_silent_and_imports_gx_lazily():
     script = (
         "import sys, pandas as pd\n"
-        "from assets.quality import validate_table\n"
+        "from core.quality import validate_table\n"
         "assert 'great_expectations' not in sys.modules, 'GX imported at module import'\n"
         "frame = pd.DataFrame({'date': pd.date_range('2024-01-01', periods=3), 'revenue': [1.0, -2.0, 3.0]})\n"
         "result = validate_table('fct_revenue_daily', frame)\n"
@@ -531,7 +564,7 @@ def test_cold_process_is_silent_and_imports_gx_lazily():
 def test_module_source_imports_neither_dagster_nor_gx_at_top_level():
     import ast
 
-    tree = ast.parse((REPO / "assets" / "quality.py").read_text())
+    tree = ast.parse((REPO / "core" / "quality.py").read_text())
     top = set()
     for node in tree.body:
         if isinstance(node, ast.Import):

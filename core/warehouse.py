@@ -1,13 +1,12 @@
-"""The one warehouse resource: reads for Python assets and the one atomic publish path.
+"""The one warehouse client: connections, reads and the one atomic publish path. Dagster-free.
 
-Every table a Python asset (or the raw loader) writes goes through `Warehouse.publish_tables`:
+Every table a Python asset (or the raw loader) writes goes through `WarehouseClient.publish_tables`:
 rows land in a staging table and are swapped in inside one transaction, so readers see the old
-table or the new one, never a partial one.
+table or the new one, never a partial one. The Dagster resource (assets.resources) and the
+HTTP service (service/) both use this client.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import contextlib
 import csv
@@ -18,10 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from dagster import ConfigurableResource
-from pydantic import Field
-
-from orchestration.settings import PREDICTIONS_SCHEMA, RAW_SCHEMA, WarehouseUrl, warehouse_url_from_env
+from core.settings import PREDICTIONS_SCHEMA, RAW_SCHEMA, WarehouseUrl
 
 if TYPE_CHECKING:  # pandas is imported where used, so Definitions load without it
     import pandas as pd
@@ -93,6 +89,27 @@ def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 DUCKDB_LOCK_WAIT_SECONDS = 30.0
+LOCKED_RETRY_AFTER_S = 5
+UNAVAILABLE_RETRY_AFTER_S = 30
+
+
+class WarehouseMissing(FileNotFoundError):
+    """The DuckDB file does not exist yet: nothing has been loaded or published."""
+
+
+class WarehouseBusy(RuntimeError):
+    """The warehouse cannot be read right now (DuckDB file locked by a writer, table being swapped)."""
+
+    def __init__(self, detail: str, retry_after: int = LOCKED_RETRY_AFTER_S):
+        super().__init__(detail)
+        self.detail, self.retry_after = detail, retry_after
+
+
+class WarehouseUnavailable(WarehouseBusy):
+    """The warehouse cannot be reached (PostgreSQL down, DuckDB file unreadable)."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail, UNAVAILABLE_RETRY_AFTER_S)
 
 
 def _connect_duckdb_waiting_for_lock(path: str, read_only: bool):
@@ -117,78 +134,159 @@ def _connect_duckdb_waiting_for_lock(path: str, read_only: bool):
             delay = min(delay * 2, 1.0)
 
 
-class _Backend:
-    """Connection to one warehouse: DuckDB (embedded file) or PostgreSQL."""
+class WarehouseClient:
+    """Connection to one warehouse, DuckDB (embedded file) or PostgreSQL: reads and atomic publication.
 
-    def __init__(self, url: WarehouseUrl):
-        self.url = url
+    Connections are short-lived because DuckDB allows one writing process at a time. Writers that
+    meet a reader's lock wait up to DUCKDB_LOCK_WAIT_SECONDS; read-only connections with
+    `wait=False` (the HTTP service) fail at once with WarehouseBusy instead.
+    """
+
+    def __init__(self, url: WarehouseUrl | str):
+        self.url = url if isinstance(url, WarehouseUrl) else WarehouseUrl.parse(url)
+
+    @property
+    def kind(self) -> str:
+        return self.url.kind
+
+    @property
+    def placeholder(self) -> str:
+        return "?" if self.kind == "duckdb" else "%s"
+
+    def ident(self, name: str) -> str:
+        """A quoted identifier that is safe inside a statement with parameters."""
+        quoted = '"' + name.replace('"', '""') + '"'
+        # psycopg2 formats statements with %-style parameters, so a literal % must be doubled.
+        return quoted.replace("%", "%%") if self.kind == "postgres" else quoted
+
+    # ---------------------------------------------------------------- connections
 
     @contextlib.contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[object]:
-        if self.url.kind == "duckdb":
+    def connect(self, read_only: bool = False, *, wait: bool = True,
+                application_name: str = "spendwise") -> Iterator[object]:
+        """One connection, closed on exit; driver errors become WarehouseBusy/Unavailable/Missing.
+
+        read_only: DuckDB opens the file read-only (a missing file is WarehouseMissing, never
+            created); PostgreSQL runs a read-only REPEATABLE READ session with a statement timeout.
+        wait: wait for a DuckDB file lock held by another process (writers); readers that answer
+            users pass False and get WarehouseBusy at once.
+        """
+        con = self._open(read_only, wait, application_name)
+        try:
+            yield con
+        except (WarehouseBusy, WarehouseMissing):
+            raise
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        finally:
+            con.close()
+
+    def _open(self, read_only: bool, wait: bool, application_name: str):
+        if self.kind == "duckdb":
             import duckdb
 
             path = self.url.duckdb_path
             if read_only and not path.exists():
-                raise FileNotFoundError(
+                raise WarehouseMissing(
                     f"DuckDB warehouse {path} does not exist yet: run `spendwise demo` or `spendwise load DIR`"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
-            con = _connect_duckdb_waiting_for_lock(str(path), read_only)
-        else:
-            import psycopg2
+            try:
+                if wait:
+                    return _connect_duckdb_waiting_for_lock(str(path), read_only)
+                return duckdb.connect(str(path), read_only=read_only)
+            except duckdb.Error as exc:
+                raise self._translate(exc) from exc
+        import psycopg2
+        import psycopg2.extensions
 
-            import psycopg2.extensions
-
-            con = psycopg2.connect(
-                host=self.url.host,
-                port=self.url.port,
-                user=self.url.user,
-                password=self.url.password,
-                dbname=self.url.database,
-                application_name="spendwise",
-            )
-            # NUMERIC (e.g. sum() of integers) arrives as float, as DuckDB returns it, not Decimal.
-            numeric_as_float = psycopg2.extensions.new_type(
-                psycopg2.extensions.DECIMAL.values, "SPENDWISE_NUMERIC", lambda v, cur: None if v is None else float(v)
-            )
-            psycopg2.extensions.register_type(numeric_as_float, con)
+        options = "-c statement_timeout=30000" if read_only else None
         try:
-            yield con
-        finally:
-            con.close()
+            con = psycopg2.connect(
+                host=self.url.host, port=self.url.port, user=self.url.user, password=self.url.password,
+                dbname=self.url.database, application_name=application_name, connect_timeout=10,
+                **({"options": options} if options else {}),
+            )
+        except psycopg2.Error as exc:
+            raise WarehouseUnavailable(
+                f"cannot connect to the PostgreSQL warehouse {self.url.redacted()}: {str(exc).strip()}"
+            ) from exc
+        if read_only:
+            # One snapshot for every statement of the connection; read-only so a reader can never write.
+            con.set_session(readonly=True, isolation_level="REPEATABLE READ")
+        # NUMERIC (e.g. sum() of integers) arrives as float, as DuckDB returns it, not Decimal.
+        numeric_as_float = psycopg2.extensions.new_type(
+            psycopg2.extensions.DECIMAL.values, "SPENDWISE_NUMERIC", lambda v, cur: None if v is None else float(v)
+        )
+        psycopg2.extensions.register_type(numeric_as_float, con)
+        return con
 
-    def query(self, con, sql: str, params: tuple = ()) -> pd.DataFrame:
+    def _translate(self, exc: Exception) -> Exception:
+        if self.kind == "duckdb":
+            import duckdb
+
+            if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
+                return WarehouseBusy(
+                    f"the DuckDB warehouse {self.url.duckdb_path} is locked by another process (a refresh is "
+                    f"writing to it); retry in {LOCKED_RETRY_AFTER_S} seconds"
+                )
+            if isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException)):
+                return WarehouseUnavailable(f"cannot read the DuckDB warehouse {self.url.duckdb_path}: {exc}")
+            return exc
+        import psycopg2
+        import psycopg2.errors
+
+        if isinstance(exc, psycopg2.errors.UndefinedTable):
+            return WarehouseBusy("the table was being replaced by a refresh while it was read; retry", retry_after=1)
+        if isinstance(exc, (psycopg2.OperationalError, psycopg2.errors.QueryCanceled)):
+            return WarehouseUnavailable(f"the PostgreSQL warehouse {self.url.redacted()} failed: {str(exc).strip()}")
+        return exc
+
+    # ---------------------------------------------------------------- statements on an open connection
+
+    def query(self, con, sql: str, params: tuple | list = ()) -> pd.DataFrame:
         import pandas as pd
 
-        if self.url.kind == "duckdb":
+        if self.kind == "duckdb":
             return con.execute(sql, list(params)).df()
         with con.cursor() as cur:
-            cur.execute(sql, params or None)
+            cur.execute(sql, tuple(params) or None)  # no parameters: a literal % stays as written
             columns = [d[0] for d in cur.description]
             return pd.DataFrame.from_records(cur.fetchall(), columns=columns)
 
+    def fetch(self, con, sql: str, params: tuple | list = ()) -> list[tuple]:
+        """Rows as tuples (no pandas), for small answers such as the HTTP service's pages."""
+        if self.kind == "duckdb":
+            return con.execute(sql, list(params)).fetchall()
+        with con.cursor() as cur:
+            # Always a tuple, even empty: psycopg2 then unescapes the %% of quoted identifiers.
+            cur.execute(sql, tuple(params))
+            return cur.fetchall()
+
     def execute(self, con, sql: str) -> None:
-        if self.url.kind == "duckdb":
+        if self.kind == "duckdb":
             con.execute(sql)
         else:
             with con.cursor() as cur:
                 cur.execute(sql)
 
     def begin(self, con) -> None:
-        if self.url.kind == "duckdb":
+        if self.kind == "duckdb":
             con.execute("BEGIN TRANSACTION")
         # psycopg2 opens a transaction implicitly on the first statement.
 
     def commit(self, con) -> None:
-        con.commit() if self.url.kind == "postgres" else con.execute("COMMIT")
+        con.commit() if self.kind == "postgres" else con.execute("COMMIT")
 
     def rollback(self, con) -> None:
-        con.rollback() if self.url.kind == "postgres" else con.execute("ROLLBACK")
+        con.rollback() if self.kind == "postgres" else con.execute("ROLLBACK")
 
     def columns(self, con, schema: str, table: str) -> list[tuple[str, str]]:
         """(name, type) of a table's columns in order; empty when the table does not exist."""
-        placeholder = "?" if self.url.kind == "duckdb" else "%s"
+        placeholder = self.placeholder
         rows = self.query(
             con,
             "SELECT column_name, data_type FROM information_schema.columns "
@@ -213,7 +311,7 @@ class _Backend:
             return
         if existing:
             try:
-                self.execute(con, f"DROP TABLE {target}{' CASCADE' if cascade and self.url.kind == 'postgres' else ''}")
+                self.execute(con, f"DROP TABLE {target}{' CASCADE' if cascade and self.kind == 'postgres' else ''}")
             except Exception as exc:
                 raise RuntimeError(
                     f"cannot replace {schema}.{table}: its columns changed from {existing} and other objects "
@@ -228,7 +326,7 @@ class _Backend:
         self.execute(con, f"CREATE TABLE {target} ({columns})")
         if df.empty:
             return
-        if self.url.kind == "duckdb":
+        if self.kind == "duckdb":
             con.register("__spendwise_frame", df)
             try:
                 con.execute(f"INSERT INTO {target} SELECT * FROM __spendwise_frame")
@@ -249,30 +347,12 @@ class _Backend:
                 )
 
 
-class Warehouse(ConfigurableResource):
-    """The warehouse every Python asset reads from and publishes to.
 
-    `url` is `SPENDWISE_WAREHOUSE_URL` (`duckdb:///path` or `postgresql://user:pass@host:port/db`).
-    Connections are short-lived because DuckDB allows one writing process at a time.
-    """
-
-    url: str = Field(default_factory=warehouse_url_from_env, description="SPENDWISE_WAREHOUSE_URL")
-
-    @property
-    def parsed(self) -> WarehouseUrl:
-        return WarehouseUrl.parse(self.url)
-
-    @property
-    def kind(self) -> str:
-        return self.parsed.kind
-
-    def _backend(self) -> _Backend:
-        return _Backend(self.parsed)
+    # ---------------------------------------------------------------- one connection per call
 
     def read_sql(self, sql: str, params: tuple = ()) -> pd.DataFrame:
-        backend = self._backend()
-        with backend.connect() as con:
-            return backend.query(con, sql, params)
+        with self.connect() as con:
+            return self.query(con, sql, params)
 
     def read_table(self, schema: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         cols = ", ".join(_quote(c) for c in columns) if columns else "*"
@@ -281,18 +361,16 @@ class Warehouse(ConfigurableResource):
     def table_exists(self, schema: str, table: str) -> bool:
         rows = self.read_sql(
             "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
-            if self.kind == "duckdb"
-            else "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            .replace("?", self.placeholder),
             (schema, table),
         )
         return int(rows["n"].iloc[0]) > 0
 
     def row_counts(self, schema: str) -> dict[str, int]:
         """Rows per table in `schema` (tables only, staging leftovers excluded)."""
-        placeholder = "?" if self.kind == "duckdb" else "%s"
         names = self.read_sql(
             "SELECT table_name FROM information_schema.tables "
-            f"WHERE table_schema = {placeholder} AND table_type = 'BASE TABLE' ORDER BY table_name",
+            f"WHERE table_schema = {self.placeholder} AND table_type = 'BASE TABLE' ORDER BY table_name",
             (schema,),
         )["table_name"].tolist()
         names = [n for n in names if _STAGING_SUFFIX not in n]
@@ -354,20 +432,19 @@ class Warehouse(ConfigurableResource):
                 df = df.assign(run_id=run_id or "manual", generated_at=pd.Timestamp(generated_at))
             prepared[table] = _normalise_frame(df)
 
-        backend = self._backend()
         token = uuid.uuid4().hex[:8]
-        with backend.connect() as con:
-            backend.begin(con)
+        with self.connect() as con:
+            self.begin(con)
             try:
-                backend.execute(con, f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
+                self.execute(con, f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
                 for table, df in prepared.items():
                     staging = f"{table}{_STAGING_SUFFIX}_{token}"
-                    backend.load_frame(con, df, schema, staging)
-                    backend.swap_in(con, schema, staging, table, cascade=schema == RAW_SCHEMA)
+                    self.load_frame(con, df, schema, staging)
+                    self.swap_in(con, schema, staging, table, cascade=schema == RAW_SCHEMA)
                 for table in drop:
-                    backend.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
-                backend.commit(con)
+                    self.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
+                self.commit(con)
             except BaseException:
-                backend.rollback(con)
+                self.rollback(con)
                 raise
         return [PublishedTable(schema, t, len(df), tuple(df.columns)) for t, df in prepared.items()]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from orchestration.settings import WarehouseUrl
-from orchestration.warehouse import Warehouse, _Backend
+from core.settings import WarehouseUrl
+from core.warehouse import WarehouseClient
+from assets.resources import Warehouse
 
 
 def _frame(n: int, value: float) -> pd.DataFrame:
@@ -48,13 +49,13 @@ def test_publish_stamps_every_row_and_types_columns(warehouse):
 
 def test_failed_publish_keeps_the_previous_table_and_leaves_no_staging(warehouse, monkeypatch):
     warehouse.publish(_frame(3, 1.0), "example", run_id="good")
-    original = _Backend.load_frame
+    original = WarehouseClient.load_frame
 
     def crash_after_loading(self, con, df, schema, table):
         original(self, con, df, schema, table)
         raise RuntimeError("simulated crash in the middle of a publish")
 
-    monkeypatch.setattr(_Backend, "load_frame", crash_after_loading)
+    monkeypatch.setattr(WarehouseClient, "load_frame", crash_after_loading)
     with pytest.raises(RuntimeError, match="simulated crash"):
         warehouse.publish(_frame(7, 2.0), "example", run_id="bad")
     monkeypatch.undo()
@@ -97,7 +98,7 @@ def test_url_parsing_and_redaction():
 
 def test_republish_keeps_dependent_views_and_a_new_shape_replaces_the_table(warehouse):
     warehouse.publish(_frame(3, 1.0), "example", run_id="one")
-    backend = _Backend(warehouse.parsed)
+    backend = warehouse.client
     with backend.connect() as con:
         backend.execute(con, "CREATE VIEW predictions.example_view AS SELECT channel, value FROM predictions.example")
         if warehouse.kind == "postgres":

@@ -8,8 +8,8 @@ import sys
 import pandas as pd
 import pytest
 
-from orchestration.raw_contract import RAW_TABLES, RawDataError, read_raw_dir, replace_raw_tables
-from orchestration.warehouse import Warehouse
+from core.raw_contract import RAW_TABLES, RawDataError, read_raw_dir, replace_raw_tables
+from assets.resources import Warehouse
 
 
 def _good_tables() -> dict[str, pd.DataFrame]:

@@ -1,4 +1,4 @@
-"""One settings object for the whole project, read from environment variables.
+"""One settings object for the whole project, read from environment variables (and never written).
 
 `SPENDWISE_WAREHOUSE_URL` is the single switch between the embedded DuckDB warehouse and PostgreSQL.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -21,6 +22,13 @@ RAW_SCHEMA = "raw"
 ANALYTICS_SCHEMA = "analytics"
 PREDICTIONS_SCHEMA = "predictions"
 SCHEDULE_CRON = "*/30 * * * *"
+SCHEDULE_INTERVAL = timedelta(minutes=30)
+# A published table or chart is overdue when it missed two schedule ticks in a row: the freshness
+# policy in the Dagster UI and `stale` on GET /status both read this one limit.
+STALE_AFTER = 2 * SCHEDULE_INTERVAL
+REFRESH_JOB_NAME = "refresh_all"
+REFRESH_TAG = ("spendwise/refresh", "true")
+LOCAL_INSTANCE_TEMPLATE = REPO_ROOT / "deploy" / "dagster.local.yaml"
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,9 @@ class WarehouseUrl:
     def dbt_env(self) -> dict[str, str]:
         """Environment variables read by dbt_project/profiles.yml for this warehouse.
 
+        Only the dbt resource (orchestration.dbt) hands them to dbt; nothing writes them into this
+        process's environment.
+
         Indirect selection is cautious so that materializing a subset of assets (e.g. only the seed)
         runs only the tests whose parents are all selected.
         """
@@ -119,7 +130,6 @@ def warehouse_url_from_env() -> str:
 def get_settings() -> Settings:
     """Settings of this process. Cached: the environment is read once, at the first call."""
     warehouse = WarehouseUrl.parse(warehouse_url_from_env())
-    os.environ.update(warehouse.dbt_env())
     return Settings(
         warehouse=warehouse,
         charts_dir=Path(os.environ.get("SPENDWISE_CHARTS_DIR") or DEFAULT_CHARTS_DIR),

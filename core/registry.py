@@ -1,0 +1,311 @@
+"""The registry of everything a refresh publishes: prediction tables (grain, columns, intervals, suite,
+owning asset, charts) and charts. Publishing, quality gates, the HTTP service and the docs read it.
+
+Add a table here once; `python -m core.registry` prints the README's table list from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.settings import PREDICTIONS_SCHEMA
+
+# Attribution models in the order every table, chart and suite shows them. The rule-based ones are
+# computed in dbt (macro `attribution_rule_based_models`, kept equal by a test), the others in ml/.
+RULE_BASED_MODELS: tuple[str, ...] = (
+    "first_touch", "last_touch", "linear", "time_decay", "position_based", "w_shaped", "assisted",
+)
+DATA_DRIVEN_MODELS: tuple[str, ...] = ("markov", "shapley")
+ATTRIBUTION_MODELS: tuple[str, ...] = RULE_BASED_MODELS + DATA_DRIVEN_MODELS
+
+TOTAL_ROW = "TOTAL"  # the budget recommendation's all-channel row
+RUN_COLUMNS = ("run_id", "generated_at")  # added to every row by the publish path
+COLUMN_TYPES = frozenset({"text", "integer", "number", "boolean", "date", "timestamp"})
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # one of COLUMN_TYPES
+    description: str
+    nullable: bool = False  # documented: when a value may be missing, the description says when
+
+
+@dataclass(frozen=True)
+class Interval:
+    """`lower <= measure <= upper` for every row where all three are present."""
+
+    measure: str
+    lower: str
+    upper: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    grain: str  # what one row is, in one line
+    asset: str  # the Dagster asset that publishes it
+    columns: tuple[Column, ...]
+    charts: tuple[str, ...] = ()
+    served: bool = True  # readable over HTTP (/data) and meant for BI tools
+    intervals: tuple[Interval, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        # Interval columns follow one naming rule, so they are found, not listed.
+        intervals = tuple(
+            Interval(n, f"{n}_lower", f"{n}_upper")
+            for n in names if f"{n}_lower" in names and f"{n}_upper" in names
+        )
+        object.__setattr__(self, "intervals", intervals)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{PREDICTIONS_SCHEMA}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def suite(self) -> str:
+        """The great-expectations suite (core.quality) that gates the table before it is published."""
+        return self.name
+
+    @property
+    def check_name(self) -> str:
+        return f"gx_{self.name}"
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str  # the file stem: /charts/{name}.png and <charts dir>/{name}.png
+    title: str
+    table: str  # the registry table it draws
+
+
+def _c(name: str, type_: str, description: str, nullable: bool = False) -> Column:
+    return Column(name, type_, description, nullable)
+
+
+def _interval(measure: str, what: str, type_: str = "number") -> tuple[Column, Column, Column]:
+    return (
+        _c(measure, type_, what),
+        _c(f"{measure}_lower", type_, f"lower end of the 95% interval of {measure}"),
+        _c(f"{measure}_upper", type_, f"upper end of the 95% interval of {measure}"),
+    )
+
+
+_CHANNEL = _c("channel", "text", "marketing channel")
+_MODEL = _c("model", "text", f"attribution model: {', '.join(ATTRIBUTION_MODELS)}")
+_CAMPAIGN = _c("campaign_id", "text", "campaign id as in the ad export")
+_DATE = _c("date", "date", "day (UTC)")
+_FORECAST_FLAG = _c("is_forecast", "boolean", "false: observed history (bounds equal the value); true: forecast")
+_ATTRIBUTION_MEASURES = (
+    _c("attributed_conversions", "number", "conversions the model credits"),
+    _c("attributed_revenue", "number", "revenue of the credited conversions (the business's own sales)"),
+    *_interval("share", "share of all credited conversions under this model (0-1); interval from a journey "
+               "bootstrap (Markov, Shapley) or a bootstrap over 200 journey buckets (rule-based models)"),
+    _c("spend", "number", "ad spend over the whole history"),
+    _c("attributed_roas", "number", "attributed_revenue / spend (0 where there was no spend)"),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (
+    Table(
+        "channel_attribution", "one row per attribution model and channel", "channel_attribution",
+        (_MODEL, _CHANNEL, *_ATTRIBUTION_MEASURES),
+        charts=("attribution_comparison",),
+    ),
+    Table(
+        "campaign_attribution", "one row per attribution model and campaign", "campaign_attribution",
+        (_MODEL, _CAMPAIGN, _c("campaign_name", "text", "campaign name, when the export has one", nullable=True),
+         _c("channel", "text", "the campaign's channel"), *_ATTRIBUTION_MEASURES),
+    ),
+    Table(
+        "campaign_channel_attribution", "one row per attribution model, campaign and channel",
+        "campaign_channel_attribution",
+        (_MODEL, _CAMPAIGN, _CHANNEL, *_ATTRIBUTION_MEASURES),
+    ),
+    Table(
+        "attribution_model_comparison", "one row per channel, one share column per attribution model",
+        "attribution_model_comparison",
+        (_CHANNEL, *(_c(m, "number", f"the channel's share of credited conversions under {m}")
+                     for m in ATTRIBUTION_MODELS)),
+    ),
+    Table(
+        "mmm_channel_roas", "one row per channel of the media-mix model", "media_mix_model",
+        (
+            _CHANNEL,
+            _c("spend", "number", "spend over the model window"),
+            *_interval("contribution", "incremental revenue the model credits to the channel over the window"),
+            *_interval("contribution_share", "the channel's share of all media contribution (0-1)"),
+            # ROAS divides by the window's spend: a channel that spent nothing has none.
+            *(Column(c.name, c.type, c.description + " (empty when the channel spent nothing)", True)
+              for c in _interval("roas", "contribution / spend over the window")),
+            *_interval("marginal_roas", "revenue from one more unit of daily spend at the current daily spend"),
+            _c("adstock_decay", "number", "share of a day's effect carried to the next day (0-1)"),
+            _c("saturation_half", "number", "daily spend at which the channel reaches half its maximum effect"),
+            _c("saturation_shape", "number", "Hill curve shape (1: concave; above 1: S-shaped)"),
+        ),
+        charts=("mmm_roas",),
+    ),
+    Table(
+        "mmm_diagnostics", "one row per fit diagnostic of the media-mix model", "media_mix_model",
+        (
+            _c("metric", "text", "diagnostic name, e.g. r2, mape, window dates, chosen hyperparameters per channel"),
+            _c("value", "number", "numeric value (empty for dates and text)", nullable=True),
+            _c("detail", "text", "what the metric means, or its text value", nullable=True),
+        ),
+    ),
+    Table(
+        "mmm_response_curves", "one row per channel and daily spend level", "media_mix_model",
+        (
+            _CHANNEL,
+            _c("daily_spend", "number", "daily spend level on a grid from 0 past the current spend"),
+            *_interval("predicted_incremental_revenue", "steady-state daily revenue the channel adds at that spend"),
+            _c("is_current", "boolean", "true on the row at the window's average daily spend"),
+        ),
+    ),
+    Table(
+        "mmm_response_parameters", "one row per channel and draw of the media-mix model's response curves",
+        "media_mix_model",
+        (
+            _CHANNEL,
+            _c("draw", "integer", "0: the point estimate; 1..n: bootstrap draws"),
+            _c("coefficient", "number", "the channel's maximum steady-state daily revenue (Hill curve scale)"),
+            _c("saturation_half", "number", "daily spend at half the maximum effect"),
+            _c("saturation_shape", "number", "Hill curve shape"),
+            _c("adstock_decay", "number", "share of a day's effect carried to the next day (0-1)"),
+            _c("current_daily_spend", "number", "average daily spend over the model window"),
+            _c("baseline_daily", "number", "average daily revenue without media over the window (same on every row)"),
+            _c("ci", "number", "coverage of the intervals computed from the draws (same on every row)"),
+        ),
+    ),
+    Table(
+        "mmm_revenue_decomposition", "one row per day of the model window and component", "media_mix_model",
+        (
+            _DATE,
+            _c("component", "text", "baseline, or a channel's contribution"),
+            _c("value", "number", "revenue of that component on that day"),
+        ),
+        charts=("revenue_contribution",),
+    ),
+    Table(
+        "ml_roi_forecast", "one row per channel: ROI over the forecast horizon", "roi_forecast",
+        (
+            _CHANNEL,
+            _c("horizon_days", "integer", "days forecast"),
+            _c("predicted_spend", "number", "forecast spend over the horizon"),
+            _c("predicted_revenue", "number", "forecast platform-reported revenue over the horizon"),
+            _c("predicted_roi", "number", "(revenue - spend) / spend over the horizon"),
+            _c("roi_lower", "number", "lower end of the 95% interval of predicted_roi"),
+            _c("roi_upper", "number", "upper end of the 95% interval of predicted_roi"),
+            _c("method", "text", "forecasting method (prophet)"),
+            _c("backtest_mape", "number", "rolling-origin backtest error of daily revenue (WAPE); empty when "
+               "the held-out revenue was all zero", nullable=True),
+        ),
+        charts=("roi_forecast",),
+    ),
+    Table(
+        "ml_roi_timeseries", "one row per day and channel, history and forecast", "roi_timeseries",
+        (
+            _DATE, _CHANNEL,
+            _c("roi", "number", "(revenue - spend) / spend that day; empty on days without spend", nullable=True),
+            _c("conversions", "number", "platform-reported conversions"),
+            _FORECAST_FLAG,
+            _c("roi_lower", "number", "lower end of the interval of roi", nullable=True),
+            _c("roi_upper", "number", "upper end of the interval of roi", nullable=True),
+            _c("conversions_lower", "number", "lower end of the interval of conversions", nullable=True),
+            _c("conversions_upper", "number", "upper end of the interval of conversions", nullable=True),
+        ),
+        charts=("roi_timeseries",),
+    ),
+    Table(
+        "ml_reach_ctr_timeseries", "one row per day and channel, history and forecast", "reach_ctr_timeseries",
+        (
+            _DATE, _CHANNEL,
+            _c("reach", "number", "people reached"),
+            _c("impressions", "number", "impressions"),
+            _c("clicks", "number", "clicks"),
+            _c("ctr", "number", "clicks / impressions; empty on days without impressions", nullable=True),
+            _FORECAST_FLAG,
+            *(Column(f"{m}_{side}", "number", f"{side} end of the interval of {m}", True)
+              for m in ("reach", "impressions", "clicks", "ctr") for side in ("lower", "upper")),
+        ),
+        charts=("reach_ctr",),
+    ),
+    Table(
+        "ml_budget_recommendation", f"one row per channel plus a {TOTAL_ROW} row", "budget_recommendation",
+        (
+            _c("channel", "text", f"marketing channel, or {TOTAL_ROW} for all channels"),
+            _c("current_spend", "number", "average daily spend over the media-mix window"),
+            _c("recommended_spend", "number", "recommended daily spend"),
+            _c("change_pct", "number", "recommended vs current spend, in percent; empty when current spend is 0",
+               nullable=True),
+            _c("current_expected_revenue", "number", "predicted daily revenue at the current spend"),
+            *_interval("recommended_expected_revenue", "predicted daily revenue at the recommended spend"),
+            _c("marginal_roas_current", "number", "marginal ROAS at the current spend"),
+            _c("marginal_roas_recommended", "number", "marginal ROAS at the recommended spend"),
+            _c("reason", "text", "why the channel moves (or does not) in words"),
+        ),
+        charts=("budget_recommendation",),
+    ),
+)}
+
+CHARTS: dict[str, Chart] = {c.name: c for c in (
+    Chart("roi_forecast", "ROI forecast by channel", "ml_roi_forecast"),
+    Chart("roi_timeseries", "Daily ROI by channel, history and forecast", "ml_roi_timeseries"),
+    Chart("reach_ctr", "Reach and click-through rate", "ml_reach_ctr_timeseries"),
+    Chart("budget_recommendation", "Budget recommendation", "ml_budget_recommendation"),
+    Chart("attribution_comparison", "Attribution model comparison", "channel_attribution"),
+    Chart("mmm_roas", "Media mix ROAS by channel", "mmm_channel_roas"),
+    Chart("revenue_contribution", "Revenue contribution: baseline and channels", "mmm_revenue_decomposition"),
+)}
+
+
+def table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a registered prediction table; registered: {', '.join(TABLES)}") from None
+
+
+def tables_of_asset(asset: str) -> list[Table]:
+    return [t for t in TABLES.values() if t.asset == asset]
+
+
+def served_tables() -> dict[str, Table]:
+    return {n: t for n, t in TABLES.items() if t.served}
+
+
+def conform(name: str, df):
+    """`df` with exactly the registered columns in registry order; ValueError naming what differs.
+
+    Publishing through this keeps the warehouse, the docs and the HTTP service on one column list.
+    """
+    spec = table(name)
+    have, want = list(df.columns), spec.column_names
+    missing = [c for c in want if c not in have]
+    unexpected = [c for c in have if c not in want]
+    if missing or unexpected:
+        raise ValueError(
+            f"{spec.qualified_name} does not match its registry entry (core/registry.py): "
+            f"missing columns {missing}, unregistered columns {unexpected}. "
+            "Change the model output or the registry entry, not both halves separately."
+        )
+    return df[want]
+
+
+def markdown_table_list() -> str:
+    """The README's list of published tables and charts, generated from the registry."""
+    lines = ["| table | one row per | columns | published by | chart |", "|---|---|---|---|---|"]
+    for t in TABLES.values():
+        columns = ", ".join(f"`{c}`" for c in t.column_names)
+        charts = ", ".join(f"`{c}.png`" for c in t.charts) or "-"
+        grain = t.grain.removeprefix("one row per ")
+        lines.append(f"| `{t.name}` | {grain} | {columns} | asset `{t.asset}` | {charts} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table_list())
