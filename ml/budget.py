@@ -1,5 +1,5 @@
 """Budget recommendation: re-split daily spend across channels to maximize media-mix revenue.
-Works on a fitted model's steady-state response curves, under a total budget and per-channel bounds.
+Works on a media-mix model's steady-state response curves, under a total budget and per-channel bounds.
 """
 
 from __future__ import annotations
@@ -7,14 +7,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import brentq, minimize
 
-from ml.mmm import MediaMixResult
-
-__all__ = ["BudgetRecommendation", "recommend_budget"]
+__all__ = ["BudgetRecommendation", "SteadyStateResponses", "recommend_budget"]
 
 TABLE_COLUMNS = [
     "channel", "current_spend", "recommended_spend", "change_pct", "current_expected_revenue",
@@ -23,6 +22,31 @@ TABLE_COLUMNS = [
 ]
 TOTAL = "TOTAL"
 _PEAK_GRID = 513
+
+
+class SteadyStateResponses(Protocol):
+    """What the optimizer reads from a media-mix model.
+
+    :class:`ml.mmm.ResponseModel` provides it, whether rebuilt from the published
+    ``mmm_response_parameters`` table (``ResponseModel.from_parameters``) or held by a fitted
+    :class:`ml.mmm.MediaMixResult`, which provides it too.
+    """
+
+    @property
+    def channel_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def current_daily_spend(self) -> pd.Series: ...
+
+    @property
+    def baseline_daily(self) -> float: ...
+
+    @property
+    def ci(self) -> float: ...
+
+    def channel_response(self, channel: str, daily_spend: Any, draws: bool = False) -> np.ndarray: ...
+
+    def channel_marginal_roas(self, channel: str, daily_spend: Any, draws: bool = False) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +92,7 @@ class BudgetRecommendation:
 
 
 def recommend_budget(
-    model: MediaMixResult,
+    model: SteadyStateResponses,
     *,
     total_budget: float | None = None,
     max_change: float = 0.30,
@@ -98,7 +122,9 @@ def recommend_budget(
     Parameters
     ----------
     model:
-        A fitted media-mix model (:func:`ml.mmm.fit_media_mix_model`).
+        The media-mix model's response curves: a :class:`ml.mmm.ResponseModel` (e.g. rebuilt from
+        the published ``mmm_response_parameters`` with ``ResponseModel.from_parameters``) or a
+        fitted :class:`ml.mmm.MediaMixResult`; both give the same recommendation.
     total_budget:
         Daily budget to allocate; default the current total daily spend.
     max_change:
@@ -124,7 +150,7 @@ def recommend_budget(
         raise ValueError(f"total_budget must be a finite number >= 0, got {total_budget}")
     if not (math.isfinite(max_change) and max_change >= 0):
         raise ValueError(f"max_change must be >= 0 (0.3 means +/-30%), got {max_change}")
-    coverage = float(model.diagnostics.get("ci", 0.95)) if ci is None else float(ci)
+    coverage = float(model.ci) if ci is None else float(ci)
     if not 0 < coverage < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
 
@@ -258,7 +284,7 @@ def _repair(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, budget: float) -> np.
 class _Curves:
     """Vectorized access to every channel's response r_c and marginal r_c' at one spend per channel."""
 
-    def __init__(self, model: MediaMixResult, names: list[str], hi: np.ndarray):
+    def __init__(self, model: SteadyStateResponses, names: list[str], hi: np.ndarray):
         self.model, self.names = model, names
         # Where each channel's marginal ROAS peaks (0 for concave curves); the falling branch starts there.
         self.peak = np.zeros(len(names))
@@ -417,7 +443,7 @@ def _portfolio_multiplier(curves: _Curves, x: np.ndarray, lo: np.ndarray, hi: np
 
 
 def _recommendation(
-    model: MediaMixResult,
+    model: SteadyStateResponses,
     curves: _Curves,
     names: list[str],
     current: np.ndarray,

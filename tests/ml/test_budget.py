@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml.budget import TABLE_COLUMNS, recommend_budget
-from ml.mmm import ChannelResponse, MediaMixResult, fit_media_mix_model
+from ml.mmm import ChannelResponse, ResponseModel, fit_media_mix_model
 
 
 def make_model(
     curves: dict[str, tuple[float, float, float, float]], n_draws: int = 40, seed: int = 0
-) -> MediaMixResult:
+) -> ResponseModel:
     """A model with known Hill curves: {channel: (coefficient, half, shape, current daily spend)}.
 
     Draws scatter the coefficient by 10% so interval columns have something to show.
@@ -33,24 +34,18 @@ def make_model(
             coefficient_draws=beta * rng.lognormal(0.0, 0.1, n_draws),
             half_draws=np.full(n_draws, half),
             shape_draws=np.full(n_draws, shape),
+            decay_draws=np.zeros(n_draws),
         )
         for name, (beta, half, shape, spend) in curves.items()
     }
-    return MediaMixResult(
-        channels=pd.DataFrame({"channel": list(curves)}),
-        diagnostics={"ci": 0.9},
-        response_curves=pd.DataFrame(),
-        decomposition=pd.DataFrame(),
-        baseline_daily=1000.0,
-        responses=responses,
-    )
+    return ResponseModel(responses=responses, baseline_daily=1000.0, ci=0.9)
 
 
 def rows(rec) -> pd.DataFrame:
     return rec.table[rec.table["channel"] != "TOTAL"].set_index("channel")
 
 
-def value(model: MediaMixResult, spend: pd.Series) -> float:
+def value(model: ResponseModel, spend: pd.Series) -> float:
     return sum(float(model.channel_response(c, spend[c])) for c in model.channel_names)
 
 
@@ -222,7 +217,8 @@ def test_s_shaped_channel_below_its_threshold_is_handled_without_losing_revenue(
     assert got.sum() == pytest.approx(budget)
 
 
-def test_recommendation_from_a_fitted_model():
+@pytest.fixture(scope="module")
+def fitted():
     rng = np.random.default_rng(4)
     days = 200
     spend_a = 200 * np.exp(np.cumsum(rng.normal(0, 0.05, days)) * 0.5) * rng.lognormal(0, 0.2, days)
@@ -231,9 +227,52 @@ def test_recommendation_from_a_fitted_model():
     daily = pd.DataFrame({
         "date": pd.date_range("2024-01-01", periods=days), "revenue": revenue, "a": spend_a, "b": spend_b,
     })
-    model = fit_media_mix_model(daily, n_bootstrap=20, decay_grid=(0.0, 0.3), half_grid=(1.0, 2.0), shape_grid=(1.0,))
-    rec = recommend_budget(model)
+    return fit_media_mix_model(
+        daily, n_bootstrap=20, decay_grid=(0.0, 0.3), half_grid=(0.5, 1.0, 2.0), shape_grid=(1.0, 2.0)
+    )
+
+
+def test_recommendation_from_a_fitted_model(fitted):
+    rec = recommend_budget(fitted)
     got = rows(rec)
-    assert got["recommended_spend"].sum() == pytest.approx(model.current_daily_spend.sum())
+    assert got["recommended_spend"].sum() == pytest.approx(fitted.current_daily_spend.sum())
     assert rec.recommended_revenue >= rec.current_revenue - 1e-9
     assert rec.table["recommended_expected_revenue_lower"].le(rec.table["recommended_expected_revenue"]).all()
+
+
+def assert_same_recommendation(got, expected) -> None:
+    pd.testing.assert_frame_equal(got.table, expected.table, check_exact=True)
+    for field in dataclasses.fields(expected):
+        if field.name != "table":
+            assert getattr(got, field.name) == getattr(expected, field.name), field.name
+
+
+BUDGET_SETTINGS = [
+    {},
+    {"max_change": 0.5, "ci": 0.8},
+    {"locked": ["b"], "max_change": 0.8},
+    {"bounds": {"a": (0.0, None), "b": (0.0, None)}},
+]
+
+
+@pytest.mark.parametrize("settings", BUDGET_SETTINGS)
+def test_published_response_parameters_give_the_same_recommendation_as_the_fit(fitted, settings):
+    published = ResponseModel.from_parameters(fitted.response_parameters())
+    assert_same_recommendation(recommend_budget(published, **settings), recommend_budget(fitted, **settings))
+    # The bootstrap redrew the curves, so the intervals compared above rest on more than the coefficient.
+    assert fitted.response_parameters().groupby("channel")["saturation_half"].nunique().max() > 1
+
+
+def test_response_parameters_survive_a_duckdb_round_trip(fitted, tmp_path):
+    duckdb = pytest.importorskip("duckdb")
+    path = str(tmp_path / "warehouse.duckdb")
+    frame = fitted.response_parameters().assign(run_id="run-1", generated_at=pd.Timestamp("2025-01-01"))
+    with duckdb.connect(path) as con:
+        con.execute("CREATE SCHEMA predictions")
+        con.register("frame", frame)
+        con.execute("CREATE TABLE predictions.mmm_response_parameters AS SELECT * FROM frame")
+    with duckdb.connect(path, read_only=True) as con:
+        stored = con.execute("SELECT * FROM predictions.mmm_response_parameters").df()
+    published = ResponseModel.from_parameters(stored)
+    for settings in BUDGET_SETTINGS:
+        assert_same_recommendation(recommend_budget(published, **settings), recommend_budget(fitted, **settings))

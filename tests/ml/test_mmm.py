@@ -240,8 +240,8 @@ def test_every_interval_contains_its_point_estimate(fitted):
         assert (table[name] <= table[f"{name}_upper"] + 1e-12).all(), name
         assert (table[f"{name}_lower"] >= 0).all(), name
     curves = fitted.response_curves
-    assert (curves["lower"] <= curves["predicted_incremental_revenue"] + 1e-12).all()
-    assert (curves["predicted_incremental_revenue"] <= curves["upper"] + 1e-12).all()
+    assert (curves["predicted_incremental_revenue_lower"] <= curves["predicted_incremental_revenue"] + 1e-12).all()
+    assert (curves["predicted_incremental_revenue"] <= curves["predicted_incremental_revenue_upper"] + 1e-12).all()
 
 
 def _roas_check(result, truth) -> pd.DataFrame:
@@ -279,7 +279,8 @@ def test_full_cross_validation_criterion_runs_and_stays_in_range(simulated):
 def test_response_curves_start_at_zero_rise_and_flag_the_current_spend(fitted):
     curves = fitted.response_curves
     assert list(curves.columns) == [
-        "channel", "daily_spend", "predicted_incremental_revenue", "lower", "upper", "is_current",
+        "channel", "daily_spend", "predicted_incremental_revenue", "predicted_incremental_revenue_lower",
+        "predicted_incremental_revenue_upper", "is_current",
     ]
     for channel, curve in curves.groupby("channel"):
         assert curve["daily_spend"].iloc[0] == 0.0
@@ -433,9 +434,10 @@ def test_accuracy_on_synthetic_demo_data():
     """Major channels' ROAS against the generator's truth, default settings, as the pipeline fits it.
 
     Five demos (the default seed and the next four) at two window ends each: one before the retail
-    peak season and one just after Black Friday, so the peak days are inside the window. Over 20
-    seeds x 4 windows 96% of major channels landed within 25% (see fit_media_mix_model); the bar
-    here is therefore 90% of them within 25%, none off by 40%, and most truths inside the interval.
+    peak season and one just after Black Friday, so the peak days are inside the window. The bar
+    sits below what the accuracy benchmark measures over many more seeds and windows
+    (docs/mmm_accuracy.md): 90% of major channels within 25%, none off by 40%, and most truths
+    inside the interval.
     """
     synthetic = pytest.importorskip("ml.synthetic")
     tables = []

@@ -1,0 +1,176 @@
+"""The regression under the media-mix model: controls projected out, a non-negative ridge on the
+media columns, and the expanding-window cross-validation that scores it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from scipy.optimize import nnls
+
+
+def _expanding_folds(rows: np.ndarray, n: int, horizon: int, n_parameters: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Expanding-window folds over the window's fitted ``rows``: ``(train_rows, test_rows)`` pairs.
+
+    Test blocks of ``horizon`` calendar days tile the second half of the window (less when the
+    first training set would be too small for the parameter count); each fold trains on every
+    fitted day before its block, so no fold sees revenue after the days it predicts.
+    """
+    first = min(max(n // 2, n_parameters + 14), n - 1)
+    n_folds = max(1, (n - first) // horizon)
+    bounds = np.linspace(n - n_folds * horizon, n, n_folds + 1).round().astype(int)
+    folds = []
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        train, test = rows[rows < start], rows[(rows >= start) & (rows < end)]
+        if len(test) and len(train) > n_parameters:
+            folds.append((train, test))
+    return folds
+
+
+def _column_scale(z: np.ndarray) -> np.ndarray:
+    """Root mean square of each row; 1 for (numerically) all-zero rows so they stay zero."""
+    rms = np.sqrt(np.mean(z * z, axis=-1))
+    return np.where(rms > 1e-9 * (1.0 + np.sqrt(np.mean(np.square(z)))), rms, 1.0)
+
+
+def _nnls_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Batched ``min b'Gb/2 - r'b`` subject to ``b >= 0`` for many small positive-definite systems.
+
+    Active-set iteration on all systems at once (solve on the free set, drop the most negative
+    coefficient, repeat); any system whose result fails the KKT conditions is re-solved exactly with
+    ``scipy.optimize.nnls`` on its Cholesky factor, so the result is always the exact optimum.
+    """
+    m, k = rhs.shape
+    eye = np.eye(k)
+    free = np.ones((m, k), dtype=bool)
+    coef = np.zeros((m, k))
+    for _ in range(k + 1):
+        mask = free[:, :, None] & free[:, None, :]
+        coef = np.linalg.solve(np.where(mask, gram, eye), np.where(free, rhs, 0.0)[..., None])[..., 0]
+        negative = free & (coef < 0)
+        rows = np.flatnonzero(negative.any(axis=1))
+        if rows.size == 0:
+            break
+        drop = np.argmin(np.where(negative[rows], coef[rows], np.inf), axis=1)
+        free[rows, drop] = False
+    coef = np.where(free, coef, 0.0)
+    gradient = np.einsum("mij,mj->mi", gram, coef) - rhs
+    tol = 1e-9 * (np.abs(rhs).max(axis=1, keepdims=True) + np.abs(gram).max(axis=(1, 2))[:, None])
+    bad = np.flatnonzero(((~free) & (gradient < -tol)).any(axis=1) | (coef < 0).any(axis=1))
+    for i in bad:
+        factor = np.linalg.cholesky(gram[i])
+        coef[i], _ = nnls(factor.T, np.linalg.solve(factor, rhs[i]), maxiter=50 * k)
+    return coef
+
+
+class _Problem:
+    """The regression on a set of training days, media candidates with the controls projected out.
+
+    Controls are unpenalized and unsigned, so they are removed exactly by projection
+    (Frisch-Waugh-Lovell) and only the media coefficients go through the non-negative ridge.
+    Media columns are scaled to unit root-mean-square after projection so one ridge strength
+    fits all channels. Test days, if any, are adjusted with the control coefficients learnt on the
+    training days only.
+    """
+
+    def __init__(self, features: np.ndarray, y: np.ndarray, controls: np.ndarray,
+                 train: np.ndarray, test: np.ndarray | None = None):
+        self.features = features
+        self.train, self.test = train, (test if test is not None else train[:0])
+        self.c_train, self.c_test = controls[self.train], controls[self.test]
+        self.pinv = np.linalg.pinv(self.c_train)
+        y_coef = self.pinv @ y[self.train]
+        self.y_train = y[self.train] - self.c_train @ y_coef
+        self.y_test = y[self.test] - self.c_test @ y_coef
+        self.n_channels = features.shape[0]
+
+    def columns(self, channel: int, ks: Any = slice(None)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Scaled training columns, scaled test columns and scales of candidates ``ks`` of ``channel``."""
+        raw = self.features[channel, ks]
+        raw_train = raw[..., self.train]
+        coef = raw_train @ self.pinv.T
+        train = raw_train - coef @ self.c_train.T
+        scale = _column_scale(train)
+        test = raw[..., self.test] - coef @ self.c_test.T
+        return train / scale[..., None], test / scale[..., None], scale
+
+    def design(self, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Training matrix (days, channels), test matrix and column scales for one candidate per channel."""
+        idx = np.arange(self.n_channels)
+        raw = self.features[idx, choice]  # (channels, days)
+        raw_train = raw[:, self.train]
+        coef = raw_train @ self.pinv.T
+        train = raw_train - coef @ self.c_train.T
+        scale = _column_scale(train)
+        test = raw[:, self.test] - coef @ self.c_test.T
+        return (train / scale[:, None]).T, (test / scale[:, None]).T, scale
+
+    def solve(self, z: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
+        """Non-negative ridge on scaled columns: min |z b - t|^2 + alpha * days * |b|^2, b >= 0."""
+        rows, k = z.shape
+        a = np.vstack([z, math.sqrt(alpha * rows) * np.eye(k)])
+        coef, _ = nnls(a, np.concatenate([target, np.zeros(k)]), maxiter=50 * k)
+        return coef
+
+    def channel_candidates(self, choice: np.ndarray, alpha: float, channel: int) -> tuple[np.ndarray, ...]:
+        """Scaled coefficients for every candidate of ``channel``, the others held at ``choice``.
+
+        Returns ``(coef (candidates, channels), candidate test columns, test matrix, candidate scales)``.
+        """
+        z, t, _ = self.design(choice)
+        zc, tc, scale = self.columns(channel)
+        rows, k = z.shape
+        ridge = alpha * rows + 1e-10 * rows  # the tiny jitter keeps all-zero columns solvable
+        gram = z.T @ z + ridge * np.eye(k)
+        cross = zc @ z
+        grams = np.broadcast_to(gram, (len(zc), k, k)).copy()
+        grams[:, channel, :] = cross
+        grams[:, :, channel] = cross
+        grams[:, channel, channel] = np.einsum("ij,ij->i", zc, zc) + ridge
+        rhs = np.broadcast_to(z.T @ self.y_train, (len(zc), k)).copy()
+        rhs[:, channel] = zc @ self.y_train
+        return _nnls_gram(grams, rhs), tc, t, scale
+
+
+class _CrossValidator:
+    """Pooled squared error of the non-negative ridge over folds: expanding-window CV, or one
+    in-sample "fold" whose test days are its training days (the profile least-squares criterion).
+    """
+
+    def __init__(self, features: np.ndarray, y: np.ndarray, controls: np.ndarray,
+                 folds: list[tuple[np.ndarray, np.ndarray]]):
+        self.problems = [_Problem(features, y, controls, train, test) for train, test in folds]
+        self.n_channels, self.n_candidates, _ = features.shape
+        self.n_test = sum(len(p.test) for p in self.problems)
+
+    def sse(self, choice: np.ndarray, alpha: float) -> float:
+        total = 0.0
+        for p in self.problems:
+            z, t, _ = p.design(choice)
+            resid = p.y_test - t @ p.solve(z, p.y_train, alpha)
+            total += float(resid @ resid)
+        return total
+
+    def channel_errors(self, choice: np.ndarray, alpha: float, channel: int) -> np.ndarray:
+        """Squared test errors ``(candidates, test days)`` of each candidate of ``channel``, others at ``choice``."""
+        parts = []
+        for p in self.problems:
+            coef, tc, t, _ = p.channel_candidates(choice, alpha, channel)
+            others = t.copy()
+            others[:, channel] = 0.0
+            pred = coef @ others.T + coef[:, channel:channel + 1] * tc
+            parts.append(np.square(p.y_test - pred))
+        return np.concatenate(parts, axis=1)
+
+
+def _fit(full: _Problem, features: np.ndarray, y: np.ndarray, controls: np.ndarray,
+         choice: np.ndarray, alpha: float) -> dict[str, Any]:
+    z, _, scale = full.design(choice)
+    beta = full.solve(z, full.y_train, alpha) / scale
+    media = features[np.arange(full.n_channels), choice]  # (channels, window days)
+    gamma = full.pinv @ (y[full.train] - beta @ media[:, full.train])
+    baseline = controls @ gamma
+    return {"beta": beta, "media": media, "baseline": baseline, "fitted": baseline + beta @ media}
+
