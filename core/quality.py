@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import registry
 from core.registry import ATTRIBUTION_MODELS, RUN_COLUMNS, TOTAL_ROW
 
 __all__ = ["ATTRIBUTION_MODELS", "SUITES", "QualityResult", "suite_for", "validate_table"]
@@ -153,7 +154,8 @@ def _batch_definition():
 class _Rules:
     """Builds one suite's expectations; ``when`` restricts a rule to rows meeting a condition."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: str) -> None:
+        self.table = table
         gx = _gx()
         from great_expectations.expectations.row_conditions import Column
 
@@ -262,10 +264,10 @@ class _Rules:
         if channels is not None:
             self.in_set("channel", [*channels, *extra], what=f"the expected channels {[*channels, *extra]}")
 
-    def published(self, columns: Iterable[str]) -> None:
-        """The rules every published prediction table shares: rows, columns, one run."""
+    def published(self) -> None:
+        """The rules every published prediction table shares: rows, its registry columns, one run."""
         self.not_empty()
-        self.columns_present([*columns, *_RUN_COLUMNS])
+        self.columns_present([*registry.table(self.table).column_names, *_RUN_COLUMNS])
         self.not_null(*_RUN_COLUMNS)
         self.one_value("run_id")
 
@@ -276,7 +278,7 @@ class _Rules:
 
 def _attribution(keys: tuple[str, ...], extra: tuple[str, ...] = ()) -> Callable[..., None]:
     def build(rules: _Rules, channels=None) -> None:
-        rules.published([*keys, *extra, *_ATTRIBUTION_MEASURES, "spend", "attributed_roas"])
+        rules.published()
         rules.not_null(*keys, *_ATTRIBUTION_MEASURES, "spend")
         rules.in_set("model", ATTRIBUTION_MODELS, what=f"the {len(ATTRIBUTION_MODELS)} attribution models")
         rules.channels(channels)
@@ -291,7 +293,7 @@ def _attribution(keys: tuple[str, ...], extra: tuple[str, ...] = ()) -> Callable
 def _mmm_channel_roas(rules: _Rules, channels=None) -> None:
     intervals = ("contribution", "contribution_share", "roas", "marginal_roas")
     interval_columns = [f"{m}{s}" for m in intervals for s in ("", "_lower", "_upper")]
-    rules.published(["channel", "spend", *interval_columns, "adstock_decay", "saturation_half", "saturation_shape"])
+    rules.published()
     rules.not_null("channel")
     rules.unique("channel")
     rules.channels(channels)
@@ -309,7 +311,7 @@ def _mmm_channel_roas(rules: _Rules, channels=None) -> None:
 def _mmm_response_curves(rules: _Rules, channels=None) -> None:
     revenue = "predicted_incremental_revenue"
     columns = ["channel", "daily_spend", revenue, f"{revenue}_lower", f"{revenue}_upper", "is_current"]
-    rules.published(columns)
+    rules.published()
     rules.not_null(*columns)
     rules.unique("channel", "daily_spend")
     rules.channels(channels)
@@ -320,7 +322,7 @@ def _mmm_response_curves(rules: _Rules, channels=None) -> None:
 def _mmm_response_parameters(rules: _Rules, channels=None) -> None:
     parameters = ["coefficient", "saturation_half", "saturation_shape", "adstock_decay", "current_daily_spend",
                   "baseline_daily", "ci"]
-    rules.published(["channel", "draw", *parameters])
+    rules.published()
     rules.not_null("channel", "draw", *parameters)
     rules.unique("channel", "draw")
     rules.channels(channels)
@@ -332,7 +334,7 @@ def _mmm_response_parameters(rules: _Rules, channels=None) -> None:
 
 
 def _mmm_revenue_decomposition(rules: _Rules, channels=None) -> None:
-    rules.published(["date", "component", "value"])
+    rules.published()
     rules.not_null("date", "component", "value")
     rules.unique("date", "component")
     rules.contains("component", ["baseline"])
@@ -341,7 +343,7 @@ def _mmm_revenue_decomposition(rules: _Rules, channels=None) -> None:
 
 
 def _attribution_model_comparison(rules: _Rules, channels=None) -> None:
-    rules.published(["channel", *ATTRIBUTION_MODELS])
+    rules.published()
     rules.not_null("channel")
     rules.unique("channel")
     rules.channels(channels)
@@ -350,7 +352,7 @@ def _attribution_model_comparison(rules: _Rules, channels=None) -> None:
 
 
 def _mmm_diagnostics(rules: _Rules) -> None:
-    rules.published(["metric", "value", "detail"])
+    rules.published()
     rules.not_null("metric")
     rules.unique("metric")
 
@@ -360,7 +362,7 @@ def _ml_roi_forecast(rules: _Rules, channels=None, horizon_days: int = _DEFAULT_
         "channel", "horizon_days", "predicted_spend", "predicted_revenue", "predicted_roi",
         "roi_lower", "roi_upper", "method",
     ]
-    rules.published([*columns, "backtest_mape"])
+    rules.published()
     # backtest_mape stays out: ml.forecasting leaves it NaN when the backtest saw no revenue at all.
     rules.not_null(*columns)
     rules.unique("channel")
@@ -380,10 +382,7 @@ def _forecast_bounds(rules: _Rules, measures: Iterable[str]) -> None:
 
 
 def _ml_roi_timeseries(rules: _Rules, channels=None) -> None:
-    rules.published([
-        "date", "channel", "roi", "conversions", "is_forecast",
-        "roi_lower", "roi_upper", "conversions_lower", "conversions_upper",
-    ])
+    rules.published()
     rules.not_null("date", "channel", "is_forecast", "conversions")
     rules.unique("date", "channel")
     rules.channels(channels)
@@ -393,10 +392,7 @@ def _ml_roi_timeseries(rules: _Rules, channels=None) -> None:
 
 def _ml_reach_ctr_timeseries(rules: _Rules, channels=None) -> None:
     counts = ("reach", "impressions", "clicks")
-    rules.published([
-        "date", "channel", *counts, "ctr", "is_forecast",
-        *(f"{m}{s}" for m in (*counts, "ctr") for s in ("_lower", "_upper")),
-    ])
+    rules.published()
     rules.not_null("date", "channel", "is_forecast", *counts)
     rules.unique("date", "channel")
     rules.channels(channels)
@@ -407,10 +403,7 @@ def _ml_reach_ctr_timeseries(rules: _Rules, channels=None) -> None:
 
 def _ml_budget_recommendation(rules: _Rules, channels=None) -> None:
     revenue = "recommended_expected_revenue"
-    rules.published([
-        "channel", "current_spend", "recommended_spend", "change_pct", "current_expected_revenue",
-        revenue, f"{revenue}_lower", f"{revenue}_upper", "marginal_roas_current", "marginal_roas_recommended", "reason",
-    ])
+    rules.published()
     rules.not_null(
         "channel", "current_spend", "recommended_spend", revenue, f"{revenue}_lower", f"{revenue}_upper", "reason",
     )
@@ -517,7 +510,7 @@ def _normalised_params(table: str, params: Mapping[str, Any]) -> tuple[tuple[str
 
 
 def _build(table: str, params: tuple[tuple[str, Any], ...]) -> list:
-    rules = _Rules()
+    rules = _Rules(table)
     _BUILDERS[table](rules, **dict(params))
     return rules.items
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from core.settings import PREDICTIONS_SCHEMA
 
 # Attribution models in the order every table, chart and suite shows them. The rule-based ones are
-# computed in dbt (macro `attribution_rule_based_models`, kept equal by a test), the others in ml/.
+# computed in dbt (macro `attribution_model_names`, kept equal by a test), the others in ml/.
 RULE_BASED_MODELS: tuple[str, ...] = (
     "first_touch", "last_touch", "linear", "time_decay", "position_based", "w_shaped", "assisted",
 )
@@ -48,16 +48,21 @@ class Table:
     columns: tuple[Column, ...]
     charts: tuple[str, ...] = ()
     served: bool = True  # readable over HTTP (/data) and meant for BI tools
+    # Intervals whose columns predate the naming rule (public ml_* columns that BI already reads).
+    named_intervals: tuple[Interval, ...] = ()
     intervals: tuple[Interval, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         # Interval columns follow one naming rule, so they are found, not listed.
-        intervals = tuple(
+        found = tuple(
             Interval(n, f"{n}_lower", f"{n}_upper")
             for n in names if f"{n}_lower" in names and f"{n}_upper" in names
         )
-        object.__setattr__(self, "intervals", intervals)
+        unknown = [i for i in self.named_intervals if not {i.measure, i.lower, i.upper} <= set(names)]
+        if unknown or len(set(names)) != len(names) or any(c.type not in COLUMN_TYPES for c in self.columns):
+            raise ValueError(f"registry entry {self.name}: duplicate columns, unknown types or intervals {unknown}")
+        object.__setattr__(self, "intervals", found + self.named_intervals)
 
     @property
     def qualified_name(self) -> str:
@@ -205,6 +210,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
                "the held-out revenue was all zero", nullable=True),
         ),
         charts=("roi_forecast",),
+        named_intervals=(Interval("predicted_roi", "roi_lower", "roi_upper"),),
     ),
     Table(
         "ml_roi_timeseries", "one row per day and channel, history and forecast", "roi_timeseries",
@@ -304,6 +310,8 @@ def markdown_table_list() -> str:
         charts = ", ".join(f"`{c}.png`" for c in t.charts) or "-"
         grain = t.grain.removeprefix("one row per ")
         lines.append(f"| `{t.name}` | {grain} | {columns} | asset `{t.asset}` | {charts} |")
+    lines += ["", "Charts, one asset each (`<name>_chart`, group `charts`), served at `/charts/<name>.png`:", ""]
+    lines += [f"- `{c.name}.png`: {c.title} (from `{c.table}`)" for c in CHARTS.values()]
     return "\n".join(lines)
 
 

@@ -166,9 +166,10 @@ def build_attribution_tables(
     campaign = _with_spend(pd.concat([rule_campaign, dd_campaign], ignore_index=True), campaign_spend, ["campaign_id"])
     campaign_channel_of = campaign_spend.drop_duplicates("campaign_id").set_index("campaign_id")["channel"]
     campaign.insert(2, "channel", campaign["campaign_id"].map(campaign_channel_of))
-    if campaign_names is not None:
-        names = campaign_names.drop_duplicates("campaign_id").set_index("campaign_id")["campaign_name"]
-        campaign.insert(2, "campaign_name", campaign["campaign_id"].map(names))
+    # The column is always there (empty without names), so the table keeps one shape for BI.
+    names = (campaign_names.drop_duplicates("campaign_id").set_index("campaign_id")["campaign_name"]
+             if campaign_names is not None else pd.Series(dtype=object))
+    campaign.insert(2, "campaign_name", campaign["campaign_id"].map(names).astype(object))
 
     order = {m: i for i, m in enumerate(ALL_MODELS)}
     for frame in (channel, campaign, campaign_channel):

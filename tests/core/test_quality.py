@@ -53,7 +53,8 @@ def channel_attribution() -> pd.DataFrame:
 
 
 def campaign_attribution() -> pd.DataFrame:
-    return attribution_frame({"campaign_id": ["c1", "c2", "c3", "c4"], "channel": ["display", "search", "search", "social"]})
+    return attribution_frame({"campaign_id": ["c1", "c2", "c3", "c4"], "campaign_name": ["a", None, "c", "d"],
+                             "channel": ["display", "search", "search", "social"]})
 
 
 def campaign_channel_attribution() -> pd.DataFrame:
