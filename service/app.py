@@ -1,0 +1,73 @@
+"""The chart and data HTTP service as a FastAPI app: one settings object, one warehouse reader and one
+Dagster bridge on `app.state`, the routes in service.routes. `uvicorn service.app:app` serves it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from fastapi import FastAPI
+
+from core.settings import Settings, get_settings
+from service.dagster_bridge import DagsterBridge, RefreshLauncher
+from service.errors import install_error_handlers
+from service.reader import WarehouseReader
+from service.routes import ROUTERS
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    yield
+    app.state.bridge.close()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    dagster_instance: Any = None,
+    refresh_launcher: RefreshLauncher | None = None,
+) -> FastAPI:
+    """The FastAPI app for one warehouse, charts folder and Dagster instance.
+
+    settings: default `get_settings()` (SPENDWISE_WAREHOUSE_URL, SPENDWISE_CHARTS_DIR, DAGSTER_HOME).
+    dagster_instance: an open DagsterInstance to read status from and launch into (default: the
+        one in settings.dagster_home, opened at the first /status or /refresh).
+    refresh_launcher: `launcher(instance) -> run_id`, starting a refresh without waiting (default:
+        a detached child process running `python -m orchestration.cli refresh --run-id ID`).
+    """
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Spendwise charts and data",
+        version="1.0.0",
+        summary="Charts rendered by the pipeline, the prediction tables behind them, pipeline status and refresh.",
+        description=(
+            "Read-only access to the `predictions` tables of the Spendwise warehouse (JSON or CSV, with "
+            "filters and pagination), the PNG charts of the last refresh, asset freshness from the Dagster "
+            "instance, and a way to start a refresh. `GET /` is a page for people."
+        ),
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.reader = WarehouseReader(settings.warehouse)
+    app.state.bridge = DagsterBridge(
+        settings.dagster_home,
+        instance=dagster_instance,
+        launcher=refresh_launcher,
+        # The refresh child writes to this app's warehouse and charts folder, whatever its environment says.
+        child_env={"SPENDWISE_WAREHOUSE_URL": settings.warehouse.url,
+                   "SPENDWISE_CHARTS_DIR": str(settings.charts_dir)},
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `uvicorn service.app:app` finds the app; importing this module builds nothing.
+    if name == "app":
+        global app
+        app = create_app()
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,32 @@
+"""GET /: the HTML page for people."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from core.warehouse import WarehouseBusy
+from service.chart_files import chart_files
+from service.deps import AppSettings, Reader
+from service.errors import HOW_TO_PUBLISH
+from service.page import PAGE_CSP, render_page
+
+router = APIRouter(tags=["page"])
+
+
+@router.get(
+    "/", response_class=HTMLResponse, summary="Charts and data links for people",
+    description="One self-contained HTML page (no external assets): every chart with its timestamp and "
+    "JSON/CSV links per table.",
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the page"}},
+)
+def index(settings: AppSettings, reader: Reader) -> HTMLResponse:
+    note = None
+    try:
+        tables = reader.table_index()
+    except WarehouseBusy as exc:  # the page still shows the charts
+        tables, note = None, f"Row counts are unavailable: {exc.detail}"
+    if tables == {}:
+        note = f"No table has been published yet: {HOW_TO_PUBLISH}."
+    page = render_page(chart_files(settings.charts_dir), tables, note, settings.warehouse.redacted())
+    return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"})

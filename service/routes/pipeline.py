@@ -1,0 +1,42 @@
+"""GET /status and POST /refresh: asset freshness and checks from the Dagster instance, and refresh launches."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from service.dagster_bridge import RefreshAlreadyRunning
+from service.deps import Bridge
+from service.errors import ApiError, error_responses
+from service.models import RefreshAccepted, StatusResponse
+
+logger = logging.getLogger("spendwise.service")
+
+router = APIRouter(tags=["pipeline"])
+
+
+@router.get("/status", response_model=StatusResponse, summary="Asset freshness and checks",
+            description="Per asset in the Dagster instance: last materialization, its run, the latest check "
+            "results and whether it is stale (older than two schedule intervals or never materialized).",
+            responses=error_responses(503))
+def status(bridge: Bridge) -> StatusResponse:
+    return StatusResponse(**dataclasses.asdict(bridge.status()))
+
+
+@router.post(
+    "/refresh", status_code=202, response_model=RefreshAccepted, summary="Start a refresh of every asset",
+    description="Launches the `refresh_all` job in the Dagster instance and returns its run id at once; "
+    "409 while a refresh is queued or running.",
+    responses={202: {"headers": {"Location": {"schema": {"type": "string"}, "description": "GET /status"}}},
+               **error_responses(409, 503)},
+)
+def refresh(bridge: Bridge) -> JSONResponse:
+    try:
+        run_id = bridge.start_refresh()
+    except RefreshAlreadyRunning as exc:
+        raise ApiError(409, "refresh_running", str(exc), run_ids=exc.run_ids) from exc
+    logger.info("refresh run %s launched", run_id)
+    return JSONResponse({"run_id": run_id, "status_url": "/status"}, status_code=202, headers={"Location": "/status"})
