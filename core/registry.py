@@ -73,6 +73,11 @@ class Table:
         return [c.name for c in self.columns]
 
     @property
+    def published_columns(self) -> tuple[Column, ...]:
+        """The columns as stored: the registered ones, then the run stamp every row carries."""
+        return self.columns + RUN_STAMP_COLUMNS
+
+    @property
     def suite(self) -> str:
         """The great-expectations suite (core.quality) that gates the table before it is published."""
         return self.name
@@ -87,6 +92,13 @@ class Chart:
     name: str  # the file stem: /charts/{name}.png and <charts dir>/{name}.png
     title: str
     table: str  # the registry table it draws
+
+
+RUN_STAMP_COLUMNS = (
+    Column("run_id", "text", "the Dagster run that published the row"),
+    Column("generated_at", "timestamp", "when that run produced the row (UTC; one value per asset and run)"),
+)
+assert tuple(c.name for c in RUN_STAMP_COLUMNS) == RUN_COLUMNS
 
 
 def _c(name: str, type_: str, description: str, nullable: bool = False) -> Column:

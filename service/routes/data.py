@@ -24,8 +24,8 @@ router = APIRouter(tags=["data"])
 
 
 def column_infos(table: str, columns: list[Column]) -> list[dict[str, Any]]:
-    """The warehouse's columns, each with its description from the registry (run columns have none)."""
-    described = {c.name: c.description for c in registry.table(table).columns}
+    """The warehouse's columns, each with its description from the registry."""
+    described = {c.name: c.description for c in registry.table(table).published_columns}
     return [{"name": c.name, "type": c.kind, "warehouse_type": c.data_type, "description": described.get(c.name)}
             for c in columns]
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, instance_for_test
 
+from core import registry
 from core.raw_contract import RAW_TABLES
 from orchestration.schedules import REFRESH_JOB_NAME
 from assets.resources import Warehouse
@@ -25,13 +26,8 @@ LIGHT_CONFIG = {
         "channel_forecasts": {"config": {"backtest_folds": 1}},
     }
 }
-PREDICTION_TABLES = {
-    "channel_attribution", "campaign_attribution", "campaign_channel_attribution", "attribution_model_comparison",
-    "mmm_channel_roas", "mmm_diagnostics", "mmm_response_curves", "mmm_revenue_decomposition",
-    "ml_roi_forecast", "ml_roi_timeseries", "ml_reach_ctr_timeseries", "ml_budget_recommendation",
-}
-CHARTS = {"roi_forecast", "roi_timeseries", "reach_ctr", "budget_recommendation", "attribution_comparison",
-          "mmm_roas", "revenue_contribution"}
+PREDICTION_TABLES = set(registry.TABLES)
+CHARTS = set(registry.CHARTS)
 
 
 def run_refresh_job(url: str, instance: DagsterInstance, charts_dir):
@@ -96,9 +92,15 @@ def test_every_prediction_table_is_published_with_run_stamps(refreshed, demo_dat
     assert PREDICTION_TABLES <= set(counts)
     run_id = refreshed["result"].run_id
     channels = sorted(demo_data.ad_performance_daily["channel"].unique())
+    stamps_by_asset: dict[str, set] = {}
     for table in PREDICTION_TABLES:
-        stamps = wh.read_sql(f"select distinct run_id from predictions.{table}")
+        stamps = wh.read_sql(f"select distinct run_id, generated_at from predictions.{table}")
         assert stamps["run_id"].tolist() == [run_id], table
+        stamps_by_asset.setdefault(registry.table(table).asset, set()).update(stamps["generated_at"])
+        columns = wh.read_sql(f"select * from predictions.{table} limit 0").columns.tolist()
+        assert columns == [*registry.table(table).column_names, *registry.RUN_COLUMNS], table
+    # One publication per asset: every table an asset writes carries the same generated_at.
+    assert all(len(stamps) == 1 for stamps in stamps_by_asset.values()), stamps_by_asset
     attribution = wh.read_table("predictions", "channel_attribution")
     assert len(attribution) == 9 * len(channels)
     forecast = wh.read_table("predictions", "ml_roi_forecast")

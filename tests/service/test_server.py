@@ -410,10 +410,11 @@ def test_table_index_lists_the_registry_with_published_state(site):
     assert [c["name"] for c in tables["mmm_diagnostics"]["columns"]] == ["metric", "value", "detail", "run_id",
                                                                           "generated_at"]
     assert not tables["mmm_channel_roas"]["published"] and tables["mmm_channel_roas"]["columns"] is None
-    # Published columns carry the registry's description; the run columns added by publish have none.
+    # Published columns carry the registry's description, the run stamp columns included.
     described = {c["name"]: c["description"] for c in tables["mmm_diagnostics"]["columns"]}
     assert described["metric"] == registry.table("mmm_diagnostics").columns[0].description
-    assert described["run_id"] is None and described["generated_at"] is None
+    assert described["run_id"] == registry.RUN_STAMP_COLUMNS[0].description
+    assert "UTC" in described["generated_at"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,8 +446,7 @@ def test_every_served_registry_table_is_listed_with_its_column_descriptions(regi
         assert info["published"] and info["rows"] == 1 and info["run_id"] == RUN_ID, name
         assert info["description"] == table.grain
         assert [(c["name"], c["type"], c["description"]) for c in info["columns"]] == [
-            *((c.name, JSON_KIND[c.type], c.description) for c in table.columns),
-            ("run_id", "string", None), ("generated_at", "datetime", None),
+            (c.name, JSON_KIND[c.type], c.description) for c in table.published_columns
         ], name
 
 
