@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--no-doc", action="store_true", help="print only; leave the markdown file as it is")
     args = parser.parse_args()
 
-    started = time.perf_counter()
+    started, revision, load_before = time.perf_counter(), _revision(), os.getloadavg()[0]
     seeds = [42, *range(args.seeds - 1)]
     # Consecutive jobs share a demo, so each worker generates it once per (seed, end).
     jobs = [(seed, end, variant) for seed in seeds for end in args.ends for variant in args.variants]
@@ -125,12 +125,15 @@ def main() -> None:
     print(scope)
     print(summary.to_string())
     if not args.no_doc:
-        minutes = (time.perf_counter() - started) / 60
-        args.doc.write_text(_markdown(summary, seeds, args, minutes), encoding="utf-8")
+        run = {
+            "minutes": (time.perf_counter() - started) / 60, "revision": revision,
+            "load": f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
+        }
+        args.doc.write_text(_markdown(summary, seeds, args, run), encoding="utf-8")
         print(f"wrote {args.doc}")
 
 
-def _markdown(summary: pd.DataFrame, seeds: list[int], args: argparse.Namespace, minutes: float) -> str:
+def _markdown(summary: pd.DataFrame, seeds: list[int], args: argparse.Namespace, run: dict) -> str:
     command = shlex.join([".venv/bin/python", "benchmarks/bench_mmm_accuracy.py", *sys.argv[1:]])
     machine = f"{os.cpu_count()} CPU(s), Python {platform.python_version()}"
 
@@ -145,8 +148,10 @@ Written by `benchmarks/bench_mmm_accuracy.py`: rerun it rather than editing this
 docstrings of `ml.mmm` point here for the figures behind their choices (curve history, the
 in-sample criterion, interval coverage).
 
-- Run on {date.today().isoformat()}, {minutes:.1f} minutes on {machine}.
-- Code revision: {_revision()}.
+- Run on {date.today().isoformat()}, {run["minutes"]:.1f} minutes on {machine}; one-minute load average
+  {run["load"]} (a load above the CPU count means other work competed with the fits and slowed
+  `seconds_per_fit`).
+- Code revision: {run["revision"]}.
 - Command: `{command}`
 - Seeds ({len(seeds)}): {', '.join(map(str, seeds))}.
 - Window ends ({len(args.ends)}): {', '.join(map(str, args.ends))}.

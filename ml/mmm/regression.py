@@ -167,6 +167,8 @@ class _CrossValidator:
 
 def _fit(full: _Problem, features: np.ndarray, y: np.ndarray, controls: np.ndarray,
          choice: np.ndarray, alpha: float) -> dict[str, Any]:
+    """The final fit on the window: media coefficients in revenue per unit of feature, the chosen
+    media features, the baseline (controls refitted on what media leaves) and the fitted revenue."""
     z, _, scale = full.design(choice)
     beta = full.solve(z, full.y_train, alpha) / scale
     media = features[np.arange(full.n_channels), choice]  # (channels, window days)
