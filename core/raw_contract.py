@@ -1,11 +1,15 @@
 """The raw data contract: the three input tables, their columns and types, and the folder loader.
 
-`read_raw_dir` validates every file first; `replace_raw_tables` then swaps all raw tables in, in one transaction.
+`read_raw_dir` checks every file (size, form, values); `replace_raw_tables` swaps all raw tables in at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import csv
+import gzip
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +47,7 @@ RAW_TABLES: dict[str, RawTable] = {
             (
                 Column("date", "date"),
                 Column("channel", "text"),
-                Column("campaign_id", "text"),
+                Column("campaign_id", "id"),
                 Column("campaign_name", "text", required=False),
                 Column("impressions", "integer"),
                 Column("reach", "integer"),
@@ -61,7 +65,7 @@ RAW_TABLES: dict[str, RawTable] = {
                 Column("user_id", "id"),
                 Column("occurred_at", "timestamp"),
                 Column("channel", "text"),
-                Column("campaign_id", "text", required=False),
+                Column("campaign_id", "id", required=False),
                 Column("interaction", "text"),
             ),
         ),
@@ -78,6 +82,22 @@ RAW_TABLES: dict[str, RawTable] = {
     )
 }
 
+# No spend, revenue or count of one raw row is beyond this (in absolute value): a larger one is a unit
+# or export error, and float64 holds every whole number up to it exactly. The dbt test
+# `finite_and_plausible` on the marts uses the same limit (a test compares them).
+PLAUSIBLE_LIMIT = 1e12
+# Cells read as missing in CSV files. 'nan'/'inf' are not among them: in a number column they are
+# rejected as non-finite values instead of silently becoming empty.
+MISSING_MARKERS = ("", "NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "<NA>")
+_NAN_SPELLINGS = ("nan", "+nan", "-nan")
+# Floats hold every whole number below 2**53 exactly; an id stored as a larger float has lost digits.
+_EXACT_FLOAT_IDS = 2**53
+
+MAX_ROWS_ENV = "SPENDWISE_MAX_ROWS_PER_FILE"
+MAX_BYTES_ENV = "SPENDWISE_MAX_FILE_BYTES"
+DEFAULT_MAX_ROWS_PER_FILE = 50_000_000
+DEFAULT_MAX_FILE_BYTES = 8_000_000_000
+
 
 @dataclass
 class RawDataError(ValueError):
@@ -89,63 +109,215 @@ class RawDataError(ValueError):
         return "raw data rejected, nothing was loaded:\n" + "\n".join(f"  - {p}" for p in self.problems)
 
 
-def _bad_rows_message(source: str, column: str, mask: pd.Series, values: pd.Series, what: str) -> str:
-    bad = int(mask.sum())
+@dataclass(frozen=True)
+class FileLimits:
+    """Files beyond these are refused before they are read: a small compressed file can expand enormously."""
+
+    max_rows: int = DEFAULT_MAX_ROWS_PER_FILE
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES  # uncompressed: CSV text, or Parquet pages before compression
+
+    @classmethod
+    def from_env(cls) -> FileLimits:
+        values = {}
+        for attr, env, default in (
+            ("max_rows", MAX_ROWS_ENV, DEFAULT_MAX_ROWS_PER_FILE),
+            ("max_bytes", MAX_BYTES_ENV, DEFAULT_MAX_FILE_BYTES),
+        ):
+            text = os.environ.get(env, "").strip().replace("_", "")
+            try:
+                values[attr] = int(text) if text else default
+            except ValueError:
+                raise RawDataError([f"{env}={os.environ[env]!r} is not a whole number"]) from None
+            if values[attr] < 1:
+                raise RawDataError([f"{env}={os.environ[env]!r} must be at least 1"])
+        return cls(**values)
+
+
+# ------------------------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True)
+class _BadRows:
+    """Rows of one column that break one rule; the examples' positions are resolved per file type."""
+
+    column: str
+    count: int
+    what: str
+    examples: tuple[tuple[int, object], ...]  # (0-based data row, value as read)
+
+
+Locator = Callable[[Iterable[int]], dict[int, str]]
+
+
+def _row_labels(rows: Iterable[int]) -> dict[int, str]:
+    return {i: f"row {i + 1}" for i in rows}
+
+
+def _plain(value: object) -> str:
+    """A value as the user wrote it: 'inf' for text from a CSV, 12.5 (not np.float64(12.5)) for numbers."""
+    if isinstance(value, str):
+        return repr(value)
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, (bool, int, float)):
+        return repr(value)
+    return str(value)
+
+
+def _bad_rows(column: str, mask: pd.Series, values: pd.Series, what: str) -> _BadRows:
     first = mask.to_numpy().nonzero()[0][:3]
-    examples = ", ".join(f"row {i + 1}: {values.iloc[i]!r}" for i in first)
-    return f"{source}: column {column!r}: {bad} row(s) {what} ({examples})"
+    return _BadRows(column, int(mask.sum()), what, tuple((int(i), values.iloc[i]) for i in first))
 
 
-def _coerce_column(series: pd.Series, col: Column, source: str, problems: list[str]) -> pd.Series:
-    import pandas as pd
-
-    missing = series.isna()
-    if col.kind == "date":
-        out = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
-        out = out.dt.tz_localize(None).dt.normalize()
-        what = "are not dates (YYYY-MM-DD)"
-    elif col.kind == "timestamp":
-        out = pd.to_datetime(series, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
-        what = "are not timestamps (ISO 8601, UTC assumed without offset)"
-    elif col.kind in ("integer", "number"):
-        out = pd.to_numeric(series, errors="coerce")
-        what = "are not numbers"
-        if col.kind == "integer":
-            fractional = out.notna() & (out != out.round())
-            if fractional.any():
-                problems.append(_bad_rows_message(source, col.name, fractional, series, "are not whole numbers"))
-            if not out.isna().any():
-                out = out.astype("int64")
-        else:
-            out = out.astype("float64")
-    elif col.kind == "id":
-        numeric = pd.to_numeric(series, errors="coerce")
-        if numeric.notna().sum() == series.notna().sum() and (numeric.dropna() == numeric.dropna().round()).all():
-            out = numeric.astype("int64") if not numeric.isna().any() else numeric
-        else:
-            out = series.astype("string")
-        what = "are not identifiers"
-    else:
-        out = series.astype("string")
-        what = "are not text"
-    bad = out.isna() & ~missing
-    if bad.any():
-        problems.append(_bad_rows_message(source, col.name, bad, series, what))
-    if col.required and missing.any():
-        problems.append(_bad_rows_message(source, col.name, missing, series, "are empty (required column)"))
+def _format(source: str, problems: list[str | _BadRows], locate: Locator) -> list[str]:
+    wanted = {i for p in problems if isinstance(p, _BadRows) for i, _ in p.examples}
+    labels = locate(wanted) if wanted else {}
+    out = []
+    for p in problems:
+        if isinstance(p, str):
+            out.append(p)
+            continue
+        examples = ", ".join(f"{labels.get(i, f'row {i + 1}')}: {_plain(v)}" for i, v in p.examples)
+        out.append(f"{source}: column {p.column!r}: {p.count} row(s) {p.what} ({examples})")
     return out
 
 
-def validate_raw_frame(table: str, df: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+# ------------------------------------------------------------------------------------------- columns
+
+
+def _blank(series: pd.Series) -> pd.Series:
+    """Missing cells: nulls, and text that is empty or only whitespace."""
+    import pandas as pd
+
+    missing = series.isna()
+    if series.dtype == object:
+        blank = series.map(lambda v: isinstance(v, str) and not v.strip(), na_action="ignore")
+        missing |= blank.fillna(False).astype(bool)
+    elif pd.api.types.is_string_dtype(series.dtype):
+        missing |= series.str.strip().eq("").fillna(False).astype(bool)
+    return missing
+
+
+def _ids(series: pd.Series, col: Column, problems: list) -> pd.Series:
+    """Ids as text, exactly as written (only surrounding whitespace dropped): '0123' stays '0123'.
+
+    Integer columns (Parquet, DataFrames) are written in full digits; floats only when they are exact
+    whole numbers, since a float id beyond 2**53 has already lost digits.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        out = series.astype("str")
+    elif pd.api.types.is_integer_dtype(dtype):
+        out = _arrow_text(pa.array(series).cast(pa.string()), series.index)
+    elif pd.api.types.is_float_dtype(dtype):
+        present = series.notna()
+        inexact = present & ((series != series.round()) | (series.abs() >= _EXACT_FLOAT_IDS))
+        if inexact.any():
+            problems.append(_bad_rows(
+                col.name, inexact, series,
+                "are floating-point numbers that cannot be exact ids (not whole, or beyond 2**53 where digits "
+                "are lost): store ids as text or integers",
+            ))
+        whole = series.where(present & ~inexact).astype("Int64")
+        out = _arrow_text(pa.array(whole).cast(pa.string()), series.index)
+    elif pd.api.types.is_string_dtype(dtype) and dtype != object:
+        out = series.str.strip()
+    else:  # object: mixed Python values from a DataFrame
+        out = series.map(_id_text, na_action="ignore").astype("str")
+    return out.where(out.notna() & (out != ""))
+
+
+def _arrow_text(array, index) -> pd.Series:
+    """An Arrow string array as pandas' `str` column, without a round trip through Python objects."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.Series(array, dtype=pd.StringDtype("pyarrow", na_value=np.nan), index=index)
+
+
+def _id_text(value: object) -> str:
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT_IDS:
+        return str(int(value))
+    return str(value).strip()
+
+
+def _numbers(series: pd.Series, col: Column, missing: pd.Series, problems: list) -> pd.Series:
+    """Finite numbers within ±PLAUSIBLE_LIMIT; whole ones for counts (exact in float64 below the limit)."""
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        values = series.astype("float64")
+        spelled_nan = pd.Series(False, index=series.index)
+    else:
+        text = series.astype("str").str.strip()
+        values = pd.to_numeric(text, errors="coerce").astype("float64")
+        spelled_nan = text.str.lower().isin(_NAN_SPELLINGS).fillna(False).astype(bool)
+    not_number = values.isna() & ~missing & ~spelled_nan
+    not_finite = pd.Series(np.isinf(values.to_numpy()), index=series.index) | spelled_nan
+    implausible = values.abs().gt(PLAUSIBLE_LIMIT) & ~not_finite
+    for mask, what in (
+        (not_number, "are not numbers"),
+        (not_finite, "are not finite numbers"),
+        (implausible, f"are beyond ±{PLAUSIBLE_LIMIT:,.0f} (not plausible for one row)"),
+    ):
+        if mask.any():
+            problems.append(_bad_rows(col.name, mask, series, what))
+    if col.kind == "integer":
+        fractional = values.notna() & ~not_finite & ~implausible & (values != values.round())
+        if fractional.any():
+            problems.append(_bad_rows(col.name, fractional, series, "are not whole numbers"))
+        if not values.isna().any() and not (not_finite | implausible | fractional).any():
+            return values.astype("int64")
+    return values
+
+
+def _typed_column(series: pd.Series, col: Column, problems: list) -> pd.Series:
+    import pandas as pd
+
+    missing = _blank(series)
+    if col.kind in ("integer", "number"):
+        out = _numbers(series, col, missing, problems)
+    elif col.kind == "id":
+        out = _ids(series, col, problems)
+    elif col.kind in ("date", "timestamp"):
+        parsed = pd.to_datetime(series.where(~missing), errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+        out = parsed.dt.normalize() if col.kind == "date" else parsed
+        what = (
+            "are not dates (YYYY-MM-DD)" if col.kind == "date"
+            else "are not timestamps (ISO 8601, UTC assumed without offset)"
+        )
+        bad = out.isna() & ~missing
+        if bad.any():
+            problems.append(_bad_rows(col.name, bad, series, what))
+    else:
+        out = series.astype("str").where(~missing)
+    if col.kind in ("id", "text"):
+        nul = out.str.contains("\x00", regex=False).fillna(False).astype(bool)
+        if nul.any():  # PostgreSQL's text cannot hold it, and no id or name needs it
+            problems.append(_bad_rows(col.name, nul, series, "contain a NUL character"))
+    if col.required and missing.any():
+        problems.append(_bad_rows(col.name, missing, series, "are empty (required column)"))
+    return out
+
+
+def validate_raw_frame(
+    table: str, df: pd.DataFrame, source: str | None = None, locate: Locator | None = None
+) -> pd.DataFrame:
     """Check one raw table against the contract and return it typed, with only the contract columns.
 
-    Raises `RawDataError` naming the file (`source`), column and number of bad rows.
+    Raises `RawDataError` naming the file (`source`), column, number of bad rows, the rule and the
+    first bad values with their position (`locate` turns data rows into file lines; default `row N`).
     """
     import pandas as pd
 
     contract = RAW_TABLES[table]
     source = source or table
-    problems: list[str] = []
     missing_cols = [c for c in contract.column_names if c not in df.columns]
     if missing_cols:
         raise RawDataError(
@@ -153,39 +325,207 @@ def validate_raw_frame(table: str, df: pd.DataFrame, source: str | None = None) 
         )
     if df.empty:
         raise RawDataError([f"{source}: has no rows"])
+    problems: list[str | _BadRows] = []
     typed = pd.DataFrame(
-        {c.name: _coerce_column(df[c.name].reset_index(drop=True), c, source, problems) for c in contract.columns}
+        {c.name: _typed_column(df[c.name].reset_index(drop=True), c, problems) for c in contract.columns}
     )
     if problems:
-        raise RawDataError(problems)
+        raise RawDataError(_format(source, problems, locate or _row_labels))
     return typed
 
 
-def _find_file(folder: Path, table: str) -> Path | None:
-    for suffix in (".parquet", ".csv", ".csv.gz"):
-        candidate = folder / f"{table}{suffix}"
-        if candidate.exists():
-            return candidate
+# ------------------------------------------------------------------------------------------- files
+
+_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+
+
+def _open_csv_text(path: Path):
+    opener = gzip.open if path.name.endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of every record, lines numbered as a text editor does (header = line 1)."""
+    previous_limit = csv.field_size_limit(2**31 - 1)
+    try:
+        with _open_csv_text(path) as fh:
+            reader = csv.reader(fh)
+            end = 0
+            for record in reader:
+                start, end = end + 1, reader.line_num
+                yield start, record
+    finally:
+        csv.field_size_limit(previous_limit)
+
+
+def _is_blank(record: list[str]) -> bool:
+    return not record or (len(record) == 1 and not record[0].strip())
+
+
+def _csv_line_labels(path: Path, width: int) -> Locator:
+    """Data rows -> `line N`. Counts records as the reader keeps them: blank lines and records without
+    the header's `width` fields are not rows, a quoted field may span lines. Runs only for a rejected
+    file, and reads no further than the last row it must place.
+    """
+
+    def locate(rows: Iterable[int]) -> dict[int, str]:
+        wanted = sorted(set(rows))
+        labels: dict[int, str] = {}
+        row = -2  # the header is not a data row
+        try:
+            with contextlib.closing(_csv_records(path)) as records:
+                for start, record in records:
+                    if _is_blank(record) or (row >= -1 and len(record) != width):
+                        continue
+                    row += 1
+                    if row == wanted[len(labels)]:
+                        labels[row] = f"line {start}"
+                        if len(labels) == len(wanted):
+                            break
+        except (csv.Error, OSError, UnicodeDecodeError):
+            pass  # rows not placed fall back to `row N`
+        return labels
+
+    return locate
+
+
+def _csv_header(path: Path) -> list[str]:
+    with contextlib.closing(_csv_records(path)) as records:
+        return next((record for _, record in records if not _is_blank(record)), [])
+
+
+def _malformed_lines(path: Path, width: int, count: int) -> str:
+    lines = []
+    try:
+        with contextlib.closing(_csv_records(path)) as records:
+            header_seen = False
+            for start, record in records:
+                if _is_blank(record):
+                    continue
+                if header_seen and len(record) != width:
+                    lines.append(f"line {start}: {len(record)} field(s)")
+                    if len(lines) == 3:
+                        break
+                header_seen = True
+    except (csv.Error, OSError, UnicodeDecodeError):
+        pass
+    return f"{path.name}: {count} line(s) do not have the header's {width} fields ({', '.join(lines)})"
+
+
+def _too_large(path: Path, limits: FileLimits) -> str | None:
+    """Why `path` must not be read into memory, judged from Parquet metadata or by streaming the CSV."""
+    how = (
+        f"Split the file, or raise the limit with {MAX_ROWS_ENV}=N / {MAX_BYTES_ENV}=N "
+        f"(now {limits.max_rows:,} rows, {limits.max_bytes:,} bytes)"
+    )
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path).metadata  # the footer only: no row is read
+        expanded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if meta.num_rows > limits.max_rows:
+            return (f"{path.name}: refused before reading: {meta.num_rows:,} rows (Parquet metadata) "
+                    f"exceed the limit of {limits.max_rows:,} rows per file. {how}")
+        if expanded > limits.max_bytes:
+            return (f"{path.name}: refused before reading: {expanded:,} bytes uncompressed (Parquet metadata) "
+                    f"exceed the limit of {limits.max_bytes:,} bytes per file. {how}")
+        return None
+    if not path.name.endswith(".gz"):
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            return (f"{path.name}: refused before reading: {size:,} bytes exceed the limit of "
+                    f"{limits.max_bytes:,} bytes per file. {how}")
+        if size <= limits.max_rows:
+            return None  # every row takes at least one byte: cannot have too many rows
+    lines = size = 0
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            lines += chunk.count(b"\n")
+            size += len(chunk)
+            if lines - 1 > limits.max_rows:
+                return (f"{path.name}: refused before reading: more than {limits.max_rows:,} rows "
+                        f"(counted {lines:,} lines so far) exceed the limit per file. {how}")
+            if size > limits.max_bytes:
+                return (f"{path.name}: refused before reading: more than {limits.max_bytes:,} bytes of CSV text "
+                        f"exceed the limit per file. {how}")
     return None
 
 
+def _read_file(path: Path, table: str) -> tuple[pd.DataFrame, Locator, list[str]]:
+    """The contract's columns of one file, untyped, how to place its rows, and problems of form.
+
+    CSV cells are read as text (Arrow's CSV reader, multi-threaded), so that ids and numbers stay as
+    written and are judged by the contract, not by type inference.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    wanted = RAW_TABLES[table].column_names
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        if any(c not in names for c in wanted):  # nothing read: validation names the missing columns
+            return pd.DataFrame(columns=names), _row_labels, []
+        return pd.read_parquet(path, columns=wanted), _row_labels, []
+    names = _csv_header(path)
+    if any(c not in names for c in wanted):
+        return pd.DataFrame(columns=names), _row_labels, []
+    malformed: list[str] = []
+
+    def on_invalid_row(row) -> str:
+        if row.text.strip():
+            malformed.append(row.text)
+        return "skip"  # whitespace-only lines are skipped, as blank ones are
+
+    table_ = pacsv.read_csv(
+        path,
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=wanted, column_types={c: pa.string() for c in wanted},
+            null_values=list(MISSING_MARKERS), strings_can_be_null=True,
+        ),
+    )
+    problems = [_malformed_lines(path, len(names), len(malformed))] if malformed else []
+    return table_.to_pandas(), _csv_line_labels(path, len(names)), problems
+
+
+def _find_files(folder: Path, table: str) -> list[Path]:
+    return [folder / f"{table}{suffix}" for suffix in _SUFFIXES if (folder / f"{table}{suffix}").exists()]
+
+
 def read_raw_dir(folder: str | Path) -> dict[str, pd.DataFrame]:
-    """Read and validate `<table>.csv|.csv.gz|.parquet` for every raw table in `folder`."""
+    """Read and validate `<table>.csv|.csv.gz|.parquet` for every raw table in `folder`.
+
+    Every file is checked (size, columns, values) before the error lists all problems at once.
+    """
     import pandas as pd
 
     folder = Path(folder)
     if not folder.is_dir():
         raise RawDataError([f"{folder}: is not a folder"])
+    limits = FileLimits.from_env()
     frames: dict[str, pd.DataFrame] = {}
     problems: list[str] = []
     for table in RAW_TABLES:
-        path = _find_file(folder, table)
-        if path is None:
+        paths = _find_files(folder, table)
+        if not paths:
             problems.append(f"{folder}: no {table}.csv or {table}.parquet")
             continue
+        if len(paths) > 1:
+            names = " and ".join(p.name for p in paths)
+            problems.append(f"{folder}: {names} are both there for table {table}: keep exactly one of them")
+            continue
+        path = paths[0]
         try:
-            df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, low_memory=False)
-            frames[table] = validate_raw_frame(table, df, source=path.name)
+            if reason := _too_large(path, limits):
+                problems.append(reason)
+                continue
+            df, locate, form_problems = _read_file(path, table)
+            problems.extend(form_problems)
+            frames[table] = validate_raw_frame(table, df, source=path.name, locate=locate)
         except RawDataError as exc:
             problems.extend(exc.problems)
         except Exception as exc:  # unreadable file: report it with the others

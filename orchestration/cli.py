@@ -15,16 +15,56 @@ def _warehouse():
     return WarehouseClient(get_settings().warehouse)
 
 
+# `spendwise load` / `demo`: 2 = the files were rejected, 4 = the warehouse cannot be reached or written
+# (the code `refresh` and `status` give for a warehouse they cannot reach).
+EXIT_RAW_DATA_REJECTED = 2
+EXIT_WAREHOUSE_NOT_WRITABLE = 4
+
+
+def _raw_write_failed(command: str, detail: str, warehouse=None) -> int:
+    """One line on stderr for a warehouse that cannot take the raw tables, and the exit code."""
+    detail = " ".join(detail.split())  # driver messages span lines
+    where = f"cannot write to the warehouse {warehouse.url.redacted()}: " if warehouse is not None else ""
+    print(f"spendwise {command}: {where}{detail} (nothing was written)", file=sys.stderr)
+    return EXIT_WAREHOUSE_NOT_WRITABLE
+
+
+def _write_raw_tables(command: str, frames, **options):
+    """replace_raw_tables on the configured warehouse; an invalid URL or an unreachable, unwritable or
+    locked warehouse becomes one line and exit code 4 (returned instead of the published tables)."""
+    import duckdb
+    import psycopg2
+
+    from core.raw_contract import RawDataError, replace_raw_tables
+    from core.warehouse import WarehouseBusy, WarehouseUnavailable
+
+    try:
+        warehouse = _warehouse()
+    except ValueError as exc:  # SPENDWISE_WAREHOUSE_URL cannot be parsed
+        return _raw_write_failed(command, str(exc))
+    try:
+        return replace_raw_tables(warehouse, frames, **options)
+    except RawDataError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_RAW_DATA_REJECTED
+    except (WarehouseBusy, OSError, duckdb.Error, psycopg2.Error) as exc:
+        # WarehouseUnavailable's own text is written for readers; the driver's reason is the useful part.
+        cause = exc.__cause__ if isinstance(exc, WarehouseUnavailable) and exc.__cause__ is not None else exc
+        return _raw_write_failed(command, str(cause), warehouse)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ml.synthetic import generate_demo_data
-    from core.raw_contract import RAW_TABLES, replace_raw_tables
+    from core.raw_contract import RAW_TABLES
 
     started = time.perf_counter()
     data = generate_demo_data(scale=args.scale, seed=args.seed, end=args.end, days=args.days)
     tables = data.tables()
     core = {name: tables[name] for name in RAW_TABLES}
     truth = {name: df for name, df in tables.items() if name not in RAW_TABLES}
-    published = replace_raw_tables(_warehouse(), core, extra=truth)
+    published = _write_raw_tables("demo", core, extra=truth)
+    if isinstance(published, int):
+        return published
     for t in published:
         print(f"  {t.qualified_name:<40} {t.rows:>12,} rows")
     print(f"demo data (scale {args.scale}, seed {args.seed}) written in {time.perf_counter() - started:.1f} s")
@@ -32,14 +72,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from core.raw_contract import RawDataError, read_raw_dir, replace_raw_tables
+    from core.raw_contract import RawDataError, read_raw_dir
 
     try:
         frames = read_raw_dir(args.folder)
     except RawDataError as exc:
         print(str(exc), file=sys.stderr)
-        return 2
-    published = replace_raw_tables(_warehouse(), frames, drop_ground_truth=True)
+        return EXIT_RAW_DATA_REJECTED
+    published = _write_raw_tables("load", frames, drop_ground_truth=True)
+    if isinstance(published, int):
+        return published
     for t in published:
         print(f"  {t.qualified_name:<40} {t.rows:>12,} rows")
     return 0
@@ -99,7 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo_args(demo)
     demo.set_defaults(func=cmd_demo)
 
-    load = sub.add_parser("load", help="validate and load <table>.csv|.parquet files from a folder into raw")
+    load = sub.add_parser(
+        "load", help="validate and load <table>.csv|.parquet files from a folder into raw",
+        epilog="exit codes: 0 loaded, 2 files rejected (nothing loaded; each problem with file, column, line "
+               "and rule), 4 the warehouse cannot be reached or written (one line)",
+    )
     load.add_argument("folder")
     load.set_defaults(func=cmd_load)
 

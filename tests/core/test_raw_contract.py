@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from core.raw_contract import RAW_TABLES, RawDataError, read_raw_dir, replace_raw_tables
+from core.raw_contract import RAW_TABLES, RawDataError, read_raw_dir, replace_raw_tables, validate_raw_frame
 from assets.resources import Warehouse
 
 
@@ -55,6 +55,9 @@ def test_good_folder_is_typed_and_timestamps_are_utc(tmp_path, fmt):
     # +02:00 is converted to UTC, a bare timestamp is taken as UTC
     assert tp["occurred_at"].tolist()[2] == pd.Timestamp("2025-03-02 10:00:00")
     assert frames["ad_performance_daily"]["impressions"].dtype == "int64"
+    # ids are text whatever the file's types: Parquet's integers are written in full digits
+    assert tp["user_id"].tolist() == ["10", "10", "11"]
+    assert tp["touchpoint_id"].tolist() == ["1", "2", "3"]
     assert list(frames["conversions"].columns) == RAW_TABLES["conversions"].column_names
 
 
@@ -66,7 +69,8 @@ def test_errors_name_the_file_the_column_and_the_bad_row_count(tmp_path):
     with pytest.raises(RawDataError) as err:
         read_raw_dir(_write(tmp_path / "in", tables))
     text = str(err.value)
-    assert "ad_performance_daily.csv: column 'spend': 1 row(s) are not numbers (row 2: 'lots')" in text
+    # the file line as an editor shows it: the header is line 1
+    assert "ad_performance_daily.csv: column 'spend': 1 row(s) are not numbers (line 3: 'lots')" in text
     assert "touchpoints.csv: column 'occurred_at': 2 row(s) are not timestamps" in text
     assert "conversions.csv: missing column(s) ['revenue']" in text
     assert "nothing was loaded" in text
@@ -112,3 +116,123 @@ def test_cli_load_exits_2_with_the_message_and_leaves_the_warehouse_untouched(tm
     )
     assert ok.returncode == 0, ok.stderr
     assert "raw.touchpoints" in ok.stdout
+
+
+def test_ids_stay_text_exactly_as_written(tmp_path):
+    tables = _good_tables()
+    wide = "123456789012345678901"  # 21 digits: beyond int64 and float64's exact range
+    tables["touchpoints"] = tables["touchpoints"].assign(
+        touchpoint_id=[wide, str(int(wide) + 1), "0000000000000000000001"],
+        user_id=["0123", " 123 ", "guest-7"],  # leading zeros kept, only surrounding spaces dropped
+        campaign_id=["007", "7", None],
+    )
+    tables["conversions"] = tables["conversions"].assign(conversion_id=["00042"], user_id=["0123"])
+    frames = read_raw_dir(_write(tmp_path / "in", tables))
+    tp = frames["touchpoints"]
+    assert tp["touchpoint_id"].tolist() == [wide, "123456789012345678902", "0000000000000000000001"]
+    assert tp["user_id"].tolist() == ["0123", "123", "guest-7"]
+    assert tp["campaign_id"].tolist()[:2] == ["007", "7"] and pd.isna(tp["campaign_id"].iloc[2])
+    assert frames["conversions"][["conversion_id", "user_id"]].values.tolist() == [["00042", "0123"]]
+    assert frames["ad_performance_daily"]["campaign_id"].tolist() == ["c1", "c2"]
+
+
+def test_numeric_ids_in_parquet_become_text_without_decimal_artefacts(tmp_path):
+    import numpy as np
+
+    tables = _good_tables()
+    tables["touchpoints"] = tables["touchpoints"].assign(
+        touchpoint_id=np.array([1, 2, 2**63 - 1], dtype=np.int64),
+        user_id=np.array([10, 10, 2**64 - 1], dtype=np.uint64),
+        campaign_id=[7.0, np.nan, 12.0],  # a float column, as pandas writes integers with a gap
+    )
+    frames = read_raw_dir(_write(tmp_path / "in", tables, "parquet"))
+    tp = frames["touchpoints"]
+    assert tp["touchpoint_id"].tolist() == ["1", "2", "9223372036854775807"]
+    assert tp["user_id"].tolist() == ["10", "10", "18446744073709551615"]
+    assert tp["campaign_id"].tolist()[0::2] == ["7", "12"]
+
+    tables["touchpoints"]["user_id"] = [10.5, 2.0**60, 11.0]  # not whole / digits already lost
+    with pytest.raises(RawDataError) as err:
+        read_raw_dir(_write(tmp_path / "bad", tables, "parquet"))
+    assert ("touchpoints.parquet: column 'user_id': 2 row(s) are floating-point numbers that cannot be exact ids"
+            in str(err.value))
+    assert "(row 1: 10.5, row 2: 1.152921504606847e+18)" in str(err.value)
+
+
+def test_numbers_must_be_finite_and_plausible_and_messages_show_plain_values():
+    import numpy as np
+
+    ads = _good_tables()["ad_performance_daily"]
+    ads = pd.concat([ads] * 3, ignore_index=True).assign(
+        spend=[np.float64(12.5), np.inf, -np.inf, 1e300, 5.0, np.nan],
+        clicks=[1.5, 2, 3, 4, 5, 6],
+        impressions=[10, 10, 10**13, 10, 10, 10],
+        revenue=[1.0, -2e12, None, 3.0, 4.0, 5.0],  # optional: empty is fine, implausible is not
+    )
+    with pytest.raises(RawDataError) as err:
+        validate_raw_frame("ad_performance_daily", ads, source="ads.parquet")
+    problems = err.value.problems
+    assert "ads.parquet: column 'spend': 2 row(s) are not finite numbers (row 2: inf, row 3: -inf)" in problems
+    assert ("ads.parquet: column 'spend': 1 row(s) are beyond ±1,000,000,000,000 (not plausible for one row) "
+            "(row 4: 1e+300)") in problems
+    assert "ads.parquet: column 'spend': 1 row(s) are empty (required column) (row 6: nan)" in problems
+    assert "ads.parquet: column 'clicks': 1 row(s) are not whole numbers (row 1: 1.5)" in problems
+    assert ("ads.parquet: column 'impressions': 1 row(s) are beyond ±1,000,000,000,000 (not plausible for one row) "
+            "(row 3: 10000000000000)") in problems
+    assert ("ads.parquet: column 'revenue': 1 row(s) are beyond ±1,000,000,000,000 (not plausible for one row) "
+            "(row 2: -2000000000000.0)") in problems
+    assert len(problems) == 6
+    assert "np." not in str(err.value)
+
+
+def test_csv_positions_are_file_lines_across_quoted_newlines_and_blank_lines(tmp_path):
+    folder = _write(tmp_path / "in", _good_tables())
+    (folder / "ad_performance_daily.csv").write_text(
+        "date,channel,campaign_id,campaign_name,impressions,reach,clicks,spend,conversions,revenue\n"
+        '2025-03-01,search,c1,"Brand\nline two",1000,800,50,nan,3,300\n'  # lines 2-3
+        "\n"  # line 4: skipped, as pandas and Arrow skip it
+        "   \n"  # line 5: whitespace only, skipped too
+        "2025-03-02,social,c2,Pros,2000,1500,40,80,1,INF\n"  # line 6
+        "2025-03-03,social,c2\n"  # line 7: too few fields
+        "2025-03-04,social,c2,Pros,2000,1500,40,-Infinity,1,90\n"  # line 8
+    )
+    with pytest.raises(RawDataError) as err:
+        read_raw_dir(folder)
+    assert err.value.problems == [
+        "ad_performance_daily.csv: 1 line(s) do not have the header's 10 fields (line 7: 3 field(s))",
+        "ad_performance_daily.csv: column 'spend': 2 row(s) are not finite numbers "
+        "(line 2: 'nan', line 8: '-Infinity')",
+        "ad_performance_daily.csv: column 'revenue': 1 row(s) are not finite numbers (line 6: 'INF')",
+    ]
+
+
+def test_missing_markers_are_empty_cells_but_nan_in_a_number_column_is_rejected(tmp_path):
+    tables = _good_tables()
+    tables["ad_performance_daily"]["revenue"] = ["NA", "nan"]
+    tables["ad_performance_daily"]["campaign_name"] = ["NULL", ""]
+    with pytest.raises(RawDataError) as err:
+        read_raw_dir(_write(tmp_path / "in", tables))
+    assert err.value.problems == [
+        "ad_performance_daily.csv: column 'revenue': 1 row(s) are not finite numbers (line 3: 'nan')"
+    ]
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "-5"])
+def test_file_limits_from_the_environment_must_be_whole_positive_numbers(monkeypatch, value):
+    from core.raw_contract import MAX_ROWS_ENV, FileLimits
+
+    monkeypatch.setenv(MAX_ROWS_ENV, value)
+    with pytest.raises(RawDataError, match=MAX_ROWS_ENV):
+        FileLimits.from_env()
+    monkeypatch.setenv(MAX_ROWS_ENV, "2_000_000")
+    assert FileLimits.from_env().max_rows == 2_000_000
+
+
+def test_a_nul_character_in_an_id_or_text_is_refused(tmp_path):
+    tables = _good_tables()
+    tables["touchpoints"]["user_id"] = ["10", "1\x000", "11"]  # PostgreSQL's text cannot store it
+    with pytest.raises(RawDataError) as err:
+        read_raw_dir(_write(tmp_path / "in", tables))
+    assert err.value.problems == [
+        "touchpoints.csv: column 'user_id': 1 row(s) contain a NUL character (line 3: '1\\x000')"
+    ]
