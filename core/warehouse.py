@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
+import os
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -91,6 +93,32 @@ def _normalise_frame(df: pd.DataFrame) -> pd.DataFrame:
 DUCKDB_LOCK_WAIT_SECONDS = 30.0
 LOCKED_RETRY_AFTER_S = 5
 UNAVAILABLE_RETRY_AFTER_S = 30
+# PostgreSQL: how long a write (publish here, dbt's models through dbt_project/macros) waits for a lock
+# another session holds before it gives up and names that session. Read at each publication.
+LOCK_TIMEOUT_ENV = "SPENDWISE_LOCK_TIMEOUT_SECONDS"
+DEFAULT_LOCK_TIMEOUT_SECONDS = 60.0
+# Lock modes whose holders make a request for the key's mode wait. Row lockers are listed for
+# ROW EXCLUSIVE too: the DELETE of an in-place replacement waits for their row locks.
+_BLOCKING_MODES = {
+    "row exclusive": ("RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
+                      "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"),
+    "access exclusive": ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock",
+                         "ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"),
+}
+
+
+def lock_timeout_seconds() -> float:
+    """SPENDWISE_LOCK_TIMEOUT_SECONDS (default 60): the longest a PostgreSQL write waits for a lock."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds above 0 (e.g. 60 or 2.5)")
+    return value
 
 
 class WarehouseMissing(FileNotFoundError):
@@ -110,6 +138,10 @@ class WarehouseUnavailable(WarehouseBusy):
 
     def __init__(self, detail: str):
         super().__init__(detail, UNAVAILABLE_RETRY_AFTER_S)
+
+
+class WarehouseLockTimeout(RuntimeError):
+    """A PostgreSQL write gave up waiting for a lock; the message names the sessions holding it."""
 
 
 def _connect_duckdb_waiting_for_lock(path: str, read_only: bool):
@@ -142,8 +174,10 @@ class WarehouseClient:
     `wait=False` (the HTTP service) fail at once with WarehouseBusy instead.
     """
 
-    def __init__(self, url: WarehouseUrl | str):
+    def __init__(self, url: WarehouseUrl | str, *, lock_timeout: float | None = None):
+        """lock_timeout: seconds a PostgreSQL write waits for a lock (default SPENDWISE_LOCK_TIMEOUT_SECONDS)."""
         self.url = url if isinstance(url, WarehouseUrl) else WarehouseUrl.parse(url)
+        self.lock_timeout = lock_timeout
 
     @property
     def kind(self) -> str:
@@ -305,19 +339,75 @@ class WarehouseClient:
         target, source = f"{_quote(schema)}.{_quote(table)}", f"{_quote(schema)}.{_quote(staging)}"
         existing = self.columns(con, schema, table)
         if existing and existing == self.columns(con, schema, staging):
-            self.execute(con, f"DELETE FROM {target}")
+            with self._bounded_lock_wait(con, schema, table, "row exclusive"):
+                self.execute(con, f"DELETE FROM {target}")
             self.execute(con, f"INSERT INTO {target} SELECT * FROM {source}")
             self.execute(con, f"DROP TABLE {source}")
             return
         if existing:
             try:
-                self.execute(con, f"DROP TABLE {target}{' CASCADE' if cascade and self.kind == 'postgres' else ''}")
+                with self._bounded_lock_wait(con, schema, table, "access exclusive"):
+                    self.execute(con, f"DROP TABLE {target}{' CASCADE' if cascade and self.kind == 'postgres' else ''}")
+            except WarehouseLockTimeout:
+                raise
             except Exception as exc:
                 raise RuntimeError(
                     f"cannot replace {schema}.{table}: its columns changed from {existing} and other objects "
                     f"(views) depend on it ({exc}). Drop or update those views, then publish again."
                 ) from exc
         self.execute(con, f"ALTER TABLE {source} RENAME TO {_quote(table)}")
+
+    @contextlib.contextmanager
+    def _bounded_lock_wait(self, con, schema: str, table: str, mode: str) -> Iterator[None]:
+        """Turn PostgreSQL's lock timeout on `schema.table` into WarehouseLockTimeout naming who holds the lock.
+
+        The transaction is aborted by then; it is rolled back here so that the same connection can
+        read pg_locks while the blocking session still holds its lock.
+        """
+        if self.kind != "postgres":
+            yield
+            return
+        import psycopg2.errors
+
+        try:
+            yield
+        except psycopg2.errors.LockNotAvailable as exc:
+            con.rollback()
+            raise WarehouseLockTimeout(self._lock_timeout_message(con, schema, table, mode)) from exc
+
+    def _lock_timeout_message(self, con, schema: str, table: str, mode: str) -> str:
+        session = ("a.pid, a.application_name, a.usename, a.state, a.xact_start, "
+                   "left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 160)")
+        holders = self.fetch(
+            con,
+            f"SELECT {session}, l.modes FROM (SELECT pid, string_agg(DISTINCT mode, ', ') AS modes FROM pg_locks "
+            "WHERE relation = to_regclass(%s) AND granted AND pid <> pg_backend_pid() AND mode = ANY(%s) "
+            "GROUP BY pid) l JOIN pg_stat_activity a ON a.pid = l.pid ORDER BY a.pid",
+            (f"{_quote(schema)}.{_quote(table)}", list(_BLOCKING_MODES[mode])),
+        )
+        if not holders:  # the wait was on something else (a row lock): the idle transactions are the suspects
+            holders = self.fetch(
+                con,
+                f"SELECT {session}, NULL FROM pg_stat_activity a WHERE a.datname = current_database() "
+                "AND a.pid <> pg_backend_pid() AND a.state LIKE 'idle in transaction%%' ORDER BY a.pid",
+                (),
+            )
+        con.rollback()
+        blockers = "; ".join(
+            f"pid {pid} (application_name {app!r}, user {user}, state {state!r}, transaction started "
+            f"{started.isoformat(sep=' ', timespec='seconds') if started else 'never'}"
+            f"{f', holds {modes}' if modes else ''}; last query: {query})"
+            for pid, app, user, state, started, query, modes in holders
+        ) or "a session that has ended since"
+        return (
+            f"{schema}.{table}: gave up after waiting {self._lock_timeout_s():g} s for the {mode.upper()} lock "
+            f"it needs; blocked by {blockers}. Ask that session to commit or roll back, or end it "
+            "(SELECT pg_terminate_backend(<pid>)), then publish again; the previous tables are kept. "
+            f"{LOCK_TIMEOUT_ENV} sets how long a write waits."
+        )
+
+    def _lock_timeout_s(self) -> float:
+        return self.lock_timeout if self.lock_timeout is not None else lock_timeout_seconds()
 
     def load_frame(self, con, df: pd.DataFrame, schema: str, table: str) -> None:
         """Create `schema.table` with the frame's columns and bulk-load its rows."""
@@ -412,7 +502,9 @@ class WarehouseClient:
 
         `stamp=False` writes the frames as they are (raw inputs); otherwise every row gets the
         `run_id` and `generated_at` (UTC) of this publication. Tables named in `drop` are removed
-        in the same transaction.
+        in the same transaction. On PostgreSQL no statement waits longer than the lock timeout
+        (`lock_timeout`, default SPENDWISE_LOCK_TIMEOUT_SECONDS) for another session's lock: then
+        WarehouseLockTimeout names that session and nothing is changed.
         """
         import pandas as pd
 
@@ -433,16 +525,21 @@ class WarehouseClient:
             prepared[table] = _normalise_frame(df)
 
         token = uuid.uuid4().hex[:8]
+        lock_timeout_ms = round(self._lock_timeout_s() * 1000)
         with self.connect() as con:
             self.begin(con)
             try:
+                if self.kind == "postgres":
+                    # A BI session idling in a transaction must not stall the publication for ever.
+                    self.execute(con, f"SET LOCAL lock_timeout = {lock_timeout_ms:d}")
                 self.execute(con, f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
                 for table, df in prepared.items():
                     staging = f"{table}{_STAGING_SUFFIX}_{token}"
                     self.load_frame(con, df, schema, staging)
                     self.swap_in(con, schema, staging, table, cascade=schema == RAW_SCHEMA)
                 for table in drop:
-                    self.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
+                    with self._bounded_lock_wait(con, schema, table, "access exclusive"):
+                        self.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
                 self.commit(con)
             except BaseException:
                 self.rollback(con)
