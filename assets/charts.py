@@ -1,4 +1,5 @@
-"""Chart assets: one PNG per prediction table, written atomically and previewed in the Dagster UI."""
+"""Chart assets: one PNG per prediction table, written atomically and previewed in the Dagster UI.
+Each run also removes the temporary files that a writer killed mid-write left in the charts folder."""
 
 import base64
 import io
@@ -60,17 +61,22 @@ def _build_chart_asset(chart: registry.Chart):
         "charts directory.",
     )
     def chart(context: AssetExecutionContext, warehouse: Warehouse, charts: ChartStore) -> MaterializeResult:
-        from charts.plots import CHARTS, write_png_atomic
+        from charts.plots import CHARTS, remove_stale_temp_files, write_png_atomic
 
         df = warehouse.read_table("predictions", table)
         context_ = _chart_context(df, warehouse, model_window=upstream in MODEL_WINDOW_ASSETS)
         png = CHARTS[stem](df, context_)
         path = write_png_atomic(charts.path(stem), png)
+        removed = remove_stale_temp_files(path.parent)
+        if removed:
+            context.log.warning(f"removed {len(removed)} temporary chart file(s) left by a killed writer: "
+                                + ", ".join(p.name for p in removed))
         return MaterializeResult(
             metadata={
                 "path": MetadataValue.path(str(path)),
                 "size_bytes": len(png),
                 "source_table": f"predictions.{table}",
+                "stale_temp_files_removed": len(removed),
                 "preview": MetadataValue.md(_preview_markdown(png, stem)),
             }
         )

@@ -9,6 +9,7 @@ import io
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -42,6 +43,7 @@ __all__ = [
     "channel_colors",
     "mmm_roas_chart",
     "reach_ctr_chart",
+    "remove_stale_temp_files",
     "revenue_contribution_chart",
     "roi_forecast_chart",
     "roi_timeseries_chart",
@@ -56,6 +58,10 @@ SMOOTHING_DAYS = 7
 # Above this many days the contribution chart shows weekly averages: daily noise hides the mix.
 WEEKLY_AFTER_DAYS = 120
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# write_png_atomic's temporary files: hidden, `.<name>.png.<random>.tmp`, beside the chart.
+TEMP_PATTERN = ".*.png.*.tmp"
+# A temporary file older than this belongs to no running writer (a chart is written in well under a second).
+STALE_TEMP_AFTER_S = 300
 
 _MODEL_LABELS = {
     "first_touch": "first\ntouch", "last_touch": "last\ntouch", "linear": "linear",
@@ -1077,7 +1083,8 @@ def write_png_atomic(path: str | os.PathLike[str], png_bytes: bytes) -> Path:
     Writes a temporary file in the same folder (created if missing), fsyncs it and renames it
     over ``path`` with ``os.replace``; the temporary file is removed if anything fails. The file
     gets mode 0644. Raises TypeError for non-bytes and ValueError when the bytes are not a PNG.
-    Returns the path written.
+    Returns the path written. A process killed mid-write (SIGKILL, out of memory) runs no cleanup:
+    its hidden temporary file stays until `remove_stale_temp_files` removes it.
     """
     if not isinstance(png_bytes, (bytes, bytearray, memoryview)):
         raise TypeError(f"write_png_atomic: expected PNG bytes for {path}, got {type(png_bytes).__name__}")
@@ -1101,3 +1108,22 @@ def write_png_atomic(path: str | os.PathLike[str], png_bytes: bytes) -> Path:
             pass
         raise
     return target
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str], older_than_s: float = STALE_TEMP_AFTER_S) -> list[Path]:
+    """Delete the temporary files of killed `write_png_atomic` calls in ``folder``; returns the paths removed.
+
+    Only files older than ``older_than_s`` seconds go: a younger one may belong to a writer that is
+    still running (chart assets run in parallel on PostgreSQL). A missing folder has nothing to remove.
+    """
+    cutoff = time.time() - older_than_s
+    removed = []
+    for path in sorted(Path(folder).glob(TEMP_PATTERN)):
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_mtime >= cutoff:
+                continue
+            path.unlink()
+        except FileNotFoundError:  # another cleaner, or its writer, removed it first
+            continue
+        removed.append(path)
+    return removed

@@ -1,5 +1,6 @@
 """The chart and data HTTP service as a FastAPI app: one settings object, one warehouse reader and one
 Dagster bridge on `app.state`, the routes in service.routes. `uvicorn service.app:app` serves it.
+Every GET endpoint answers HEAD as well (HeadAsGet).
 """
 
 from __future__ import annotations
@@ -14,6 +15,28 @@ from service.dagster_bridge import DagsterBridge, RefreshLauncher
 from service.errors import install_error_handlers
 from service.reader import WarehouseReader
 from service.routes import ROUTERS
+
+
+class HeadAsGet:
+    """HEAD on any GET endpoint: the GET's status and headers (Content-Length, ETag, X-Total-Count...),
+    no body. FastAPI routes answer only the methods they declare, so HEAD would be 405; declaring it
+    on every route would also put a second operation per path in the OpenAPI document."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message):
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        # A copy: the server still knows the request was HEAD (uvicorn then sends no body either).
+        await self.app({**scope, "method": "GET"}, receive, without_body)
 
 
 @contextlib.asynccontextmanager
@@ -44,7 +67,8 @@ def create_app(
         description=(
             "Read-only access to the `predictions` tables of the Spendwise warehouse (JSON or CSV, with "
             "filters and pagination), the PNG charts of the last refresh, asset freshness from the Dagster "
-            "instance, and a way to start a refresh. `GET /` is a page for people."
+            "instance, and a way to start a refresh. `GET /` is a page for people. Every GET endpoint also "
+            "answers HEAD (same status and headers, no body)."
         ),
         lifespan=_lifespan,
     )
@@ -59,6 +83,7 @@ def create_app(
                    "SPENDWISE_CHARTS_DIR": str(settings.charts_dir)},
     )
     install_error_handlers(app)
+    app.add_middleware(HeadAsGet)
     for router in ROUTERS:
         app.include_router(router)
     return app
