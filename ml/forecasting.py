@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from core.processes import die_with_parent
 from ml.events import country_holidays
 
 logger = logging.getLogger(__name__)
@@ -774,8 +775,18 @@ def _run_tasks(tasks: list[_SeriesTask], n_jobs: int) -> list[_SeriesResult]:
     # multiprocessing child, such as a Dagster step process, wait for them at exit. Spawned, not
     # forked, because the caller may run threads (Dagster does) and fork copies their locks.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_prophet) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+    ) as pool:
         return list(pool.map(_fit_series, tasks))
+
+
+def _start_worker(parent_pid: int) -> None:
+    """Pool initializer: die with the process that started the pool (a killed refresh leaves no
+    Prophet worker behind), then import Prophet quietly. `pool.map` spawns the workers from the
+    calling thread, which waits in it for as long as they live."""
+    die_with_parent(parent_pid)
+    _quiet_prophet()
 
 
 # --------------------------------------------------------------------------------------------

@@ -87,33 +87,86 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+# `spendwise refresh` / `run` / `status`: 1 = the run or a blocking check failed, 3 = a refresh of this
+# warehouse is already running, 4 = no warehouse yet or the database cannot be reached.
+EXIT_REFRESH_FAILED = 1
+EXIT_REFRESH_RUNNING = 3
+EXIT_NO_WAREHOUSE = 4
+REFRESH_EXIT_CODES = """exit codes:
+  0  the run succeeded and every blocking check passed
+  1  the run failed or a blocking / error-severity check failed (the summary names it)
+  3  a refresh of this warehouse is already running (CLI, HTTP or schedule): one line on stderr,
+     `already running: run <id> since <time>`; nothing was started
+  4  no warehouse yet (run `spendwise demo` or `spendwise load DIR`) or PostgreSQL cannot be reached"""
+
+
+def _refresh_guarded(command: str, action) -> int:
+    """Run `action()` (which returns an exit code); a refresh in progress or a missing/unreachable
+    warehouse becomes one line on stderr and its exit code instead of a traceback."""
+    from core.refresh_lock import RefreshInProgress
+    from core.settings import get_settings
+    from core.warehouse import WarehouseMissing, WarehouseUnavailable
+    from orchestration.refresh import warehouse_problem
+
+    try:
+        return action()
+    except RefreshInProgress as exc:
+        print(f"spendwise {command}: {exc}", file=sys.stderr)
+        return EXIT_REFRESH_RUNNING
+    except (WarehouseMissing, WarehouseUnavailable) as exc:
+        print(f"spendwise {command}: {warehouse_problem(exc, get_settings().warehouse)}", file=sys.stderr)
+        return EXIT_NO_WAREHOUSE
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     from orchestration.refresh import format_summary, run_refresh
 
-    outcome = run_refresh(
-        tags={"spendwise/trigger": args.trigger}, run_id=args.run_id, log_level=args.log_level
-    )
-    print(format_summary(outcome, _warehouse()))
-    return 0 if outcome.ok else 1
+    def refresh() -> int:
+        outcome = run_refresh(
+            tags={"spendwise/trigger": args.trigger}, run_id=args.run_id, log_level=args.log_level
+        )
+        print(format_summary(outcome, _warehouse()))
+        return 0 if outcome.ok else EXIT_REFRESH_FAILED
+
+    return _refresh_guarded("refresh", refresh)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """demo + refresh + summary: what `make run` does."""
-    from orchestration.refresh import format_summary, run_refresh
+    """demo + refresh + summary: what `make run` does, holding the refresh lock from the demo data on."""
+    from core.refresh_lock import RefreshLock
+    from core.settings import get_settings
+    from orchestration.refresh import format_summary, new_run_id, run_refresh
 
-    started = time.perf_counter()
-    cmd_demo(args)
-    outcome = run_refresh()
-    print()
-    print(format_summary(outcome, _warehouse(), total_seconds=time.perf_counter() - started))
-    return 0 if outcome.ok else 1
+    def run() -> int:
+        started = time.perf_counter()
+        lock = RefreshLock(get_settings().warehouse)
+        lock.acquire(new_run_id())  # no demo data is written under a running refresh
+        try:
+            code = cmd_demo(args)
+            if code:
+                return code
+            outcome = run_refresh(lock=lock)
+        finally:
+            lock.release()
+        print()
+        print(format_summary(outcome, _warehouse(), total_seconds=time.perf_counter() - started))
+        return 0 if outcome.ok else EXIT_REFRESH_FAILED
+
+    return _refresh_guarded("run", run)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from orchestration.refresh import format_summary
+    """Tables and row counts, then the last refresh run and the refresh lock; creates nothing."""
+    from core.settings import get_settings
+    from orchestration.refresh import format_refresh_state, format_summary
 
-    print(format_summary(None, _warehouse()))
-    return 0
+    def status() -> int:
+        settings = get_settings()
+        print(format_summary(None, _warehouse()))
+        print(format_refresh_state(settings.warehouse, settings.dagster_home))
+        return 0
+
+    return _refresh_guarded("status", status)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -149,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("folder")
     load.set_defaults(func=cmd_load)
 
-    refresh = sub.add_parser("refresh", help="materialize the whole graph once (what the schedule does)")
+    refresh = sub.add_parser(
+        "refresh", help="materialize the whole graph once (what the schedule does)",
+        description="Materialize the whole graph once on whatever the raw tables hold, recorded in DAGSTER_HOME. "
+        "One refresh per warehouse at a time, whoever starts it.",
+        epilog=REFRESH_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     refresh.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # POST /refresh names the run first
     refresh.add_argument("--trigger", default="cli", help=argparse.SUPPRESS)
     refresh.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)  # a child logs INFO to a file
@@ -159,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo_args(run)
     run.set_defaults(func=cmd_run)
 
-    status = sub.add_parser("status", help="tables and row counts in the warehouse")
+    status = sub.add_parser(
+        "status", help="tables and row counts, the last refresh run (state, trigger, age, reason) and the refresh lock",
+        epilog="exit codes: 0 shown, 4 no warehouse yet or PostgreSQL cannot be reached",
+    )
     status.set_defaults(func=cmd_status)
 
     serve = sub.add_parser("serve", help="chart and data HTTP service: charts, tables as JSON/CSV, status, refresh")

@@ -10,6 +10,8 @@ Nothing here writes the process environment: dbt gets the warehouse variables th
 import contextlib
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -21,19 +23,59 @@ from dagster import AssetExecutionContext, AssetSpec, Config
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 from pydantic import Field
 
+from core.refresh_lock import tie_to_refresh_owner
 from core.settings import DBT_DIR, WarehouseUrl, get_settings, warehouse_url_from_env
 
 OWNER = "team:analytics-engineering"
 _VENV_BIN = str(Path(sys.prefix) / "bin")
+# dagster-dbt starts this instead of dbt: it ties dbt to the run process (see the module), then execs dbt.
+DBT_WRAPPER = Path(__file__).with_name("dbt_child.py")
+DBT_ARTIFACTS_KEPT_DEFAULT = 5
+# The folder dagster-dbt gives each invocation under target/: <op name>-<run id[:7]>-<random 7 hex>.
+_INVOCATION_DIR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*-[0-9a-f]{7}-[0-9a-f]{7}$")
+
+
+def dbt_executable() -> str:
+    """The dbt installed beside this interpreter, so a venv works without being activated."""
+    for candidate in (Path(sys.prefix) / "bin" / "dbt", Path(sys.executable).with_name("dbt")):
+        if candidate.exists():
+            return str(candidate)
+    return "dbt"
+
+
+def dbt_artifacts_kept_from_env() -> int:
+    return int(os.environ.get("SPENDWISE_DBT_ARTIFACTS_KEPT") or DBT_ARTIFACTS_KEPT_DEFAULT)
+
+
+def prune_dbt_artifacts(target_dir: Path, keep: int, current: Path | None = None) -> list[Path]:
+    """Delete all but the `keep` newest per-invocation folders in `target_dir`; returns what went.
+
+    Only folders named like dagster-dbt's invocation folders are touched, never `current` (the
+    invocation that just ran) nor the files beside them (the manifest the definitions load,
+    partial_parse.msgpack).
+    """
+    folders = [p for p in target_dir.iterdir() if p.is_dir() and _INVOCATION_DIR.match(p.name)]
+    folders.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    kept = set(folders[: max(keep, 1)]) | ({current} if current else set())
+    removed = []
+    for folder in folders:
+        if folder not in kept:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def dbt_environment(url: WarehouseUrl) -> dict[str, str]:
-    """What a dbt process needs on top of the caller's environment: the profile variables for `url`
-    and this interpreter's bin folder on PATH (so the venv works without being activated)."""
+    """What a dbt process needs on top of the caller's environment: the profile variables for `url`,
+    this interpreter's bin folder on PATH (so the venv works without being activated), and what
+    the wrapper (`DBT_WRAPPER`) needs to tie dbt to this process and exec the real dbt."""
     path = os.environ.get("PATH", "")
     if _VENV_BIN not in path.split(os.pathsep):
         path = _VENV_BIN + os.pathsep + path if path else _VENV_BIN
-    return {**url.dbt_env(), "PATH": path}
+    return {
+        **url.dbt_env(), "PATH": path,
+        "SPENDWISE_DBT_EXECUTABLE": dbt_executable(), "SPENDWISE_DBT_PARENT_PID": str(os.getpid()),
+    }
 
 
 @contextlib.contextmanager
@@ -69,7 +111,7 @@ def prepare_manifest(force: bool = False) -> Path:
     manifest = DBT_DIR / "target" / "manifest.json"
     if force or not manifest.exists():
         proc = subprocess.run(
-            [dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
+            [str(DBT_WRAPPER), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
             capture_output=True, text=True, env={**os.environ, **dbt_environment(get_settings().warehouse)},
         )
         if proc.returncode != 0:
@@ -157,15 +199,17 @@ class DbtModelConfig(Config):
 def spendwise_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, config: DbtModelConfig):
     """Builds the dbt models and runs their tests; a failing error-severity test fails the step."""
     dbt_vars = config.dbt_vars()  # invalid weights stop the step here, before dbt runs
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
-
-
-def dbt_executable() -> str:
-    """The dbt installed beside this interpreter, so a venv works without being activated."""
-    for candidate in (Path(sys.prefix) / "bin" / "dbt", Path(sys.executable).with_name("dbt")):
-        if candidate.exists():
-            return str(candidate)
-    return "dbt"
+    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+    try:
+        yield from invocation.stream()
+    finally:
+        # Each invocation writes ~5 MB of artifacts in a folder of its own: keep the last few.
+        removed = prune_dbt_artifacts(
+            invocation.target_path.parent, getattr(dbt, "artifacts_kept", DBT_ARTIFACTS_KEPT_DEFAULT),
+            current=invocation.target_path,
+        )
+        if removed:
+            context.log.info(f"pruned {len(removed)} old dbt artifact folder(s) in {invocation.target_path.parent}")
 
 
 class SpendwiseDbtCliResource(DbtCliResource):
@@ -176,6 +220,16 @@ class SpendwiseDbtCliResource(DbtCliResource):
     """
 
     warehouse_url: str = Field(default_factory=warehouse_url_from_env, description="SPENDWISE_WAREHOUSE_URL")
+    artifacts_kept: int = Field(
+        default_factory=dbt_artifacts_kept_from_env,
+        description="per-invocation artifact folders kept under dbt_project/target (SPENDWISE_DBT_ARTIFACTS_KEPT, "
+        "default 5); older ones are deleted after each dbt step",
+    )
+
+    def setup_for_execution(self, context) -> None:
+        super().setup_for_execution(context)
+        # A dbt step in a subprocess of the run worker (multiprocess executor) dies with the worker.
+        tie_to_refresh_owner(WarehouseUrl.parse(self.warehouse_url), context.run_id)
 
     def cli(self, args, **kwargs):
         with _environment(dbt_environment(WarehouseUrl.parse(self.warehouse_url))):
@@ -189,6 +243,6 @@ def dbt_resource(url: WarehouseUrl | None = None, warehouse_url: Any = None) -> 
         project_dir=dbt_project(),
         profiles_dir=str(DBT_DIR),
         target=url.dbt_target,
-        dbt_executable=dbt_executable(),
+        dbt_executable=str(DBT_WRAPPER),
         warehouse_url=warehouse_url if warehouse_url is not None else url.url,
     )

@@ -9,9 +9,9 @@ from assets.resources import ChartStore
 from assets.freshness import with_freshness_policy
 from assets.raw import raw_tables
 from orchestration.dbt import dbt_resource, spendwise_dbt_models
-from orchestration.schedules import refresh_every_30_minutes, refresh_job
+from orchestration.runs import RunBoundWarehouse, refresh_locked
+from orchestration.schedules import build_refresh_schedule, refresh_job
 from core.settings import WarehouseUrl, get_settings
-from assets.resources import Warehouse
 
 
 def build_definitions(warehouse_url: str | None = None, charts_dir: str | None = None) -> Definitions:
@@ -21,17 +21,18 @@ def build_definitions(warehouse_url: str | None = None, charts_dir: str | None =
     # EnvVar keeps a PostgreSQL password out of the resource config shown in the UI.
     from_env = warehouse_url is None and bool(os.environ.get("SPENDWISE_WAREHOUSE_URL"))
     configured_url = EnvVar("SPENDWISE_WAREHOUSE_URL") if from_env else url.url
-    warehouse = Warehouse(url=configured_url)
+    warehouse = RunBoundWarehouse(url=configured_url)
     # DuckDB allows one writing process: every step runs in the run's own process, one at a time.
     # PostgreSQL takes concurrent writers, so independent assets run in parallel subprocesses.
     executor = (
-        in_process_executor if url.kind == "duckdb" else multiprocess_executor.configured({"max_concurrent": 2})
+        refresh_locked(in_process_executor, url) if url.kind == "duckdb"
+        else refresh_locked(multiprocess_executor, url).configured({"max_concurrent": 2})
     )
     return Definitions(
         assets=[*raw_tables, spendwise_dbt_models, *with_freshness_policy(ASSETS)],
         asset_checks=ASSET_CHECKS,
         jobs=[refresh_job],
-        schedules=[refresh_every_30_minutes],
+        schedules=[build_refresh_schedule(url)],
         resources={
             "dbt": dbt_resource(url, warehouse_url=configured_url),
             "warehouse": warehouse,

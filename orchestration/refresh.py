@@ -1,6 +1,8 @@
 """Run the whole graph once in the project's Dagster instance and summarise what it wrote.
 
-Used by `spendwise refresh` / `make run`; the run is recorded in DAGSTER_HOME so the UI shows it.
+Used by `spendwise refresh` / `make run` and the HTTP service's refresh child; the run is recorded in
+DAGSTER_HOME so the UI shows it. The process holds the warehouse's refresh lock for the whole run
+and tags the run with its identity, so a second refresh is refused and a killed one is recognised.
 """
 
 from __future__ import annotations
@@ -8,9 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
+from core.processes import ProcessIdentity
+from core.refresh_lock import RefreshLock, describe_holder
 from core.settings import (
     ANALYTICS_SCHEMA,
     DEFAULT_DAGSTER_HOME,
@@ -18,8 +24,34 @@ from core.settings import (
     PREDICTIONS_SCHEMA,
     RAW_SCHEMA,
     REFRESH_JOB_NAME,
+    WarehouseUrl,
     get_settings,
 )
+from core.warehouse import WarehouseBusy, WarehouseClient, WarehouseMissing, WarehouseUnavailable
+
+
+def require_warehouse(url: WarehouseUrl) -> None:
+    """Raise WarehouseMissing or WarehouseUnavailable unless the warehouse exists and answers.
+
+    Never creates anything: a DuckDB file is only looked at, PostgreSQL gets one read-only session.
+    """
+    if url.kind == "duckdb":
+        if not url.duckdb_path.is_file():
+            raise WarehouseMissing(f"no DuckDB file at {url.duckdb_path}")
+        return
+    with WarehouseClient(url).connect(read_only=True):
+        pass
+
+
+def warehouse_problem(exc: Exception, url: WarehouseUrl) -> str:
+    """One line for a missing or unreachable warehouse, saying what to do."""
+    if isinstance(exc, WarehouseMissing):
+        return f"no warehouse at {url.duckdb_path}: run `spendwise demo` or `spendwise load DIR`"
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    detail = " ".join(str(cause).split())
+    if url.kind == "postgres":
+        return f"cannot reach PostgreSQL at {url.host}:{url.port}: {detail}"
+    return f"cannot open the DuckDB warehouse {url.duckdb_path}: {detail}"
 
 
 def ensure_dagster_home() -> Path:
@@ -64,13 +96,39 @@ class RefreshOutcome:
         return self.success and not any(c.blocking or c.severity == "ERROR" for c in self.failed_checks)
 
 
+def new_run_id() -> str:
+    return str(uuid.uuid4())
+
+
 def run_refresh(
-    instance=None, tags: dict[str, str] | None = None, log_level: str = "WARNING", run_id: str | None = None
+    instance=None,
+    tags: dict[str, str] | None = None,
+    log_level: str = "WARNING",
+    run_id: str | None = None,
+    lock: RefreshLock | None = None,
 ) -> RefreshOutcome:
     """Materialize every asset once, in-process, recorded in `instance` (default: DAGSTER_HOME's).
 
-    `run_id` lets a launcher (the HTTP service) know the run's id before it starts.
+    `run_id` lets a launcher (the HTTP service) know the run's id before it starts. Before any
+    run exists the warehouse must be there (WarehouseMissing / WarehouseUnavailable) and this
+    process takes its refresh lock (RefreshInProgress names the holder), unless the caller passes
+    a `lock` it already holds for `run_id`. The run carries this process's identity in its tags.
     """
+    settings = get_settings()
+    require_warehouse(settings.warehouse)
+    run_id = run_id or (lock.info["run_id"] if lock is not None and lock.info else new_run_id())
+    own_lock = lock is None
+    if own_lock:
+        lock = RefreshLock(settings.warehouse)
+        lock.acquire(run_id)
+    try:
+        return _execute(instance, tags, log_level, run_id)
+    finally:
+        if own_lock:
+            lock.release()
+
+
+def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str) -> RefreshOutcome:
     from dagster import DagsterInstance
 
     from orchestration.dbt import prepare_manifest
@@ -86,7 +144,7 @@ def run_refresh(
         instance=instance,
         run_id=run_id,
         raise_on_error=False,
-        tags={"spendwise/trigger": "cli", **(tags or {})},
+        tags={"spendwise/trigger": "cli", **(tags or {}), **ProcessIdentity.current().to_tags()},
         # dbt's own progress lines still print; Dagster's per-event DEBUG lines live in the UI.
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
@@ -115,15 +173,52 @@ def run_refresh(
     )
 
 
+def _row_counts(client: WarehouseClient, schema: str) -> dict[str, int]:
+    """Rows per table in `schema` over one read-only connection that never waits for a writer."""
+    with client.connect(read_only=True, wait=False) as con:
+        names = [
+            row[0] for row in client.fetch(
+                con,
+                "SELECT table_name FROM information_schema.tables "
+                f"WHERE table_schema = {client.placeholder} AND table_type = 'BASE TABLE' ORDER BY table_name",
+                (schema,),
+            )
+            if "__spendwise_staging" not in row[0]
+        ]
+        if not names:
+            return {}
+        union = " UNION ALL ".join(
+            f"SELECT {_literal(client, n)} AS table_name, count(*) AS n FROM {client.ident(schema)}.{client.ident(n)}"
+            for n in names
+        )
+        return {str(name): int(n) for name, n in client.fetch(con, union)}
+
+
+def _literal(client: WarehouseClient, text: str) -> str:
+    quoted = "'" + text.replace("'", "''") + "'"
+    return quoted.replace("%", "%%") if client.kind == "postgres" else quoted
+
+
 def format_summary(outcome: RefreshOutcome | None, warehouse, total_seconds: float | None = None) -> str:
-    """The short report `make run` ends with: tables and rows, checks, charts, timings."""
+    """The short report `make run` ends with: tables and rows, checks, charts, timings.
+
+    Reads the warehouse read-only and never creates it; raises WarehouseMissing when it is not
+    there and WarehouseUnavailable when it cannot be reached. While a refresh writes to DuckDB the
+    row counts are left out with a note instead of waiting.
+    """
     settings = get_settings()
-    lines = [f"Warehouse: {settings.warehouse.redacted()}"]
-    for schema in (RAW_SCHEMA, ANALYTICS_SCHEMA, PREDICTIONS_SCHEMA):
-        counts = warehouse.row_counts(schema)
-        if counts:
-            lines.append(f"  {schema}: {len(counts)} tables")
-            lines.extend(f"    {name:<34} {rows:>12,} rows" for name, rows in counts.items())
+    client = warehouse if isinstance(warehouse, WarehouseClient) else getattr(warehouse, "client", warehouse)
+    lines = [f"Warehouse: {client.url.redacted()}"]
+    try:
+        for schema in (RAW_SCHEMA, ANALYTICS_SCHEMA, PREDICTIONS_SCHEMA):
+            counts = _row_counts(client, schema)
+            if counts:
+                lines.append(f"  {schema}: {len(counts)} tables")
+                lines.extend(f"    {name:<34} {rows:>12,} rows" for name, rows in counts.items())
+    except (WarehouseMissing, WarehouseUnavailable):
+        raise
+    except WarehouseBusy as exc:
+        lines.append(f"  (row counts skipped: {exc.detail})")
     if outcome is not None:
         passed = sum(c.passed for c in outcome.checks)
         lines.append(
@@ -141,4 +236,43 @@ def format_summary(outcome: RefreshOutcome | None, warehouse, total_seconds: flo
     lines.append(f"Dagster instance: {os.environ.get('DAGSTER_HOME', DEFAULT_DAGSTER_HOME)} (make dev opens the UI)")
     if total_seconds is not None:
         lines.append(f"Total time: {total_seconds:.1f} s")
+    return "\n".join(lines)
+
+
+def _age(since: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - since).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def format_refresh_state(url: WarehouseUrl, dagster_home: Path, now: datetime | None = None) -> str:
+    """The last refresh run (id, state, trigger, start time and age, the reason of a failure) and who
+    holds the refresh lock. Runs whose process is gone are marked failed first, as the schedule does.
+    Opens the Dagster instance only where a dagster.yaml exists; creates nothing else."""
+    now = now or datetime.now(timezone.utc)
+    lines = []
+    if not (dagster_home / "dagster.yaml").is_file():
+        lines.append(f"Last refresh: none recorded (no Dagster instance in {dagster_home})")
+    else:
+        from dagster import DagsterInstance
+
+        from service.dagster_bridge import last_refresh_run, refresh_in_progress
+
+        with DagsterInstance.from_config(str(dagster_home)) as instance:
+            refresh_in_progress(instance, checked_by="spendwise status")
+            last = last_refresh_run(instance)
+        if last is None:
+            lines.append(f"Last refresh: none recorded in {dagster_home}")
+        else:
+            started = last["started_at"]
+            lines.append(
+                f"Last refresh: run {last['run_id']} {last['status']} (trigger {last['trigger']}), "
+                f"started {started:%Y-%m-%d %H:%M:%S} UTC, {_age(started, now)}"
+            )
+            if last["reason"] and last["status"] != "SUCCESS":
+                lines.append(f"  reason: {' '.join(last['reason'].split())}")
+    holder = RefreshLock(url).holder()
+    lines.append(f"Refresh lock: {describe_holder(holder) if holder else 'free'}")
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The refresh job and its 30-minute schedule, which skips a tick while a refresh is still running."""
+"""The refresh job and its 30-minute schedule, which skips a tick while a refresh is still running
+(in this Dagster instance or holding the warehouse's refresh lock)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from dagster import (
 )
 
 from assets.raw import raw_tables
-from core.settings import REFRESH_JOB_NAME, REFRESH_TAG, SCHEDULE_CRON
-from service.dagster_bridge import refresh_in_progress
+from core.refresh_lock import RefreshLock, describe_holder
+from core.settings import REFRESH_JOB_NAME, REFRESH_TAG, SCHEDULE_CRON, WarehouseUrl, get_settings
+from core.warehouse import WarehouseUnavailable
+from service.dagster_bridge import refresh_in_progress, refresh_run_since
 
-__all__ = ["REFRESH_JOB_NAME", "refresh_every_30_minutes", "refresh_in_progress", "refresh_job"]
+__all__ = ["REFRESH_JOB_NAME", "build_refresh_schedule", "refresh_in_progress", "refresh_job"]
 RAW_ASSET_KEYS = [spec.key for spec in raw_tables]
 
 refresh_job = define_asset_job(
@@ -28,15 +31,36 @@ refresh_job = define_asset_job(
 )
 
 
-@schedule(
-    cron_schedule=SCHEDULE_CRON,
-    job=refresh_job,
-    default_status=DefaultScheduleStatus.RUNNING,
-    execution_timezone="UTC",
-    description="Refreshes every asset every 30 minutes; skips the tick while a refresh is in progress.",
-)
-def refresh_every_30_minutes(context: ScheduleEvaluationContext):
-    running = refresh_in_progress(context.instance)
-    if running:
-        return SkipReason(f"refresh run {running[0]} is still in progress; skipping this tick")
-    return RunRequest(run_key=None, tags={"spendwise/trigger": "schedule"})
+def build_refresh_schedule(warehouse: WarehouseUrl | None = None):
+    """The 30-minute schedule for the refresh job on `warehouse` (default: the settings' warehouse).
+
+    A tick is skipped, with the one-line reason, while a refresh run is queued or running in this
+    Dagster instance (runs whose process died are marked failed first, see `refresh_in_progress`)
+    or while any process holds the warehouse's refresh lock (a CLI refresh, another instance).
+    """
+    url = warehouse or get_settings().warehouse
+
+    @schedule(
+        name="refresh_every_30_minutes",
+        cron_schedule=SCHEDULE_CRON,
+        job=refresh_job,
+        default_status=DefaultScheduleStatus.RUNNING,
+        execution_timezone="UTC",
+        description="Refreshes every asset every 30 minutes; skips the tick while a refresh is in progress.",
+    )
+    def refresh_every_30_minutes(context: ScheduleEvaluationContext):
+        running = refresh_in_progress(context.instance, checked_by="the refresh schedule")
+        if running:
+            since = refresh_run_since(context.instance, running[0])
+            return SkipReason(describe_holder({"run_id": running[0], "since": since}))
+        try:
+            holder = RefreshLock(url).holder()
+        except WarehouseUnavailable as exc:
+            return SkipReason(f"the warehouse cannot be reached, no refresh started: {exc}")
+        if holder is not None:
+            return SkipReason(describe_holder(holder))
+        # The run worker executes on the host where this tick is evaluated (DefaultRunLauncher: the
+        # code server's host); the refresh executor adds its own pid and start time when it begins.
+        return RunRequest(run_key=None, tags={"spendwise/trigger": "schedule"})
+
+    return refresh_every_30_minutes

@@ -13,25 +13,88 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from core.settings import LOCAL_INSTANCE_TEMPLATE, REFRESH_JOB_NAME, SCHEDULE_INTERVAL, STALE_AFTER
+from core.processes import ProcessIdentity
+from core.refresh_lock import RefreshLock, describe_holder
+from core.settings import LOCAL_INSTANCE_TEMPLATE, REFRESH_JOB_NAME, SCHEDULE_INTERVAL, STALE_AFTER, WarehouseUrl
 from service.refresh_launcher import RefreshLauncher, SubprocessRefreshLauncher
 
 __all__ = [
     "SCHEDULE_INTERVAL", "STALE_AFTER", "DagsterBridge", "RefreshLauncher", "SubprocessRefreshLauncher",
-    "refresh_in_progress",
+    "last_refresh_run", "reap_if_process_gone", "refresh_in_progress", "refresh_run_since",
 ]
+REAPED_TAG = "spendwise/reaped"
 
 
-def refresh_in_progress(instance) -> list[str]:
-    """Run ids of refresh runs that are queued or running in this Dagster instance."""
+_IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+
+
+def refresh_in_progress(instance, checked_by: str = "a liveness check") -> list[str]:
+    """Run ids of refresh runs that are queued or running in this Dagster instance.
+
+    The one query for "a refresh is running" (the schedule, POST /refresh and `spendwise status`
+    ask it). A run whose process is gone is not running: runs started by Spendwise's own processes
+    (the CLI, the HTTP child, a Dagster run worker through the refresh executor) carry their
+    process's identity in tags, and a run whose process no longer exists on this host is marked
+    failed here with the reason (`checked_by` names who noticed) and left out.
+    """
     from dagster import DagsterRunStatus, RunsFilter
 
-    in_progress = [
-        DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-        DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING,
-    ]
-    records = instance.get_run_records(RunsFilter(job_name=REFRESH_JOB_NAME, statuses=in_progress), limit=5)
-    return [r.dagster_run.run_id for r in records]
+    statuses = [DagsterRunStatus[name] for name in _IN_PROGRESS]
+    records = instance.get_run_records(RunsFilter(job_name=REFRESH_JOB_NAME, statuses=statuses), limit=20)
+    running = []
+    for record in records:
+        run = record.dagster_run
+        if reap_if_process_gone(instance, run, checked_by) is None:
+            running.append(run.run_id)
+    return running
+
+
+def reap_if_process_gone(instance, run, checked_by: str = "a liveness check") -> str | None:
+    """Mark `run` failed when the process that ran it is gone; returns the reason, else None."""
+    identity = ProcessIdentity.from_tags(dict(run.tags))
+    gone = identity.gone_reason() if identity is not None else None
+    if gone is None:
+        return None
+    # The process has exited, so whatever it wrote is in the storage: a run that ended is final.
+    current = instance.get_run_by_id(run.run_id)
+    if current is None or current.status.value not in _IN_PROGRESS:
+        return None
+    reason = (
+        f"The process running this refresh is gone: {gone} (killed, e.g. kill -9 or out of memory, or "
+        f"crashed). Marked failed by {checked_by} so that the next refresh can start."
+    )
+    instance.add_run_tags(run.run_id, {REAPED_TAG: reason})
+    instance.report_run_failed(current, message=reason)
+    return reason
+
+
+def last_refresh_run(instance) -> dict | None:
+    """The latest refresh run (after reaping dead ones) as plain values, for `spendwise status`."""
+    from dagster import DagsterEventType, RunsFilter
+
+    records = instance.get_run_records(RunsFilter(job_name=REFRESH_JOB_NAME), limit=1)
+    if not records:
+        return None
+    record = records[0]
+    run = record.dagster_run
+    reason = run.tags.get(REAPED_TAG)
+    if reason is None and run.status.value == "FAILURE":
+        failures = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+        reason = failures[-1].message if failures else None
+    started = record.start_time or record.create_timestamp.timestamp()
+    return {
+        "run_id": run.run_id, "status": run.status.value, "trigger": run.tags.get("spendwise/trigger", "ui"),
+        "started_at": _utc(started), "ended_at": _utc(record.end_time), "reason": reason,
+    }
+
+
+def refresh_run_since(instance, run_id: str) -> str | None:
+    """When a run started (or was created, if it has not started), ISO UTC, for `already running` lines."""
+    record = instance.get_run_record_by_id(run_id)
+    if record is None:
+        return None
+    started = record.start_time or record.create_timestamp.timestamp()
+    return _utc(started).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class DagsterUnavailable(RuntimeError):
@@ -39,12 +102,11 @@ class DagsterUnavailable(RuntimeError):
 
 
 class RefreshAlreadyRunning(RuntimeError):
-    def __init__(self, run_ids: list[str]):
+    """A refresh is queued or running; the message is the one line `already running: run X since T`."""
+
+    def __init__(self, run_ids: list[str], since: str | None = None, message: str | None = None):
         self.run_ids = run_ids
-        super().__init__(
-            f"refresh run {run_ids[0]} is still queued or running; wait for it to finish (GET /status) "
-            "before starting another one"
-        )
+        super().__init__(message or describe_holder({"run_id": run_ids[0], "since": since}))
 
 
 @dataclass(frozen=True)
@@ -138,26 +200,35 @@ class DagsterBridge:
             self._instance.dispose()
             self._instance = None
 
-    def _in_progress(self, instance) -> list[str]:
+    def _in_progress(self, instance, checked_by: str = "the HTTP service (GET /status)") -> list[str]:
         starting = getattr(self.launcher, "starting", None)
         pending = starting(instance) if starting else []
-        return sorted(set(refresh_in_progress(instance)) | set(pending))
+        return sorted(set(refresh_in_progress(instance, checked_by)) | set(pending))
 
-    def start_refresh(self) -> str:
+    def start_refresh(self, warehouse: WarehouseUrl | None = None) -> str:
         """Launch `refresh_all` unless one is queued or running; returns the new run id.
 
-        Raises RefreshAlreadyRunning (with the run ids) when a refresh is in progress and
-        DagsterUnavailable when the instance cannot be read.
+        `warehouse`: also refuse while another process (a CLI refresh, a schedule run, another
+        Dagster instance) holds that warehouse's refresh lock. Raises RefreshAlreadyRunning (one-line
+        message `already running: run X since T`) and DagsterUnavailable when the instance cannot be read.
         """
         instance = self.instance()
         # One launch at a time from this process: the check and the launch must not interleave.
         with self._lock:
             try:
-                running = self._in_progress(instance)
+                running = self._in_progress(instance, checked_by="POST /refresh")
             except Exception as exc:
                 raise DagsterUnavailable(f"cannot read runs from the Dagster instance: {exc}") from exc
             if running:
-                raise RefreshAlreadyRunning(running)
+                launched = getattr(self.launcher, "launched_at", {}).get(running[0])
+                since = refresh_run_since(instance, running[0]) or (
+                    launched.strftime("%Y-%m-%dT%H:%M:%SZ") if launched else None
+                )
+                raise RefreshAlreadyRunning(running, since=since)
+            holder = RefreshLock(warehouse).holder() if warehouse is not None else None
+            if holder is not None:
+                raise RefreshAlreadyRunning([holder["run_id"]] if holder.get("run_id") else [],
+                                            message=describe_holder(holder))
             return self.launcher(instance)
 
     def status(self, now: datetime | None = None) -> StatusReport:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ class SubprocessRefreshLauncher:
                                    "--trigger", HTTP_TRIGGER_TAG[1], "--log-level", "INFO"]
         self.log_dir = Path(log_dir) if log_dir else self.dagster_home / "spendwise_refresh_logs"
         self._children: dict[str, tuple[subprocess.Popen, Path]] = {}
+        self.launched_at: dict[str, datetime] = {}
         self.last_error: str | None = None
 
     def __call__(self, instance) -> str:
@@ -57,6 +59,7 @@ class SubprocessRefreshLauncher:
                 start_new_session=True,
             )
         self._children[run_id] = (child, log_path)
+        self.launched_at[run_id] = datetime.now(timezone.utc)
         self.last_error = None
         return run_id
 
@@ -75,6 +78,7 @@ class SubprocessRefreshLauncher:
                 waiting.append(run_id)
             elif code is not None:
                 self._children.pop(run_id, None)  # concurrent /status requests may both get here
+                self.launched_at.pop(run_id, None)
                 if not recorded:
                     tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
                     self.last_error = (

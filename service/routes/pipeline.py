@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from service.dagster_bridge import RefreshAlreadyRunning
-from service.deps import Bridge
+from service.deps import AppSettings, Bridge
 from service.errors import ApiError, error_responses
 from service.models import RefreshAccepted, StatusResponse
 
@@ -29,13 +29,15 @@ def status(bridge: Bridge) -> StatusResponse:
 @router.post(
     "/refresh", status_code=202, response_model=RefreshAccepted, summary="Start a refresh of every asset",
     description="Launches the `refresh_all` job in the Dagster instance and returns its run id at once; "
-    "409 while a refresh is queued or running.",
+    "409 (`already running: run <id> since <time>`) while a refresh of this warehouse is queued or running, "
+    "whoever started it (CLI, schedule, another request). A refresh whose process died does not count: it "
+    "is marked failed with the reason and a new one starts.",
     responses={202: {"headers": {"Location": {"schema": {"type": "string"}, "description": "GET /status"}}},
                **error_responses(409, 503)},
 )
-def refresh(bridge: Bridge) -> JSONResponse:
+def refresh(bridge: Bridge, settings: AppSettings) -> JSONResponse:
     try:
-        run_id = bridge.start_refresh()
+        run_id = bridge.start_refresh(warehouse=settings.warehouse)
     except RefreshAlreadyRunning as exc:
         raise ApiError(409, "refresh_running", str(exc), run_ids=exc.run_ids) from exc
     logger.info("refresh run %s launched", run_id)
