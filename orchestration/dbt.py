@@ -101,8 +101,13 @@ def _environment(extra: Mapping[str, str]) -> Iterator[None]:
 
 @cache
 def dbt_project() -> DbtProject:
+    from dagster_dbt.dbt_project import using_dagster_dev
+
     project = DbtProject(project_dir=DBT_DIR, profiles_dir=DBT_DIR, target=get_settings().dbt_target)
-    project.prepare_if_dev()
+    if using_dagster_dev():
+        # What project.prepare_if_dev() does, with our dbt executable and the profile variables:
+        # dagster-dbt's own preparer looks for `dbt` on PATH, which `make dev` need not have.
+        prepare_manifest(force=True)
     return project
 
 
