@@ -24,8 +24,27 @@ class ErrorBody(BaseModel):
     error: str = Field(description="machine-readable error code, e.g. table_not_published")
     detail: str = Field(description="what was wrong and what to do about it")
     retry_after: int | None = Field(None, description="seconds to wait before retrying (503 only)")
-    run_ids: list[str] | None = Field(None, description="refresh runs in progress (409 only)")
+    run_ids: list[str] | None = Field(None, description="refresh runs in progress (409, and 503 refresh_running)")
     errors: list[dict[str, Any]] | None = Field(None, description="one entry per invalid parameter (422 only)")
+
+
+# Seconds a client is asked to wait while a DuckDB refresh runs (a demo refresh takes a few minutes).
+REFRESH_RETRY_AFTER_S = 15
+
+
+class RefreshRunning(WarehouseBusy):
+    """A refresh holds the DuckDB warehouse's refresh lock: its file is not opened until the run ends."""
+
+    def __init__(self, holder: dict):
+        self.run_id = holder.get("run_id")
+        run = f"run {self.run_id}" if self.run_id else "a run"
+        where = f" (pid {holder['pid']} on {holder.get('host') or '?'})" if holder.get("pid") else ""
+        since = f" since {holder['since']}" if holder.get("since") else ""
+        super().__init__(
+            f"a refresh is writing the warehouse: {run}{where}{since}; the tables are served again when it "
+            f"ends, retry in {REFRESH_RETRY_AFTER_S} seconds (GET /status shows the run)",
+            retry_after=REFRESH_RETRY_AFTER_S,
+        )
 
 
 class ApiError(Exception):
@@ -39,7 +58,8 @@ _ERROR_DESCRIPTIONS = {
     404: "Unknown name, or a chart/table that has not been produced yet",
     409: "A refresh run is already queued or running",
     422: "A parameter has the wrong type or is out of range",
-    503: "The warehouse or the Dagster instance is busy or unreachable; retry after Retry-After seconds",
+    503: "A refresh is writing the DuckDB warehouse (refresh_running), or the warehouse or the Dagster "
+         "instance is busy or unreachable; retry after Retry-After seconds",
 }
 
 
@@ -70,8 +90,13 @@ async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
 
 
 async def _warehouse_busy(_request: Request, exc: WarehouseBusy) -> JSONResponse:
-    code = "warehouse_unavailable" if isinstance(exc, WarehouseUnavailable) else "warehouse_busy"
-    return _retry_later(code, exc.detail, exc.retry_after)
+    if isinstance(exc, RefreshRunning):
+        code, run_ids = "refresh_running", [exc.run_id] if exc.run_id else None
+    else:
+        code = "warehouse_unavailable" if isinstance(exc, WarehouseUnavailable) else "warehouse_busy"
+        run_ids = None
+    return error_response(503, code, exc.detail, {"Retry-After": str(exc.retry_after)},
+                          retry_after=exc.retry_after, run_ids=run_ids)
 
 
 async def _dagster_unavailable(_request: Request, exc: DagsterUnavailable) -> JSONResponse:

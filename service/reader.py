@@ -1,5 +1,6 @@
 """Reads of the published prediction tables for the HTTP service, through the one warehouse client
-(core.warehouse): read-only, never waiting for a lock, one short connection per request."""
+(core.warehouse): read-only, never waiting for a lock, one short connection per request, and on
+DuckDB none at all while a refresh runs (core.refresh_lock), so readers never make a refresh fail."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from core import registry
+from core.refresh_lock import RefreshLock
 from core.settings import PREDICTIONS_SCHEMA, WarehouseUrl
 from core.warehouse import WarehouseClient, WarehouseMissing
-from service.errors import HOW_TO_PUBLISH, ApiError
+from service.errors import HOW_TO_PUBLISH, ApiError, RefreshRunning
 from service.values import Column, TablePage
 
 APPLICATION_NAME = "spendwise-service"
@@ -44,17 +46,25 @@ def not_published(table: str) -> ApiError:
 class WarehouseReader:
     """Reads the served registry tables of one warehouse, read-only, never holding a connection.
 
-    Connections are opened with `wait=False`: a running refresh that holds the DuckDB write lock
-    surfaces at once as WarehouseBusy (HTTP 503 with Retry-After), and a reader holds the lock for
-    milliseconds only, because the refresh cannot write while it is held.
+    DuckDB lets one process write or several read, and a reader's connection locks the file: a
+    refresh that meets one cannot open it. So while a refresh holds the warehouse's refresh lock
+    (core.refresh_lock, held for the whole run) the reader does not open the file at all and raises
+    RefreshRunning (HTTP 503 with Retry-After, naming the run). Otherwise connections are opened
+    with `wait=False`: a writer that holds the file (a raw load) surfaces at once as WarehouseBusy,
+    and a reader holds the file for milliseconds only. PostgreSQL readers never block writers (MVCC).
     """
 
     def __init__(self, url: WarehouseUrl, schema: str = PREDICTIONS_SCHEMA):
         self.client = WarehouseClient(url)
         self.schema = schema
+        self.refresh_lock = RefreshLock(url) if url.kind == "duckdb" else None
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Any]:
+        if self.refresh_lock is not None:
+            holder = self.refresh_lock.holder()  # a non-blocking probe; never creates the lock file
+            if holder is not None:
+                raise RefreshRunning(holder)
         with self.client.connect(read_only=True, wait=False, application_name=APPLICATION_NAME) as con:
             yield con
 
