@@ -48,6 +48,10 @@ VARIANTS: dict[str, dict] = {
     "no_prior": {"prior_strength": 0.0},
     "no_retail_peaks": {"retail_peaks": False},
     "cv": {"criterion": "cv"},
+    # Opt-in structure: delayed carryover and the robust baseline (level shift, outlier days), together and alone.
+    "delayed_robust": {"robust": True, "delay_grid": (0, 2, 4, 7)},
+    "delayed": {"delay_grid": (0, 2, 4, 7)},
+    "robust": {"robust": True},
 }
 # The code the figures depend on: a revision with local edits here is not the revision measured.
 _MODEL_SOURCES = ("ml/mmm", "ml/events.py", "ml/synthetic.py", "benchmarks/bench_mmm_accuracy.py",
@@ -63,6 +67,9 @@ COLUMNS = {
     "mean_abs_error": "mean of the same",
     "inside_95pct": "share of them whose true ROAS lies inside the 95% interval",
     "off50_outside": "share of them off by more than 50% with the truth outside the interval (confidently wrong)",
+    "flagged": "share of major channels the review gate marks not identifiable (result.review)",
+    "within_25pct_identifiable": "within_25pct over the major channels the gate passes",
+    "inside_95pct_identifiable": "inside_95pct over the same",
     "spearman": "mean over (seed, window) of the rank correlation of estimated with true ROAS, all channels",
     "seconds_per_fit": "mean wall time of one fit (with --jobs fits running side by side)",
     "windows_all_within": "share of (seed, window) pairs where every major channel is within 25%",
@@ -91,6 +98,7 @@ def _score(job: tuple[str, int, date, str]) -> list[dict]:
     diag = result.diagnostics
     expected = true_roas(diag["start_date"], diag["end_date"]).set_index("channel")
     table = result.channels.set_index("channel")
+    review = result.review.set_index("channel")
     share = table["spend"] / table["spend"].sum()
     return [
         {
@@ -98,6 +106,7 @@ def _score(job: tuple[str, int, date, str]) -> list[dict]:
             "spend_share": share[channel], "true_roas": expected.loc[channel, "roas"],
             "roas": table.loc[channel, "roas"], "roas_lower": table.loc[channel, "roas_lower"],
             "roas_upper": table.loc[channel, "roas_upper"], "seconds": seconds,
+            "identifiable": bool(review.loc[channel, "identifiable"]), "review_reason": review.loc[channel, "review_reason"],
         }
         for channel in table.index
     ]
@@ -120,6 +129,10 @@ def summarise(report: pd.DataFrame) -> pd.DataFrame:
         inside_95pct=("inside", "mean"),
         off50_outside=("off50_outside", "mean"),
     )
+    passed = major[major["identifiable"]]
+    summary["flagged"] = 1.0 - major.groupby(keys)["identifiable"].mean()
+    summary["within_25pct_identifiable"] = passed.groupby(keys)["within_25"].mean()
+    summary["inside_95pct_identifiable"] = passed.groupby(keys)["inside"].mean()
     live = report[report["true_roas"].notna() & report["roas"].notna()]
     rank = live.groupby([*keys, "seed", "end"]).apply(
         lambda g: spearmanr(g["roas"], g["true_roas"]).statistic if g["roas"].nunique() > 1 else np.nan,

@@ -1,24 +1,27 @@
-"""Media-mix model: geometric adstock + Hill saturation per channel, non-negative ridge regression.
+"""Media-mix model: geometric or delayed adstock + Hill saturation per channel, non-negative ridge regression.
 Turns daily spend and revenue into contributions, ROAS, marginal ROAS and response curves with intervals.
 
 Modules: ``transforms`` (adstock, Hill curve), ``data`` (input frame, validation, model window),
 ``regression`` (non-negative ridge, cross-validation), ``search`` (curve search and weights),
-``bootstrap`` (draws, intervals), ``response`` (response model and its parameter table), ``result``
+``robust`` (level shift, outlier days), ``bootstrap`` (draws, intervals), ``review`` (the per-channel review gate), ``response`` (response model and its parameter table), ``result``
 (the fitted model's tables) and ``fitting`` (:func:`fit_media_mix_model`, tying them together).
 """
 
 from ml.mmm.data import daily_frame
 from ml.mmm.fitting import fit_media_mix_model
 from ml.mmm.response import RESPONSE_PARAMETER_COLUMNS, ChannelResponse, ResponseModel
+from ml.mmm.review import REVIEW_COLUMNS, ReviewThresholds, review_channels
 from ml.mmm.result import CHANNEL_COLUMNS, RESPONSE_CURVE_COLUMNS, MediaMixResult
 from ml.mmm.search import (
     DEFAULT_ALPHA_GRID,
     DEFAULT_DECAY_GRID,
+    DEFAULT_DELAY_GRID,
     DEFAULT_HALF_GRID,
+    DELAYED_DELAY_GRID,
     DEFAULT_HYPERPARAMETER_PRIOR,
     DEFAULT_SHAPE_GRID,
 )
-from ml.mmm.transforms import geometric_adstock, hill_saturation, hill_saturation_derivative
+from ml.mmm.transforms import delayed_adstock, geometric_adstock, hill_saturation, hill_saturation_derivative
 
 # tests/core/test_quality.py still reads the private name; drop this once it reads CHANNEL_COLUMNS.
 _CHANNEL_COLUMNS = CHANNEL_COLUMNS
@@ -27,17 +30,23 @@ __all__ = [
     "CHANNEL_COLUMNS",
     "DEFAULT_ALPHA_GRID",
     "DEFAULT_DECAY_GRID",
+    "DEFAULT_DELAY_GRID",
     "DEFAULT_HALF_GRID",
     "DEFAULT_HYPERPARAMETER_PRIOR",
     "DEFAULT_SHAPE_GRID",
+    "DELAYED_DELAY_GRID",
     "RESPONSE_CURVE_COLUMNS",
     "RESPONSE_PARAMETER_COLUMNS",
+    "REVIEW_COLUMNS",
     "ChannelResponse",
     "MediaMixResult",
     "ResponseModel",
+    "ReviewThresholds",
     "daily_frame",
     "fit_media_mix_model",
+    "delayed_adstock",
     "geometric_adstock",
     "hill_saturation",
     "hill_saturation_derivative",
+    "review_channels",
 ]

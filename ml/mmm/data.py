@@ -121,7 +121,7 @@ def _non_negative_array(values: Any, what: str) -> np.ndarray:
 def _check_settings(
     *, criterion, selection, prior_strength, lookback_days, min_days, n_bootstrap, ci, cv_horizon_days,
     block_days, curve_points, curve_max_multiple, decay_grid, half_grid, shape_grid, alpha_grid, max_passes,
-    yearly_fourier_order,
+    yearly_fourier_order, delay_grid=(0,),
 ) -> None:
     """Raise ``ValueError`` naming the first of :func:`fit_media_mix_model`'s settings out of range."""
     if criterion not in ("cv", "in_sample"):
@@ -161,6 +161,9 @@ def _check_settings(
         values = np.asarray(grid, dtype=float)
         if values.size == 0 or np.isnan(values).any() or values.min() < lo or values.max() > hi:
             raise ValueError(f"{name} must be a non-empty list of values in [{lo}, {hi}], got {list(grid)}")
+    delays = np.asarray(delay_grid, dtype=float)
+    if delays.size == 0 or 0 not in delays or (delays < 0).any() or (delays != np.round(delays)).any() or delays.max() > 28:
+        raise ValueError(f"delay_grid must be whole days in [0, 28] including 0, got {list(delay_grid)}")
 
 
 def _validated_history(
@@ -323,6 +326,8 @@ class _Window:
     curve_rows: np.ndarray
     curve_controls: np.ndarray
     saturation_scale: np.ndarray  # per channel: the daily spend the half-saturation grid multiplies
+    outliers: np.ndarray | None = None  # window days left out as outliers (a subset of ``excluded``)
+    level_shift_date: str | None = None  # first day of a detected permanent baseline level shift
 
     @property
     def n_days(self) -> int:

@@ -88,6 +88,11 @@ class MediaMixResult:
         The :class:`~ml.mmm.response.ResponseModel` (steady-state curves and bootstrap draws) that
         :meth:`channel_response`, :meth:`channel_marginal_roas`, :meth:`predict` and the budget
         optimizer use; :meth:`response_parameters` flattens it into a table.
+    review:
+        The review gate (:func:`ml.mmm.review.review_channels`, columns
+        :data:`~ml.mmm.review.REVIEW_COLUMNS`): per channel whether the data can identify its
+        effect (``identifiable``) and, if not, why (``review_reason``). ``None`` on a result built
+        by hand.
     """
 
     channels: pd.DataFrame
@@ -95,6 +100,7 @@ class MediaMixResult:
     response_curves: pd.DataFrame
     decomposition: pd.DataFrame
     response_model: ResponseModel = field(repr=False)
+    review: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def baseline_daily(self) -> float:

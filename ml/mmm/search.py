@@ -13,11 +13,13 @@ import numpy as np
 
 from ml.mmm.data import _Window
 from ml.mmm.regression import _CrossValidator, _expanding_folds, _Problem
-from ml.mmm.transforms import geometric_adstock, hill_saturation
+from ml.mmm.transforms import adstock, hill_saturation
 
 __all__ = [
     "DEFAULT_ALPHA_GRID",
     "DEFAULT_DECAY_GRID",
+    "DEFAULT_DELAY_GRID",
+    "DELAYED_DELAY_GRID",
     "DEFAULT_HALF_GRID",
     "DEFAULT_HYPERPARAMETER_PRIOR",
     "DEFAULT_SHAPE_GRID",
@@ -26,6 +28,13 @@ __all__ = [
 # Adstock decay per day (share of yesterday's adstock kept today).
 DEFAULT_DECAY_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # Half-saturation as a multiple of the channel's average daily spend on days with spend in the window.
+# Days from spend to peak effect (delayed-geometric kernel, see ml.mmm.transforms.delayed_adstock). Delay 0
+# takes every decay in the decay grid; each longer delay only the decays in _DELAYED_DECAYS, which keeps
+# the candidate count (and the fit time) within 1.6x of geometric carryover alone. The default is
+# geometric only: DELAYED_DELAY_GRID did not measurably help on the benchmark (docs/mmm_accuracy.md).
+DEFAULT_DELAY_GRID: tuple[int, ...] = (0,)
+DELAYED_DELAY_GRID: tuple[int, ...] = (0, 2, 4, 7)
+_DELAYED_DECAYS: tuple[float, ...] = (0.4, 0.7)
 DEFAULT_HALF_GRID: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 DEFAULT_SHAPE_GRID: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)
 # Ridge strength on standardized media features, relative to the number of training days.
@@ -40,7 +49,17 @@ DEFAULT_HYPERPARAMETER_PRIOR: dict[str, tuple[float, float]] = {
     "adstock_decay": (0.4, 0.3),
     "saturation_half": (1.0, 0.8),
     "saturation_shape": (1.0, 0.6),
+    "adstock_delay": (0.0, 5.0),
 }
+
+
+def _candidate_grid(
+    decay_grid: Sequence[float], delay_grid: Sequence[int], half_grid: Sequence[float], shape_grid: Sequence[float]
+) -> np.ndarray:
+    """Candidates ``(decay, half multiple, shape, delay)``: delay 0 with every decay, longer delays with a few."""
+    kernels = [(float(d), 0) for d in decay_grid]
+    kernels += [(d, int(lag)) for lag in delay_grid if lag > 0 for d in _DELAYED_DECAYS]
+    return np.array([(d, h, s, lag) for d, lag in kernels for h in half_grid for s in shape_grid], dtype=float)
 
 
 def _prior_penalty(candidates: np.ndarray, prior: Mapping[str, tuple[float, float]] | None) -> np.ndarray:
@@ -58,20 +77,22 @@ def _prior_penalty(candidates: np.ndarray, prior: Mapping[str, tuple[float, floa
                 f"hyperparameter_prior[{name!r}] must be (centre, sd) with a finite centre"
                 f"{' > 0' if name == 'saturation_half' else ''} and sd > 0, got {tuple(spec)}"
             )
-    (d0, d_sd), (h0, h_sd), (s0, s_sd) = (prior[k] for k in DEFAULT_HYPERPARAMETER_PRIOR)
+    (d0, d_sd), (h0, h_sd), (s0, s_sd), (l0, l_sd) = (prior[k] for k in DEFAULT_HYPERPARAMETER_PRIOR)
+    delay = candidates[:, 3] if candidates.shape[1] > 3 else np.zeros(len(candidates))
     return 0.5 * (
         ((candidates[:, 0] - d0) / d_sd) ** 2
         + (np.log(candidates[:, 1] / h0) / h_sd) ** 2
         + ((candidates[:, 2] - s0) / s_sd) ** 2
+        + ((delay - l0) / l_sd) ** 2
     )
 
 
 def _candidate_features(spend_history: np.ndarray, n: int, candidates: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Hill(adstock) of every channel under every (decay, half, shape) candidate, window days only."""
+    """Hill(adstock) of every channel under every (decay, half, shape, delay) candidate, last ``n`` days only."""
     out = np.empty((spend_history.shape[0], len(candidates), n))
-    for decay in np.unique(candidates[:, 0]):
-        adstocked = geometric_adstock(spend_history, float(decay))[:, None, -n:]
-        ks = np.flatnonzero(candidates[:, 0] == decay)
+    for decay, delay in np.unique(candidates[:, [0, 3]], axis=0):
+        adstocked = adstock(spend_history, float(decay), int(delay))[:, None, -n:]
+        ks = np.flatnonzero((candidates[:, 0] == decay) & (candidates[:, 3] == delay))
         half = candidates[ks, 1][None, :, None] * scale[:, None, None]
         out[:, ks, :] = hill_saturation(adstocked, half, candidates[ks, 2][None, :, None])
     return out

@@ -1,4 +1,4 @@
-"""The media transforms of the model: normalized geometric adstock and the Hill saturation curve.
+"""The media transforms of the model: normalized geometric and delayed adstock and the Hill saturation curve.
 Pure array functions, shared by the fit (candidate features) and the response curves.
 """
 
@@ -7,7 +7,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-__all__ = ["geometric_adstock", "hill_saturation", "hill_saturation_derivative"]
+__all__ = ["adstock", "delayed_adstock", "geometric_adstock", "hill_saturation", "hill_saturation_derivative"]
+
+# Delayed kernels are cut where the weight falls below this share of the peak (at most 63 days).
+_KERNEL_CUTOFF = 1e-4
+_MAX_KERNEL_DAYS = 63
 
 
 def geometric_adstock(spend: np.ndarray, decay: float) -> np.ndarray:
@@ -26,6 +30,38 @@ def geometric_adstock(spend: np.ndarray, decay: float) -> np.ndarray:
     zi = decay * x[..., :1]
     out, _ = lfilter([1.0 - decay], [1.0, -decay], x, axis=-1, zi=zi)
     return out
+
+
+def delayed_adstock(spend: np.ndarray, decay: float, delay: int) -> np.ndarray:
+    """Normalized delayed-geometric adstock along the last axis: the effect peaks ``delay`` days after the spend.
+
+    Kernel ``w_l ~ decay ** |l - delay|`` for lags ``l >= 0`` (a rise to the peak, then geometric decay),
+    cut where it falls below 1e-4 of the peak and scaled to sum to one, so a constant spend ``x`` again
+    has adstock ``x`` and steady-state response curves do not depend on the kernel. Days before the first
+    are taken at the first day's spend. ``delay = 0`` is :func:`geometric_adstock` (up to the cut).
+    """
+    x = np.asarray(spend, dtype=float)
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"adstock decay must be in [0, 1), got {decay}")
+    if delay < 0 or delay != int(delay):
+        raise ValueError(f"adstock delay must be a whole number of days >= 0, got {delay}")
+    delay = int(delay)
+    if delay == 0:
+        return geometric_adstock(x, decay)
+    tail = 0 if decay == 0.0 else int(np.ceil(np.log(_KERNEL_CUTOFF) / np.log(decay)))
+    lags = np.arange(min(delay + tail + 1, _MAX_KERNEL_DAYS))
+    kernel = np.power(decay, np.abs(lags - delay)) if decay > 0 else (lags == delay).astype(float)
+    kernel /= kernel.sum()
+    if x.shape[-1] == 0:
+        return x.copy()
+    pad = np.repeat(x[..., :1], len(kernel) - 1, axis=-1)
+    padded = np.concatenate([pad, x], axis=-1)
+    return lfilter(kernel, [1.0], padded, axis=-1)[..., len(kernel) - 1:]
+
+
+def adstock(spend: np.ndarray, decay: float, delay: int = 0) -> np.ndarray:
+    """:func:`geometric_adstock` when ``delay`` is 0, else :func:`delayed_adstock`."""
+    return geometric_adstock(spend, decay) if delay == 0 else delayed_adstock(spend, decay, delay)
 
 
 def hill_saturation(x: np.ndarray, half: float, shape: float) -> np.ndarray:

@@ -13,6 +13,7 @@ from scipy.signal import lfilter
 
 from ml.mmm import (
     daily_frame,
+    delayed_adstock,
     fit_media_mix_model,
     geometric_adstock,
     hill_saturation,
@@ -89,6 +90,18 @@ def test_geometric_adstock_is_the_normalized_recursion_with_steady_state_start()
     np.testing.assert_allclose(geometric_adstock(spend, decay), expected)
     np.testing.assert_allclose(geometric_adstock(np.full(50, 7.0), 0.8), 7.0)
     np.testing.assert_array_equal(geometric_adstock(spend, 0.0), spend)
+
+
+def test_delayed_adstock_peaks_after_the_spend_and_keeps_steady_state():
+    pulse = np.zeros(40)
+    pulse[5] = 1.0
+    response = delayed_adstock(pulse, 0.5, 4)
+    assert int(np.argmax(response)) == 9
+    assert response.sum() == pytest.approx(1.0)
+    assert np.allclose(delayed_adstock(np.full(30, 7.0), 0.6, 3), 7.0)
+    assert np.allclose(delayed_adstock(pulse, 0.5, 0), geometric_adstock(pulse, 0.5))
+    with pytest.raises(ValueError, match="delay must be a whole number"):
+        delayed_adstock(pulse, 0.5, 1.5)
 
 
 def test_geometric_adstock_rejects_decay_outside_unit_interval():
