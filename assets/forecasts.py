@@ -17,15 +17,42 @@ SUMMARIES = {
 }
 CHECKS = [
     ("roi_forecast", "roi_forecast_no_nan", "No missing value in the ROI forecast (backtest_mape may be empty "
-     "when a channel's held-out revenue is all zero)."),
+     "when a channel's held-out revenue is all zero; revenue and ROI are empty, and named, for a channel without "
+     "platform revenue in the data)."),
     ("roi_forecast", "roi_forecast_intervals_contain_estimates", "roi_lower <= predicted_roi <= roi_upper."),
-    ("roi_timeseries", "roi_timeseries_forecast_no_nan", "Forecast rows have no missing value."),
+    ("roi_timeseries", "roi_timeseries_forecast_no_nan", "Forecast rows have no missing value (ROI and conversions "
+     "are empty, and named, for a channel without them in the data)."),
     ("roi_timeseries", "roi_timeseries_covers_horizon", "Every channel has the full forecast horizon."),
     ("roi_timeseries", "roi_timeseries_intervals_contain_estimates", "Forecast ROI and conversions lie in their bands."),
-    ("reach_ctr_timeseries", "reach_ctr_forecast_no_nan", "Forecast rows have no missing value."),
+    ("reach_ctr_timeseries", "reach_ctr_forecast_no_nan", "Forecast rows have no missing value (reach is empty, "
+     "and named, for a channel without reach in the data)."),
     ("reach_ctr_timeseries", "reach_ctr_covers_horizon", "Every channel has the full forecast horizon."),
     ("reach_ctr_timeseries", "reach_ctr_intervals_contain_estimates", "Forecast reach, impressions, clicks, CTR lie in their bands."),
 ]
+
+
+def _each(check, columns):
+    return [(check, [c], {}) for c in columns]
+
+
+def _unless_absent(name, checks, frame, where, unreported):
+    """Run `checks` (check function, columns, kwargs) on the rows selected by `where`, each column only on the
+    channels whose data has its metric: `unreported` maps a column to the channels without it, which are NULL
+    there by design (optional columns of the ad export) and are named in the outcome instead."""
+    from core.checks import CheckOutcome
+
+    outcomes = []
+    for check, columns, kwargs in checks:
+        key = columns[0] if isinstance(columns[0], str) else columns[0][0]
+        missing = unreported.get(key, [])
+        rows = where & ~frame["channel"].isin(missing)
+        outcomes.append(check(name, frame, columns, where=rows, **kwargs))
+    failed = [o for o in outcomes if not o.passed]
+    notes = sorted({f"{column} not expected for {channels} (not in the data)"
+                    for column, channels in unreported.items() if channels})
+    description = "; ".join(o.description for o in (failed or outcomes[:1])) + "".join(f"; {n}" for n in notes)
+    return CheckOutcome(name, not failed, description,
+                        {"parts": [o.detail for o in outcomes], "not_in_the_data": {k: v for k, v in unreported.items() if v}})
 
 
 class ForecastConfig(Config):
@@ -69,25 +96,39 @@ def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, wa
     channels = sorted(daily["channel"].unique())
     roi, ts, rc = tables["roi_forecast"], tables["roi_timeseries"], tables["reach_ctr_timeseries"]
     ts_future, rc_future = ts["is_forecast"].astype(bool), rc["is_forecast"].astype(bool)
+    # Optional columns of the ad export: a channel without them has NULLs there, named in the check outcomes.
+    lacking = {m: [c for c in channels if not forecast.reports(c, m)] for m in ("revenue", "conversions", "reach")}
+    roi_unreported = {c: lacking["revenue"] for c in ("predicted_revenue", "predicted_roi", "roi_lower", "roi_upper")}
+    ts_unreported = {**{c: lacking["revenue"] for c in ("roi", "roi_lower", "roi_upper")},
+                     **{c: lacking["conversions"] for c in ("conversions", "conversions_lower", "conversions_upper")}}
+    rc_unreported = {c: lacking["reach"] for c in ("reach", "reach_lower", "reach_upper")}
+
+    roi_numbers = [c for c in roi.select_dtypes("number").columns if c != "backtest_mape"]
+    every_row = roi["channel"].notna()
     outcomes = {
         "roi_forecast": [
             # backtest_mape is NULL when a channel's held-out revenue is all zero (WAPE undefined).
-            no_nan("roi_forecast_no_nan", roi, [c for c in roi.select_dtypes("number").columns if c != "backtest_mape"]),
-            intervals_contain("roi_forecast_intervals_contain_estimates", roi, [("predicted_roi", "roi_lower", "roi_upper")]),
+            _unless_absent("roi_forecast_no_nan", _each(no_nan, roi_numbers), roi, every_row, roi_unreported),
+            _unless_absent("roi_forecast_intervals_contain_estimates",
+                           [(intervals_contain, [("predicted_roi", "roi_lower", "roi_upper")], {})],
+                           roi, every_row, {"predicted_roi": lacking["revenue"]}),
         ],
         "roi_timeseries": [
-            no_nan("roi_timeseries_forecast_no_nan", ts, where=ts_future),
+            _unless_absent("roi_timeseries_forecast_no_nan",
+                           _each(no_nan, ts.select_dtypes("number").columns), ts, ts_future, ts_unreported),
             covers_horizon("roi_timeseries_covers_horizon", ts, channels, config.horizon_days),
-            intervals_contain("roi_timeseries_intervals_contain_estimates", ts,
-                              [("roi", "roi_lower", "roi_upper"), ("conversions", "conversions_lower", "conversions_upper")],
-                              where=ts_future),
+            _unless_absent("roi_timeseries_intervals_contain_estimates",
+                           [(intervals_contain, [(m, f"{m}_lower", f"{m}_upper")], {}) for m in ("roi", "conversions")],
+                           ts, ts_future, ts_unreported),
         ],
         "reach_ctr_timeseries": [
-            no_nan("reach_ctr_forecast_no_nan", rc, where=rc_future),
+            _unless_absent("reach_ctr_forecast_no_nan",
+                           _each(no_nan, rc.select_dtypes("number").columns), rc, rc_future, rc_unreported),
             covers_horizon("reach_ctr_covers_horizon", rc, channels, config.horizon_days),
-            intervals_contain("reach_ctr_intervals_contain_estimates", rc,
-                              [(m, f"{m}_lower", f"{m}_upper") for m in ("reach", "impressions", "clicks", "ctr")],
-                              where=rc_future),
+            _unless_absent("reach_ctr_intervals_contain_estimates",
+                           [(intervals_contain, [(m, f"{m}_lower", f"{m}_upper")], {})
+                            for m in ("reach", "impressions", "clicks", "ctr")],
+                           rc, rc_future, rc_unreported),
         ],
     }
     backtest = forecast.backtest.pivot_table(index="channel", columns="metric", values="mape")

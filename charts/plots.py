@@ -97,6 +97,10 @@ class ChartContext:
 # Input checks
 
 
+# How ml.forecasting's `method` says a channel has no platform revenue (charts may not import ml).
+NO_REVENUE_PHRASE = "no platform revenue in the data"
+
+
 def _prepare(df: pd.DataFrame, chart: str, table: str, required: Sequence[str]) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{chart} chart: expected the {table} table as a pandas DataFrame, got {type(df).__name__}")
@@ -413,12 +417,35 @@ def _daily_wide(frame: pd.DataFrame, value: str, start: pd.Timestamp, end: pd.Ti
 # 1. ROI forecast
 
 
+def _without_revenue(frame: pd.DataFrame) -> list[str]:
+    """Channels whose ROI the forecast left empty because the data has no platform revenue for them
+    (`method` says so; see ml.forecasting.NO_REVENUE_METHOD)."""
+    if "method" not in frame.columns:
+        return []
+    said = frame["method"].astype("string").str.contains(NO_REVENUE_PHRASE, regex=False).fillna(False).astype(bool)
+    return _channel_order(frame.loc[said, "channel"].astype(str).tolist())
+
+
+def _nothing_to_draw(ctx: ChartContext, title: str, message: str) -> Figure:
+    """A chart whose input exists but cannot have the measure (an optional raw column is absent): it says so."""
+    fig, body = _new_chart(ctx, title)
+    ax = body.subplots()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", fontsize=20, color=_MUTED,
+            wrap=True)
+    return fig
+
+
 def _draw_roi_forecast(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     chart, table = "roi_forecast", "ml_roi_forecast"
     numeric = ("horizon_days", "predicted_roi", "roi_lower", "roi_upper", "backtest_mape")
+    without_revenue = _without_revenue(df) if isinstance(df, pd.DataFrame) and "channel" in df.columns else []
     data = _as_float(_as_channel(_prepare(df, chart, table, ("channel", *numeric)), chart, table), numeric, chart, table)
     colors = channel_colors(data["channel"])
     finite = data[np.isfinite(data["predicted_roi"])]
+    if finite.empty and without_revenue:
+        return _nothing_to_draw(ctx, "ROI forecast", f"no platform revenue in the data: ROI cannot be forecast "
+                                f"({len(without_revenue)} channels)")
     if finite.empty:
         raise ValueError(f"{chart} chart: all {len(data)} rows of {table} have a NULL predicted_roi; no channel to draw")
     _one_row_per_channel(finite, chart, table)
@@ -428,8 +455,10 @@ def _draw_roi_forecast(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     data = finite.sort_values(["predicted_roi", "channel"], ascending=[True, False], kind="stable")
 
     horizon = f"next {int(horizons[0])} days" if horizons else "forecast horizon"
+    missing = [c for c in without_revenue if c not in set(finite["channel"])]
     fig, body = _new_chart(ctx, f"ROI forecast, {horizon}",
-                           "ROI = (revenue − spend) / spend · whiskers: forecast interval")
+                           "ROI = (revenue − spend) / spend · whiskers: forecast interval"
+                           + (f" · no platform revenue in the data for {', '.join(missing)}" if missing else ""))
     ax = body.subplots()
     pos = np.arange(len(data), dtype=float)
     roi, lower, upper = (data[c].to_numpy() for c in ("predicted_roi", "roi_lower", "roi_upper"))
@@ -496,6 +525,10 @@ def _draw_roi_timeseries(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     history, forecast = data[~data["is_forecast"]], data[data["is_forecast"]]
     start, end = _history_window(history, HISTORY_DAYS)
     if history["roi"].notna().sum() == 0 and forecast["roi"].notna().sum() == 0:
+        if not forecast.empty:
+            # Forecast rows always carry ROI when there is platform revenue (ml.forecasting), so this is the
+            # data without any: an optional column of the ad export.
+            return _nothing_to_draw(ctx, "Daily ROI", "no platform revenue in the data: no ROI to draw")
         raise ValueError(f"{chart} chart: every roi in {table} ({len(data)} rows) is NULL; nothing to draw")
 
     hist = None
@@ -584,13 +617,22 @@ def _draw_reach_ctr(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     channels = _channel_order(data["channel"].tolist())
     history, forecast = data[~data["is_forecast"]], data[data["is_forecast"]]
     start, end = _history_window(history, HISTORY_DAYS)
+    # Reach is optional in the ad export: a channel without any is left out of the stack (not drawn as
+    # zeros) and named in the note; CTR still covers every channel.
+    reporting = set(data.loc[data["reach"].notna(), "channel"])
+    reach_channels = [c for c in channels if c in reporting]
+    no_reach = [c for c in channels if c not in reporting]
+    if not reach_channels:
+        reach_note = "no reach in the data · CTR: clicks / impressions, all channels (right)"
+    else:
+        reach_note = "reach: sum of channels (left)" + (
+            f", no reach in the data for {', '.join(no_reach)}" if no_reach else "") + \
+            " · CTR: clicks / impressions, all channels (right)"
 
     parts = [f"last {(end - start).days + 1} days"] if start is not None else []
     parts += [f"{forecast['date'].nunique()}-day forecast"] if not forecast.empty else []
     fig, body = _new_chart(
-        ctx, "Reach and CTR: " + " and ".join(parts),
-        f"{SMOOTHING_DAYS}-day averages · reach: sum of channels (left) · "
-        "CTR: clicks / impressions, all channels (right)",
+        ctx, "Reach and CTR: " + " and ".join(parts), f"{SMOOTHING_DAYS}-day averages · {reach_note}",
     )
     ax = body.subplots()
     ctr_ax = ax.twinx()
@@ -606,12 +648,14 @@ def _draw_reach_ctr(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     fc: dict[str, pd.DataFrame] = {}
     if start is not None:
         pad_start = start - pd.Timedelta(days=SMOOTHING_DAYS - 1)
-        hist = {m: _daily_wide(history, m, pad_start, end, channels, "sum") for m in ("reach", "clicks", "impressions")}
+        hist = {m: _daily_wide(history, m, pad_start, end, channels, "sum") for m in ("clicks", "impressions")}
+        hist["reach"] = _daily_wide(history, "reach", pad_start, end, reach_channels, "sum")
     fc_start = fc_end = None
     if not forecast.empty:
         fc_start, fc_end = forecast["date"].min(), forecast["date"].max()
-        fc = {m: _daily_wide(forecast, m, fc_start, fc_end, channels, "sum")
-              for m in ("reach", "reach_lower", "reach_upper", "impressions", "clicks")}
+        fc = {m: _daily_wide(forecast, m, fc_start, fc_end, channels, "sum") for m in ("impressions", "clicks")}
+        fc.update({m: _daily_wide(forecast, m, fc_start, fc_end, reach_channels, "sum")
+                   for m in ("reach", "reach_lower", "reach_upper")})
         weighted = forecast.assign(low=forecast["ctr_lower"] * forecast["impressions"],
                                    high=forecast["ctr_upper"] * forecast["impressions"])
         fc["clicks_low"] = _daily_wide(weighted, "low", fc_start, fc_end, channels, "sum")
@@ -625,26 +669,29 @@ def _draw_reach_ctr(df: pd.DataFrame, ctx: ChartContext) -> Figure:
         return _trailing_mean(total(hist.get("clicks")), total(fc.get(clicks_key)))["total"] / impressions
 
     ctr = ctr_of("clicks")
-    if start is not None:
+    if start is not None and reach_channels:
         past = reach.loc[start:end]
-        stack = ax.stackplot(past.index, past.to_numpy().T, colors=[colors[c] for c in channels], alpha=0.9, linewidth=0)
-        for poly, channel in zip(stack, channels):
+        stack = ax.stackplot(past.index, past.to_numpy().T, colors=[colors[c] for c in reach_channels], alpha=0.9,
+                             linewidth=0)
+        for poly, channel in zip(stack, reach_channels):
             _tag(poly, channel)
         reach_top.append(past.sum(axis=1).to_numpy())
+    if start is not None:
         ctr_ax.plot(ctr.loc[start:end].index, ctr.loc[start:end].to_numpy(), color=_INK, linewidth=2.6)
         ctr_line.append(ctr.loc[start:end].to_numpy())
     if fc_start is not None:
         joint = min(end, fc_start) if start is not None else fc_start
-        ahead = reach.loc[joint:fc_end]
-        dates = ahead.index
-        ax.stackplot(dates, ahead.to_numpy().T, colors=[colors[c] for c in channels], alpha=0.4, linewidth=0)
-        # Summing channel bounds treats channels as moving together: a deliberately wide band.
-        low = _trailing_mean(total(hist.get("reach")), total(fc["reach_lower"]))["total"].loc[joint:fc_end]
-        high = _trailing_mean(total(hist.get("reach")), total(fc["reach_upper"]))["total"].loc[joint:fc_end]
-        ax.plot(low.index, low, color=_INK, linewidth=1.3, linestyle=":")
-        ax.plot(high.index, high, color=_INK, linewidth=1.3, linestyle=":")
-        ax.plot(dates, ahead.sum(axis=1), color=_INK, linewidth=1.4, linestyle=(0, (3, 1.5)))
-        reach_top += [ahead.sum(axis=1).to_numpy(), high.to_numpy()]
+        dates = pd.date_range(joint, fc_end, freq="D")
+        if reach_channels:
+            ahead = reach.loc[joint:fc_end]
+            ax.stackplot(dates, ahead.to_numpy().T, colors=[colors[c] for c in reach_channels], alpha=0.4, linewidth=0)
+            # Summing channel bounds treats channels as moving together: a deliberately wide band.
+            low = _trailing_mean(total(hist.get("reach")), total(fc["reach_lower"]))["total"].loc[joint:fc_end]
+            high = _trailing_mean(total(hist.get("reach")), total(fc["reach_upper"]))["total"].loc[joint:fc_end]
+            ax.plot(low.index, low, color=_INK, linewidth=1.3, linestyle=":")
+            ax.plot(high.index, high, color=_INK, linewidth=1.3, linestyle=":")
+            ax.plot(dates, ahead.sum(axis=1), color=_INK, linewidth=1.4, linestyle=(0, (3, 1.5)))
+            reach_top += [ahead.sum(axis=1).to_numpy(), high.to_numpy()]
         fc_ctr = ctr.reindex(dates)
         fc_low, fc_high = ctr_of("clicks_low").reindex(dates), ctr_of("clicks_high").reindex(dates)
         ctr_ax.fill_between(dates, fc_low, fc_high, color=_INK, alpha=0.12, linewidth=0)
@@ -653,7 +700,7 @@ def _draw_reach_ctr(df: pd.DataFrame, ctx: ChartContext) -> Figure:
         ctr_band += [fc_low.to_numpy(), fc_high.to_numpy()]
         ax.axvline(fc_start, color="#9aa0a6", linewidth=1.2, linestyle=":")
 
-    top = np.concatenate(reach_top)
+    top = np.concatenate(reach_top) if reach_top else np.array([])
     top = float(np.nanmax(top)) if np.isfinite(top).any() else 0.0
     # Reach fills the lower ~55 % and CTR (with its band) the upper ~40 %, so neither hides the other.
     ax.set_ylim(0.0, (top or 1.0) / 0.55)
@@ -673,21 +720,25 @@ def _draw_reach_ctr(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     ctr_ax.yaxis.set_major_locator(mticker.MaxNLocator(5))
     digits = 2 if line.size and line.max() < 0.1 else 1
     _percent_axis(ctr_ax.yaxis, digits)
-    ax.set_ylabel("reach per day")
+    if reach_channels:
+        ax.set_ylabel("reach per day")
+    else:
+        ax.yaxis.set_major_formatter(mticker.NullFormatter())
+        ax.text(0.5, 0.27, "no reach in the data", transform=ax.transAxes, ha="center", va="center",
+                fontsize=18, color=_MUTED)
     ctr_ax.set_ylabel("CTR", rotation=270, va="bottom")
     ctr_ax.grid(False)
-    x_start = max(start, reach.index.min()) if start is not None else fc_start
+    x_start = max(start, reach.index.min()) if start is not None and reach_channels else start or fc_start
     x_end = fc_end if fc_end is not None else end
     ax.set_xlim(x_start, x_end)
     _date_axis(ax.xaxis, x_start, x_end, 6)
-    handles = [Patch(color=colors[c], label=c) for c in reversed(channels)]
+    handles = [Patch(color=colors[c], label=c) for c in reversed(reach_channels)]
     handles.append(Line2D([], [], color=_INK, linewidth=2.6, label="CTR"))
     if fc_start is not None:
-        handles += [
-            Line2D([], [], color=_INK, linewidth=2.0, linestyle=(0, (3, 1.5)), label="forecast"),
-            Line2D([], [], color=_INK, linewidth=1.3, linestyle=":", label="reach interval"),
-            Patch(color=_INK, alpha=0.15, label="CTR interval"),
-        ]
+        handles.append(Line2D([], [], color=_INK, linewidth=2.0, linestyle=(0, (3, 1.5)), label="forecast"))
+        if reach_channels:
+            handles.append(Line2D([], [], color=_INK, linewidth=1.3, linestyle=":", label="reach interval"))
+        handles.append(Patch(color=_INK, alpha=0.15, label="CTR interval"))
     body.legend(handles=handles, loc="outside right upper", fontsize=12 if len(channels) > 8 else 13)
     return fig
 
@@ -1015,6 +1066,9 @@ def reach_ctr_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
     overall CTR = total clicks / total impressions on the upper part of the chart. The reach band is
     the sum of the channel bounds and the CTR band the impression-weighted mean of the channel
     bounds: both treat channels as moving together, so they are wide rather than narrow.
+    Reach is optional in the data: channels whose reach is empty on every row are left out of the
+    stack and named in the note ("no reach in the data for ..."); without any reach at all the chart
+    shows CTR and says "no reach in the data" instead of drawing zeros.
     """
     return _png("reach_ctr", df, ctx)
 

@@ -173,6 +173,9 @@ class _Rules:
     def forecast_rows(self):
         return self._column("is_forecast") == True, "forecast rows"  # noqa: E712 (builds a GX condition)
 
+    def present_rows(self, column: str):
+        return self._column(column).is_not_null(), f"rows with {column}"
+
     def spending_rows(self):
         return self._column("spend") > 0, "rows with spend > 0"
 
@@ -358,13 +361,11 @@ def _mmm_diagnostics(rules: _Rules) -> None:
 
 
 def _ml_roi_forecast(rules: _Rules, channels=None, horizon_days: int = _DEFAULT_HORIZON_DAYS) -> None:
-    columns = [
-        "channel", "horizon_days", "predicted_spend", "predicted_revenue", "predicted_roi",
-        "roi_lower", "roi_upper", "method",
-    ]
     rules.published()
     # backtest_mape stays out: ml.forecasting leaves it NaN when the backtest saw no revenue at all.
-    rules.not_null(*columns)
+    rules.not_null("channel", "horizon_days", "predicted_spend", "method")
+    # Revenue and ROI are NULL for a channel without platform revenue in the data (`method` says so).
+    rules.not_null("predicted_roi", "roi_lower", "roi_upper", when=rules.present_rows("predicted_revenue"))
     rules.unique("channel")
     rules.channels(channels)
     rules.in_set("horizon_days", [horizon_days])
@@ -372,10 +373,15 @@ def _ml_roi_forecast(rules: _Rules, channels=None, horizon_days: int = _DEFAULT_
     rules.non_negative("predicted_spend", "predicted_revenue", "backtest_mape")
 
 
-def _forecast_bounds(rules: _Rules, measures: Iterable[str]) -> None:
+def _forecast_bounds(rules: _Rules, measures: Iterable[str], optional: Iterable[str] = ()) -> None:
+    """Forecast rows carry every measure and its bounds; an `optional` measure (NULL for a channel whose
+    data has none of it) carries its bounds wherever it is present."""
     forecast = rules.forecast_rows()
     for measure in measures:
-        rules.not_null(measure, f"{measure}_lower", f"{measure}_upper", when=forecast)
+        if measure in optional:
+            rules.not_null(f"{measure}_lower", f"{measure}_upper", when=rules.present_rows(measure))
+        else:
+            rules.not_null(measure, f"{measure}_lower", f"{measure}_upper", when=forecast)
     for measure in measures:
         # History rows carry bounds equal to the observed value, so the containment holds on every row.
         rules.within(measure, f"{measure}_lower", f"{measure}_upper")
@@ -383,22 +389,24 @@ def _forecast_bounds(rules: _Rules, measures: Iterable[str]) -> None:
 
 def _ml_roi_timeseries(rules: _Rules, channels=None) -> None:
     rules.published()
-    rules.not_null("date", "channel", "is_forecast", "conversions")
+    rules.not_null("date", "channel", "is_forecast")
     rules.unique("date", "channel")
     rules.channels(channels)
     rules.non_negative("conversions", "conversions_lower")
-    _forecast_bounds(rules, ("roi", "conversions"))
+    # ROI and conversions are NULL for a channel whose data has no platform revenue / conversions.
+    _forecast_bounds(rules, ("roi", "conversions"), optional=("roi", "conversions"))
 
 
 def _ml_reach_ctr_timeseries(rules: _Rules, channels=None) -> None:
     counts = ("reach", "impressions", "clicks")
     rules.published()
-    rules.not_null("date", "channel", "is_forecast", *counts)
+    # reach is NULL for a channel whose data has no reach (an optional column of the ad export).
+    rules.not_null("date", "channel", "is_forecast", "impressions", "clicks")
     rules.unique("date", "channel")
     rules.channels(channels)
     rules.non_negative(*counts, *(f"{m}_lower" for m in counts))
     rules.fraction("ctr", "ctr_lower", "ctr_upper")
-    _forecast_bounds(rules, (*counts, "ctr"))
+    _forecast_bounds(rules, (*counts, "ctr"), optional=("reach",))
 
 
 def _ml_budget_recommendation(rules: _Rules, channels=None) -> None:
@@ -420,7 +428,8 @@ def _fct_channel_daily(rules: _Rules, channels=None, expected_days: int | None =
     counts = ("impressions", "reach", "clicks")
     rules.not_empty()
     rules.columns_present(["date", "channel", "spend", *counts, "conversions", "revenue", "ctr"])
-    rules.not_null("date", "channel", "spend", *counts)
+    # reach, conversions and revenue are optional in the ad export: NULL on every day of a channel without them.
+    rules.not_null("date", "channel", "spend", "impressions", "clicks")
     rules.unique("date", "channel")
     rules.channels(channels)
     if expected_days is not None:

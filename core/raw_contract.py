@@ -25,6 +25,13 @@ class Column:
     name: str
     kind: str  # date | timestamp | integer | number | text | id
     required: bool = True  # nulls are rejected at load time
+    # The column may be absent from a file: it is then loaded as all-null, so the raw table keeps one
+    # shape. An optional column is never required (a column that may be missing may also be empty).
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optional and self.required:
+            raise ValueError(f"raw column {self.name}: an optional column cannot be required")
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,11 @@ class RawTable:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def mandatory_column_names(self) -> list[str]:
+        """The columns every file must have (the others may be absent and are then all null)."""
+        return [c.name for c in self.columns if not c.optional]
+
 
 RAW_TABLES: dict[str, RawTable] = {
     t.name: t
@@ -48,13 +60,13 @@ RAW_TABLES: dict[str, RawTable] = {
                 Column("date", "date"),
                 Column("channel", "text"),
                 Column("campaign_id", "id"),
-                Column("campaign_name", "text", required=False),
+                Column("campaign_name", "text", required=False, optional=True),
                 Column("impressions", "integer"),
-                Column("reach", "integer"),
+                Column("reach", "integer", required=False, optional=True),
                 Column("clicks", "integer"),
                 Column("spend", "number"),
-                Column("conversions", "number", required=False),
-                Column("revenue", "number", required=False),
+                Column("conversions", "number", required=False, optional=True),
+                Column("revenue", "number", required=False, optional=True),
             ),
         ),
         RawTable(
@@ -65,8 +77,8 @@ RAW_TABLES: dict[str, RawTable] = {
                 Column("user_id", "id"),
                 Column("occurred_at", "timestamp"),
                 Column("channel", "text"),
-                Column("campaign_id", "id", required=False),
-                Column("interaction", "text"),
+                Column("campaign_id", "id", required=False, optional=True),
+                Column("interaction", "text", required=False, optional=True),
             ),
         ),
         RawTable(
@@ -306,6 +318,18 @@ def _typed_column(series: pd.Series, col: Column, problems: list) -> pd.Series:
     return out
 
 
+def _absent_column(col: Column, rows: int) -> pd.Series:
+    """An optional column the file does not have: all null, typed as a present column with gaps would be."""
+    import numpy as np
+    import pandas as pd
+
+    if col.kind in ("integer", "number"):
+        return pd.Series(np.full(rows, np.nan), dtype="float64")
+    if col.kind in ("date", "timestamp"):
+        return pd.Series(pd.NaT, index=range(rows), dtype="datetime64[ns]")
+    return pd.Series(np.nan, index=range(rows), dtype=pd.StringDtype("pyarrow", na_value=np.nan))
+
+
 def validate_raw_frame(
     table: str, df: pd.DataFrame, source: str | None = None, locate: Locator | None = None
 ) -> pd.DataFrame:
@@ -318,17 +342,21 @@ def validate_raw_frame(
 
     contract = RAW_TABLES[table]
     source = source or table
-    missing_cols = [c for c in contract.column_names if c not in df.columns]
+    missing_cols = [c for c in contract.mandatory_column_names if c not in df.columns]
     if missing_cols:
-        raise RawDataError(
-            [f"{source}: missing column(s) {missing_cols}; expected {contract.column_names}, found {list(df.columns)}"]
-        )
+        optional = [c.name for c in contract.columns if c.optional]
+        raise RawDataError([
+            f"{source}: missing column(s) {missing_cols}; required are {contract.mandatory_column_names}"
+            + (f" (these may be absent: {optional})" if optional else "") + f", found {list(df.columns)}"
+        ])
     if df.empty:
         raise RawDataError([f"{source}: has no rows"])
     problems: list[str | _BadRows] = []
-    typed = pd.DataFrame(
-        {c.name: _typed_column(df[c.name].reset_index(drop=True), c, problems) for c in contract.columns}
-    )
+    typed = pd.DataFrame({
+        c.name: _typed_column(df[c.name].reset_index(drop=True), c, problems) if c.name in df.columns
+        else _absent_column(c, len(df))
+        for c in contract.columns
+    })
     if problems:
         raise RawDataError(_format(source, problems, locate or _row_labels))
     return typed
@@ -462,17 +490,19 @@ def _read_file(path: Path, table: str) -> tuple[pd.DataFrame, Locator, list[str]
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    wanted = RAW_TABLES[table].column_names
+    contract = RAW_TABLES[table]
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         names = pq.read_schema(path).names
-        if any(c not in names for c in wanted):  # nothing read: validation names the missing columns
-            return pd.DataFrame(columns=names), _row_labels, []
-        return pd.read_parquet(path, columns=wanted), _row_labels, []
+        if any(c not in names for c in contract.mandatory_column_names):
+            return pd.DataFrame(columns=names), _row_labels, []  # nothing read: validation names the missing columns
+        # Absent optional columns are not read; validation adds them as all-null columns.
+        return pd.read_parquet(path, columns=[c for c in contract.column_names if c in names]), _row_labels, []
     names = _csv_header(path)
-    if any(c not in names for c in wanted):
+    if any(c not in names for c in contract.mandatory_column_names):
         return pd.DataFrame(columns=names), _row_labels, []
+    wanted = [c for c in contract.column_names if c in names]
     malformed: list[str] = []
 
     def on_invalid_row(row) -> str:

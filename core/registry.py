@@ -213,11 +213,13 @@ TABLES: dict[str, Table] = {t.name: t for t in (
             _CHANNEL,
             _c("horizon_days", "integer", "days forecast"),
             _c("predicted_spend", "number", "forecast spend over the horizon"),
-            _c("predicted_revenue", "number", "forecast platform-reported revenue over the horizon"),
-            _c("predicted_roi", "number", "(revenue - spend) / spend over the horizon"),
-            _c("roi_lower", "number", "lower end of the 95% interval of predicted_roi"),
-            _c("roi_upper", "number", "upper end of the 95% interval of predicted_roi"),
-            _c("method", "text", "forecasting method (prophet)"),
+            _c("predicted_revenue", "number", "forecast platform-reported revenue over the horizon; empty when "
+               "the data has no platform revenue for the channel", nullable=True),
+            _c("predicted_roi", "number", "(revenue - spend) / spend over the horizon; empty without platform "
+               "revenue", nullable=True),
+            _c("roi_lower", "number", "lower end of the 95% interval of predicted_roi", nullable=True),
+            _c("roi_upper", "number", "upper end of the 95% interval of predicted_roi", nullable=True),
+            _c("method", "text", "forecasting method: prophet, or 'none: no platform revenue in the data'"),
             _c("backtest_mape", "number", "rolling-origin backtest error of daily revenue (WAPE); empty when "
                "the held-out revenue was all zero", nullable=True),
         ),
@@ -228,8 +230,10 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         "ml_roi_timeseries", "one row per day and channel, history and forecast", "roi_timeseries",
         (
             _DATE, _CHANNEL,
-            _c("roi", "number", "(revenue - spend) / spend that day; empty on days without spend", nullable=True),
-            _c("conversions", "number", "platform-reported conversions"),
+            _c("roi", "number", "(revenue - spend) / spend that day; empty on days without spend, and for a "
+               "channel without platform revenue in the data", nullable=True),
+            _c("conversions", "number", "platform-reported conversions; empty for a channel without them in the "
+               "data", nullable=True),
             _FORECAST_FLAG,
             _c("roi_lower", "number", "lower end of the interval of roi", nullable=True),
             _c("roi_upper", "number", "upper end of the interval of roi", nullable=True),
@@ -242,7 +246,7 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         "ml_reach_ctr_timeseries", "one row per day and channel, history and forecast", "reach_ctr_timeseries",
         (
             _DATE, _CHANNEL,
-            _c("reach", "number", "people reached"),
+            _c("reach", "number", "people reached; empty for a channel without reach in the data", nullable=True),
             _c("impressions", "number", "impressions"),
             _c("clicks", "number", "clicks"),
             _c("ctr", "number", "clicks / impressions; empty on days without impressions", nullable=True),

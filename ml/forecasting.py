@@ -26,6 +26,9 @@ from ml.events import country_holidays
 logger = logging.getLogger(__name__)
 
 METRICS: tuple[str, ...] = ("spend", "revenue", "conversions", "impressions", "reach", "clicks")
+# Optional in the ad export: a channel whose series is null on every day has no such data and is not
+# forecast; its tables carry nulls there (and the ROI forecast says so in `method`).
+OPTIONAL_METRICS: tuple[str, ...] = ("revenue", "conversions", "reach")
 MIN_HISTORY_DAYS = 28
 YEARLY_MIN_DAYS = 730
 YEARLY_FOURIER_ORDER = 6
@@ -33,6 +36,7 @@ CHANGEPOINT_SPACING_DAYS = 29
 HOLIDAYS_MIN_DAYS = 365
 MAX_HORIZON_DAYS = 366
 METHOD = "prophet"
+NO_REVENUE_METHOD = "none: no platform revenue in the data"
 
 ROI_FORECAST_COLUMNS = (
     "channel", "horizon_days", "predicted_spend", "predicted_revenue", "predicted_roi",
@@ -92,6 +96,7 @@ class ChannelForecast:
     horizon_samples: dict[tuple[str, str], np.ndarray] = field(repr=False)
     noise_correlation: dict[str, pd.DataFrame] = field(repr=False)
     timings: dict[str, float] = field(default_factory=dict)
+    absent: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def channels(self) -> list[str]:
@@ -99,7 +104,13 @@ class ChannelForecast:
 
     @property
     def metrics(self) -> list[str]:
-        return [m for m in METRICS if m in set(self.frame["metric"].unique())]
+        """The metrics asked for: forecast, or absent from the data of some or all channels."""
+        present = set(self.frame["metric"].unique()) | {metric for _, metric in self.absent}
+        return [m for m in METRICS if m in present]
+
+    def reports(self, channel: str, metric: str) -> bool:
+        """False when the input had no value of `metric` for `channel` (an optional metric, all null)."""
+        return (channel, metric) not in self.absent
 
     def roi_forecast_table(self) -> pd.DataFrame:
         """One row per spending channel: the horizon totals and their ROI with its interval.
@@ -116,7 +127,10 @@ class ChannelForecast:
         point outside them the interval is widened to include it, so
         ``roi_lower <= predicted_roi <= roi_upper``.
         ``backtest_mape`` is the backtest WAPE of the channel's daily revenue forecast.
-        Channels that never spent anything have no ROI and are left out.
+        Channels that never spent anything have no ROI and are left out. A channel without
+        platform revenue in the data (an optional column) keeps its spend forecast, while
+        revenue, ROI and its interval are NULL and ``method`` says why
+        (``NO_REVENUE_METHOD``): an ROI of -1 would claim the spend earned nothing.
         """
         self._require_metrics("roi_forecast_table", ("spend", "revenue"))
         point = self._forecast_wide("yhat")
@@ -124,8 +138,15 @@ class ChannelForecast:
         low_q, high_q = _quantile_levels(self.interval_width)
         rows = []
         for channel in self._spending_channels():
-            spend_paths, revenue_paths = self._draws(channel, "spend", "revenue")
             predicted_spend = float(point.loc[channel, "spend"].sum())
+            if not self.reports(channel, "revenue"):
+                rows.append({
+                    "channel": channel, "horizon_days": self.horizon_days, "predicted_spend": predicted_spend,
+                    "predicted_revenue": np.nan, "predicted_roi": np.nan, "roi_lower": np.nan, "roi_upper": np.nan,
+                    "method": NO_REVENUE_METHOD, "backtest_mape": np.nan,
+                })
+                continue
+            spend_paths, revenue_paths = self._draws(channel, "spend", "revenue")
             predicted_revenue = float(point.loc[channel, "revenue"].sum())
             predicted_roi = (predicted_revenue - predicted_spend) / predicted_spend
             roi_samples = _safe_ratio(revenue_paths.sum(axis=0), spend_paths.sum(axis=0)) - 1.0
@@ -157,7 +178,8 @@ class ChannelForecast:
         ``roi_forecast_table``); they are never NaN because the mean forecast of spend
         carries the model's noise variance and is positive (draws with zero spend are left
         out of the interval).
-        Channels that never spent anything are left out.
+        Channels that never spent anything are left out. A channel without platform revenue
+        (or conversions) in the data has NULL ROI (or conversions) and bounds on every row.
         """
         self._require_metrics("roi_timeseries_table", ("spend", "revenue", "conversions"))
         channels = self._spending_channels()
@@ -184,11 +206,14 @@ class ChannelForecast:
         point, lower, upper = (self._forecast_wide(col) for col in ("yhat", "yhat_lower", "yhat_upper"))
         parts = [history_table]
         for channel in channels:
-            spend_paths, revenue_paths = self._draws(channel, "spend", "revenue")
-            revenue, spend = point.loc[channel, "revenue"].to_numpy(), point.loc[channel, "spend"].to_numpy()
-            daily_roi = _safe_ratio(revenue, spend) - 1.0
-            roi_samples = _safe_ratio(revenue_paths, spend_paths) - 1.0
-            roi_low, roi_high = _interval_around(daily_roi, roi_samples, low_q, high_q)
+            if self.reports(channel, "revenue"):
+                spend_paths, revenue_paths = self._draws(channel, "spend", "revenue")
+                revenue, spend = point.loc[channel, "revenue"].to_numpy(), point.loc[channel, "spend"].to_numpy()
+                daily_roi = _safe_ratio(revenue, spend) - 1.0
+                roi_samples = _safe_ratio(revenue_paths, spend_paths) - 1.0
+                roi_low, roi_high = _interval_around(daily_roi, roi_samples, low_q, high_q)
+            else:
+                daily_roi = roi_low = roi_high = np.full(self.horizon_days, np.nan)
             parts.append(pd.DataFrame({
                 "date": point.loc[channel].index.to_numpy(),
                 "channel": channel,
@@ -215,6 +240,7 @@ class ChannelForecast:
         forecast is the ratio of the click and impression point forecasts (0 when no
         impressions are forecast), its interval comes from the joint draws of clicks and
         impressions as in ``roi_forecast_table``, and all three are clipped to [0, 1].
+        A channel without reach in the data has NULL reach and bounds on every row.
         """
         self._require_metrics("reach_ctr_timeseries_table", ("reach", "impressions", "clicks"))
         low_q, high_q = _quantile_levels(self.interval_width)
@@ -272,13 +298,15 @@ class ChannelForecast:
         return sorted(totals.index[totals > 0].tolist())
 
     def _history_wide(self) -> pd.DataFrame:
+        # Metrics absent from the data of a channel (or of every channel) are NaN columns.
         history = self.frame[~self.frame["is_forecast"]]
-        wide = history.pivot(index=["channel", "date"], columns="metric", values="actual")
+        wide = history.pivot(index=["channel", "date"], columns="metric", values="actual").reindex(columns=self.metrics)
         return wide.reset_index().sort_values(["channel", "date"], ignore_index=True)
 
     def _forecast_wide(self, column: str) -> pd.DataFrame:
         forecast = self.frame[self.frame["is_forecast"]]
-        return forecast.pivot(index=["channel", "date"], columns="metric", values=column).sort_index()
+        wide = forecast.pivot(index=["channel", "date"], columns="metric", values=column)
+        return wide.reindex(columns=self.metrics).sort_index()
 
     def _draws(self, channel: str, *metrics: str) -> tuple[np.ndarray, ...]:
         return tuple(self.horizon_samples[(channel, metric)] for metric in metrics)
@@ -305,7 +333,10 @@ def forecast_channel_metrics(
     ----------
     daily: one row per date and channel (the ``fct_channel_daily`` mart) with columns
         ``date, channel, spend`` and every requested metric; values non-negative, no NaN,
-        no duplicate (date, channel). Missing dates are treated as unobserved.
+        no duplicate (date, channel). Missing dates are treated as unobserved. Exception: an
+        optional metric (``OPTIONAL_METRICS``: revenue, conversions, reach) may be NaN on every
+        day of a channel, meaning the data has none; it is not forecast for that channel
+        (``ChannelForecast.absent``) and the tables carry NULL there.
     metrics: any of ``spend, revenue, conversions, impressions, reach, clicks``.
     horizon_days: days to forecast after the last date in ``daily`` (1 to 366); every
         channel gets the same forecast dates. Each backtest fold also holds out this many days.
@@ -375,6 +406,8 @@ def forecast_channel_metrics(
     tasks = []
     for history in histories:
         for metric in metrics:
+            if metric in history.absent:
+                continue
             values = history.values[metric]
             fit_values = values[history.active]
             tasks.append(_SeriesTask(
@@ -478,6 +511,10 @@ def _validated_daily(daily: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFr
     for column in value_columns:
         values = pd.to_numeric(daily[column], errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(values)
+        if column in OPTIONAL_METRICS and bad.any():
+            # A channel with no value at all has no such data; a partly missing series is still an error.
+            unreported = pd.Series(np.isnan(values)).groupby(data["channel"].to_numpy()).transform("all").to_numpy()
+            bad &= ~unreported
         if bad.any():
             raise ValueError(
                 f"daily['{column}'] has {int(bad.sum())} missing, non-numeric or infinite values "
@@ -512,6 +549,7 @@ class _ChannelHistory:
     active: np.ndarray
     shortest_training_days: int
     cutoffs: tuple[np.datetime64, ...]
+    absent: tuple[str, ...] = ()  # optional metrics the data has no value of for this channel
 
 
 def _channel_histories(
@@ -548,6 +586,7 @@ def _channel_histories(
             active=active,
             shortest_training_days=int((min(cutoffs) - dates[0]) // np.timedelta64(1, "D")) + 1,
             cutoffs=tuple(cutoffs),
+            absent=tuple(m for m in metrics if m in OPTIONAL_METRICS and np.isnan(rows[m].to_numpy()).all()),
         ))
     if too_short:
         raise ValueError(
@@ -832,6 +871,7 @@ def _assemble(histories, horizon, tasks, results, horizon_days, interval_width, 
         seed=int(seed),
         horizon_samples=samples,
         noise_correlation=correlations,
+        absent=frozenset((history.channel, metric) for history in histories for metric in history.absent),
     )
 
 

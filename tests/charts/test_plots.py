@@ -393,6 +393,30 @@ def test_roi_timeseries_tolerates_null_history_and_forecast_only_input():
     assert CHARTS["roi_timeseries"](only_forecast, CTX).startswith(b"\x89PNG")
 
 
+def _reach_removed(frame: pd.DataFrame, channels: list[str]) -> pd.DataFrame:
+    """The table as published when the data has no reach for `channels` (an optional raw column)."""
+    frame = frame.copy()
+    frame.loc[frame["channel"].isin(channels), ["reach", "reach_lower", "reach_upper"]] = np.nan
+    return frame
+
+
+def test_reach_ctr_without_any_reach_says_so_and_still_draws_ctr():
+    fig = _figure_for("reach_ctr", _reach_removed(reach_ctr_frame(DEMO[:3]), DEMO[:3]), CTX)
+    texts = [t for t, _ in _texts(fig)]
+    assert "no reach in the data" in texts
+    assert "reach per day" not in texts and "reach interval" not in texts
+    assert _channel_face_colors(fig) == {}  # no zero-height stack pretending to be measured reach
+    pixels = np.asarray(Image.open(BytesIO(CHARTS["reach_ctr"](
+        _reach_removed(reach_ctr_frame(DEMO[:3]), DEMO[:3]), CTX))).convert("L"), dtype=float)
+    assert pixels.std() > 10  # the CTR line and its band are drawn
+
+
+def test_reach_ctr_names_the_channels_without_reach_and_stacks_the_others():
+    fig = _figure_for("reach_ctr", _reach_removed(reach_ctr_frame(DEMO[:4]), ["video"]), CTX)
+    assert "no reach in the data for video" in _all_text(fig)
+    assert set(_channel_face_colors(fig)) == {"search", "social", "display"}
+
+
 # --------------------------------------------------------------------------------------------
 # Errors
 
@@ -465,3 +489,22 @@ def test_write_png_atomic_failure_keeps_old_file_and_cleans_up(tmp_path, pngs, m
         write_png_atomic(target, pngs["mmm_roas"])
     assert os.listdir(tmp_path) == ["roi_forecast.png"]
     assert target.read_bytes() == pngs["roi_forecast"]
+
+
+def test_roi_charts_say_when_the_data_has_no_platform_revenue():
+    from ml.forecasting import NO_REVENUE_METHOD
+
+    from charts.plots import NO_REVENUE_PHRASE
+
+    assert NO_REVENUE_PHRASE in NO_REVENUE_METHOD
+    roi = roi_forecast_frame(DEMO[:3])
+    none = roi.assign(predicted_roi=np.nan, roi_lower=np.nan, roi_upper=np.nan, method=NO_REVENUE_METHOD)
+    assert "no platform revenue in the data" in _all_text(_figure_for("roi_forecast", none, CTX))
+    some = roi.copy()
+    some.loc[some["channel"] == "display", ["predicted_roi", "roi_lower", "roi_upper"]] = np.nan
+    some.loc[some["channel"] == "display", "method"] = NO_REVENUE_METHOD
+    fig = _figure_for("roi_forecast", some, CTX)
+    assert "no platform revenue in the data for display" in _all_text(fig)
+    assert set(_channel_face_colors(fig)) == {"search", "social"}
+    ts = roi_timeseries_frame(DEMO[:3]).assign(roi=np.nan, roi_lower=np.nan, roi_upper=np.nan)
+    assert "no platform revenue in the data" in _all_text(_figure_for("roi_timeseries", ts, CTX))

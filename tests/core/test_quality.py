@@ -379,7 +379,7 @@ def test_roi_forecast_wrong_horizon_negative_spend_and_nan():
     assert_failures(result, {
         "horizon_days in [14]": [30],
         "predicted_spend >= 0": [-20.0],
-        "predicted_roi is not null": [None],
+        "predicted_roi is not null (rows with predicted_revenue)": [None],
         "roi_lower <= predicted_roi": [{"predicted_roi": None, "roi_lower": -0.2}],
         "predicted_roi <= roi_upper": [{"roi_upper": 0.4, "predicted_roi": None}],
     })
@@ -400,7 +400,7 @@ def test_roi_timeseries_channel_renamed_mid_series_and_open_forecast_interval():
     result = validate_table("ml_roi_timeseries", frame, channels=CHANNELS)
     assert_failures(result, {
         f"channel in the expected channels {CHANNELS}": ["paid_social"],
-        "roi_lower is not null (forecast rows)": [None],
+        "roi_lower is not null (rows with roi)": [None],
         "roi_lower <= roi": [{"roi": frame.loc[forecast_row, "roi"], "roi_lower": None}],
     })
     assert failed(result)[f"channel in the expected channels {CHANNELS}"]["unexpected_count"] == int(renamed.sum())
@@ -479,7 +479,7 @@ def test_mixed_runs_and_missing_column_are_reported():
     columns = next(f for d, f in got.items() if d.startswith("columns present"))
     assert columns["sample_bad_values"] == ["roi_upper"]
     # rules on the missing column cannot run; they fail with GX's message instead of crashing
-    assert "roi_upper" in got["roi_upper is not null"]["error"]
+    assert "roi_upper" in got["roi_upper is not null (rows with predicted_revenue)"]["error"]
     assert "could not be evaluated" in result.summary()
 
 
@@ -668,3 +668,21 @@ def test_real_attribution_tables_pass():
     for table, frame in list(tables.frames().items())[:3]:
         result = validate_table(table, published(frame), channels=CHANNELS)
         assert result.passed, result.summary()
+
+
+def test_channels_without_optional_raw_columns_may_be_null_where_the_data_has_none():
+    """reach, platform conversions and revenue may be absent from the ad export: NULL then passes."""
+    roi = ml_roi_forecast()
+    roi.loc[0, ["predicted_revenue", "predicted_roi", "roi_lower", "roi_upper"]] = np.nan
+    roi.loc[0, "method"] = "none: no platform revenue in the data"
+    assert validate_table("ml_roi_forecast", roi).passed, validate_table("ml_roi_forecast", roi).summary()
+    ts = ml_roi_timeseries()
+    social = ts["channel"] == "social"
+    ts.loc[social, ["roi", "roi_lower", "roi_upper", "conversions", "conversions_lower", "conversions_upper"]] = np.nan
+    assert validate_table("ml_roi_timeseries", ts).passed, validate_table("ml_roi_timeseries", ts).summary()
+    rc = ml_reach_ctr_timeseries()
+    rc.loc[rc["channel"] == rc["channel"].iloc[0], ["reach", "reach_lower", "reach_upper"]] = np.nan
+    assert validate_table("ml_reach_ctr_timeseries", rc).passed, validate_table("ml_reach_ctr_timeseries", rc).summary()
+    daily = fct_channel_daily()
+    daily[["reach", "conversions", "revenue"]] = np.nan
+    assert validate_table("fct_channel_daily", daily).passed, validate_table("fct_channel_daily", daily).summary()

@@ -236,3 +236,57 @@ def test_a_nul_character_in_an_id_or_text_is_refused(tmp_path):
     assert err.value.problems == [
         "touchpoints.csv: column 'user_id': 1 row(s) contain a NUL character (line 3: '1\\x000')"
     ]
+
+
+OPTIONAL = {"ad_performance_daily": ["campaign_name", "reach", "conversions", "revenue"],
+            "touchpoints": ["campaign_id", "interaction"]}
+
+
+def test_the_contract_marks_exactly_the_optional_columns():
+    for name, table in RAW_TABLES.items():
+        assert [c.name for c in table.columns if c.optional] == OPTIONAL.get(name, []), name
+        assert table.mandatory_column_names == [c for c in table.column_names if c not in OPTIONAL.get(name, [])]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_absent_optional_columns_load_as_typed_nulls(tmp_path, fmt):
+    tables = _good_tables()
+    present = read_raw_dir(_write(tmp_path / "full", tables, fmt))
+    for name, columns in OPTIONAL.items():
+        tables[name] = tables[name].drop(columns=columns)
+    frames = read_raw_dir(_write(tmp_path / "in", tables, fmt))
+    for name, columns in OPTIONAL.items():
+        frame = frames[name]
+        assert list(frame.columns) == RAW_TABLES[name].column_names  # one shape, whatever the file had
+        assert len(frame) == len(tables[name]) and frame[columns].isna().all().all()
+        # The same column types as a present column with empty cells, so the raw tables keep one schema.
+        gaps = present[name].copy()
+        gaps[columns] = None
+        typed_gaps = validate_raw_frame(name, gaps)
+        assert frame.dtypes.astype(str).to_dict() == typed_gaps.dtypes.astype(str).to_dict()
+    assert frames["ad_performance_daily"]["spend"].tolist() == [120.5, 80.0]
+
+
+def test_absent_required_columns_are_named_with_the_optional_ones(tmp_path):
+    tables = _good_tables()
+    tables["ad_performance_daily"] = tables["ad_performance_daily"].drop(columns=["reach", "spend"])
+    tables["touchpoints"] = tables["touchpoints"].drop(columns=["interaction", "user_id"])
+    with pytest.raises(RawDataError) as err:
+        read_raw_dir(_write(tmp_path / "in", tables))
+    text = str(err.value)
+    assert "ad_performance_daily.csv: missing column(s) ['spend']" in text
+    assert "these may be absent: ['campaign_name', 'reach', 'conversions', 'revenue']" in text
+    assert "touchpoints.csv: missing column(s) ['user_id']" in text
+    assert "'reach'" not in text.split("missing column(s)")[1].split(";")[0]
+
+
+def test_absent_optional_columns_reach_the_warehouse_as_null_columns(duckdb_url):
+    tables = _good_tables()
+    tables["ad_performance_daily"] = tables["ad_performance_daily"].drop(columns=OPTIONAL["ad_performance_daily"])
+    tables["touchpoints"] = tables["touchpoints"].drop(columns=OPTIONAL["touchpoints"])
+    wh = Warehouse(url=duckdb_url)
+    replace_raw_tables(wh, tables)
+    ads = wh.read_table("raw", "ad_performance_daily")
+    assert list(ads.columns) == RAW_TABLES["ad_performance_daily"].column_names
+    assert ads[OPTIONAL["ad_performance_daily"]].isna().all().all()
+    assert wh.read_table("raw", "touchpoints")[OPTIONAL["touchpoints"]].isna().all().all()

@@ -486,3 +486,56 @@ def test_safe_ratio_leaves_zero_denominators_undefined():
         ratio = forecasting._safe_ratio(np.array([1.0, 2.0, 3.0]), np.array([2.0, 0.0, 0.5]))
     np.testing.assert_array_equal(np.isnan(ratio), [False, True, False])
     np.testing.assert_allclose(ratio[[0, 2]], [0.5, 6.0])
+
+
+# -------------------------------------------------------------------------------- optional metrics
+
+
+@pytest.fixture(scope="module")
+def partly_reported():
+    """`search` reports everything; `social` has no reach, no platform revenue and no conversions."""
+    social = channel_frame("social", 120, 300.0, 0.1, seed=5)
+    social[["reach", "revenue", "conversions"]] = np.nan
+    daily = pd.concat([channel_frame("search", 120, 1_000.0, 0.05, seed=4), social], ignore_index=True)
+    return forecast_channel_metrics(daily, horizon_days=HORIZON, backtest_folds=1, n_jobs=1, seed=3)
+
+
+def test_metrics_a_channel_does_not_report_are_not_forecast_and_stay_null(partly_reported):
+    fc = partly_reported
+    assert fc.absent == {("social", "reach"), ("social", "revenue"), ("social", "conversions")}
+    assert not fc.reports("social", "reach") and fc.reports("search", "reach")
+    assert set(fc.frame.loc[fc.frame["channel"] == "social", "metric"]) == {"spend", "impressions", "clicks"}
+    assert fc.metrics == list(forecasting.METRICS)
+
+    roi = fc.roi_forecast_table().set_index("channel")
+    assert roi.loc["search", "method"] == forecasting.METHOD and np.isfinite(roi.loc["search", "predicted_roi"])
+    social = roi.loc["social"]
+    # Spend is still forecast; ROI is not claimed to be -1 when there is no revenue to speak of.
+    assert social["predicted_spend"] > 0 and social["method"] == forecasting.NO_REVENUE_METHOD
+    assert social[["predicted_revenue", "predicted_roi", "roi_lower", "roi_upper"]].isna().all()
+
+    ts = fc.roi_timeseries_table()
+    assert ts.loc[ts["channel"] == "social", ["roi", "roi_lower", "conversions", "conversions_upper"]].isna().all().all()
+    search_future = ts[(ts["channel"] == "search") & ts["is_forecast"]]
+    assert len(search_future) == HORIZON and search_future.notna().all().all()
+
+    rc = fc.reach_ctr_timeseries_table()
+    social_rc = rc[rc["channel"] == "social"]
+    assert social_rc[["reach", "reach_lower", "reach_upper"]].isna().all().all()
+    assert social_rc.loc[social_rc["is_forecast"], ["impressions", "clicks", "ctr", "ctr_upper"]].notna().all().all()
+    assert rc.loc[rc["channel"] == "search", "reach"].notna().all()
+
+
+def test_a_metric_no_channel_reports_still_gives_every_table():
+    daily = channel_frame("search", 120, 1_000.0, 0.05, seed=4).assign(reach=np.nan)
+    fc = forecast_channel_metrics(daily, horizon_days=HORIZON, backtest_folds=1, n_jobs=1, seed=3)
+    rc = fc.reach_ctr_timeseries_table()
+    assert list(rc.columns) == list(REACH_CTR_COLUMNS) and rc["reach"].isna().all()
+    assert (rc["is_forecast"].sum(), rc["impressions"].isna().sum()) == (HORIZON, 0)
+
+
+def test_a_partly_missing_optional_metric_is_still_refused():
+    daily = channel_frame("search", 120, 1_000.0, 0.05, seed=4)
+    daily.loc[5, "reach"] = np.nan
+    with pytest.raises(ValueError, match=r"daily\['reach'\] has 1 missing"):
+        forecast_channel_metrics(daily, horizon_days=HORIZON, backtest_folds=1, n_jobs=1)

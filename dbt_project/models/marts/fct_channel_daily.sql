@@ -2,6 +2,8 @@
   One row per channel and day over the whole reporting period, paused days included with zeros,
   so time-series models see a gap-free calendar. Reach is summed over campaigns: platforms do not
   de-duplicate users across campaigns, so it is an upper bound.
+  Reach, conversions and revenue are optional in the ad export: a channel for which the data has
+  none of them (no value on any day) gets null on every day, not zeros that would read as measured.
 -#}
 with
 
@@ -19,7 +21,13 @@ calendar as (
 
 channels as (
 
-    select distinct channel from campaign_daily
+    select
+        channel,
+        count(reach) > 0 as reports_reach,
+        count(conversions) > 0 as reports_conversions,
+        count(revenue) > 0 as reports_revenue
+    from campaign_daily
+    group by channel
 
 ),
 
@@ -47,10 +55,10 @@ filled as (
         channels.channel,
         coalesce(channel_daily.spend, 0) as spend,
         coalesce(channel_daily.impressions, 0) as impressions,
-        coalesce(channel_daily.reach, 0) as reach,
+        case when channels.reports_reach then coalesce(channel_daily.reach, 0) end as reach,
         coalesce(channel_daily.clicks, 0) as clicks,
-        coalesce(channel_daily.conversions, 0) as conversions,
-        coalesce(channel_daily.revenue, 0) as revenue,
+        case when channels.reports_conversions then coalesce(channel_daily.conversions, 0) end as conversions,
+        case when channels.reports_revenue then coalesce(channel_daily.revenue, 0) end as revenue,
         coalesce(channel_daily.active_campaigns, 0) as active_campaigns
     from calendar
     cross join channels

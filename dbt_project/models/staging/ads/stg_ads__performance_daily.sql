@@ -17,8 +17,9 @@ renamed as (
         cast(reach as {{ dbt.type_bigint() }}) as reach,
         cast(clicks as {{ dbt.type_bigint() }}) as clicks,
         cast(spend as {{ dbt.type_float() }}) as spend,
-        cast(coalesce(conversions, 0) as {{ dbt.type_float() }}) as platform_conversions,
-        cast(coalesce(revenue, 0) as {{ dbt.type_float() }}) as platform_revenue
+        -- Null when the platform did not report it (an empty cell, or no such column in the export).
+        cast(conversions as {{ dbt.type_float() }}) as platform_conversions,
+        cast(revenue as {{ dbt.type_float() }}) as platform_revenue
 
     from source
 
