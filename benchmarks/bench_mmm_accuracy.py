@@ -52,6 +52,7 @@ VARIANTS: dict[str, dict] = {
     "delayed_robust": {"robust": True, "delay_grid": (0, 2, 4, 7)},
     "delayed": {"delay_grid": (0, 2, 4, 7)},
     "robust": {"robust": True},
+    "narrow": {"widen_unbounded_levels": False},
 }
 # The code the figures depend on: a revision with local edits here is not the revision measured.
 _MODEL_SOURCES = ("ml/mmm", "ml/events.py", "ml/synthetic.py", "benchmarks/bench_mmm_accuracy.py",

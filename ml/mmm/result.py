@@ -45,6 +45,8 @@ _DIAGNOSTIC_DETAILS = {
     "n_days": "days in the model window",
     "n_fitted_days": "window days used by the regression (holidays left out)",
     "n_holiday_days": "window days left out as holidays",
+    "n_outlier_days": "window days left out as outliers (robust=True only)",
+    "robust": "1 if a level shift and outlier days were looked for before the curve search",
     "n_history_days": "days of spend history used for adstock warm-up",
     "curve_history_days": "days the adstock/saturation curves were chosen on, ending with the window",
     "n_channels": "channels in the model",
