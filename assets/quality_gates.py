@@ -4,7 +4,7 @@ The mart gates are blocking: when one fails, no model or chart downstream runs a
 published table and chart stays as it was.
 """
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, Config, MetadataValue, asset_check
 from pydantic import Field
@@ -55,24 +55,45 @@ class RawVolumeConfig(Config):
 RAW_TIME_COLUMN = {"ad_performance_daily": "date", "touchpoints": "occurred_at", "conversions": "occurred_at"}
 
 
+def _newest_day_and_age(newest: date | datetime, now: datetime) -> tuple[str, int, float]:
+    """The newest row as text, its age in whole days, and the age the limit is compared with.
+
+    A day of a daily table (a `date`) is complete at its end, so its age runs from the next midnight (UTC)."""
+    if isinstance(newest, datetime):
+        stamp = newest.replace(tzinfo=None)
+        return f"newest row {stamp:%Y-%m-%d %H:%M} UTC", (now.date() - stamp.date()).days, (now - stamp).total_seconds() / 86400
+    day_end = datetime.combine(newest, datetime.min.time()) + timedelta(days=1)
+    return f"newest day {newest:%Y-%m-%d}", (now.date() - newest).days, max(0.0, (now - day_end).total_seconds() / 86400)
+
+
 def _build_raw_check(table: str):
     @asset_check(name=f"{table}_volume_and_freshness", asset=AssetKey(["raw", table]), blocking=True,
-                 description=f"raw.{table}: at least `min_rows` rows (blocking), newest row within `max_age_days` (warning).")
+                 description=f"raw.{table}: at least `min_rows` rows (an error that stops the refresh), newest row "
+                 "within `max_age_days` (a warning: stale data is still modelled, up to its last complete day).")
     def check(context: AssetCheckExecutionContext, config: RawVolumeConfig, warehouse: Warehouse) -> AssetCheckResult:
         stats = warehouse.read_sql(f"select count(*) as n, max({RAW_TIME_COLUMN[table]}) as newest from raw.{table}")
         rows, newest = int(stats["n"].iloc[0]), stats["newest"].iloc[0]
-        age_days = None
-        if newest is not None and rows:
-            newest_ts = newest if isinstance(newest, datetime) else datetime.combine(newest, datetime.min.time())
-            age_days = (datetime.now(timezone.utc).replace(tzinfo=None) - newest_ts).total_seconds() / 86400
-        enough = rows >= config.min_rows
-        fresh = age_days is not None and age_days <= config.max_age_days + (1 if table == "ad_performance_daily" else 0)
+        if rows < config.min_rows or newest is None or newest != newest:
+            return AssetCheckResult(
+                passed=False, severity=AssetCheckSeverity.ERROR,
+                description=f"raw.{table}: {rows:,} rows, fewer than the minimum {config.min_rows:,}: "
+                "load the export with `spendwise load DIR`",
+                metadata={"rows": rows, "age_days": -1.0},
+            )
+        if hasattr(newest, "to_pydatetime"):
+            newest = newest.to_pydatetime()
+        if table == "ad_performance_daily" and isinstance(newest, datetime):
+            newest = newest.date()
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        newest_text, age_days, limit_age = _newest_day_and_age(newest, now)
+        fresh = limit_age <= config.max_age_days
+        age_text = f"{age_days} day{'' if age_days == 1 else 's'} old"
         return AssetCheckResult(
-            passed=enough and fresh,
-            severity=AssetCheckSeverity.ERROR if not enough else AssetCheckSeverity.WARN,
-            description=f"raw.{table}: {rows:,} rows (minimum {config.min_rows:,}); newest row "
-            + (f"{age_days:.1f} days old (limit {config.max_age_days:g})" if age_days is not None else "missing"),
-            metadata={"rows": rows, "age_days": age_days if age_days is not None else -1.0},
+            passed=fresh, severity=AssetCheckSeverity.WARN,
+            description=f"raw.{table}: {newest_text}, {age_text}"
+            + ("" if fresh else f" (stale: older than {config.max_age_days:g} days; load a newer export)")
+            + f"; {rows:,} rows",
+            metadata={"rows": rows, "age_days": float(age_days), "newest": newest_text.split(" ", 2)[2]},
         )
 
     return check

@@ -75,6 +75,16 @@ class CheckEvaluation:
     blocking: bool
     severity: str
     description: str = ""
+    failed_rows: int | None = None  # a dbt test's failing rows (or groups), from dagster-dbt's metadata
+    explanation: str = ""  # a failed dbt test in words: what is wrong, the rule, the fix (check_words)
+
+    @property
+    def stops_the_run(self) -> bool:
+        """A blocking check failing with ERROR severity: nothing downstream of it ran or was published."""
+        return not self.passed and self.blocking and self.severity == "ERROR"
+
+    def in_words(self) -> str:
+        return self.explanation or self.description
 
 
 @dataclass
@@ -91,9 +101,19 @@ class RefreshOutcome:
         return [c for c in self.checks if not c.passed]
 
     @property
+    def failures(self) -> list[CheckEvaluation]:
+        """Failed checks that stopped what depends on them (blocking, ERROR severity)."""
+        return [c for c in self.failed_checks if c.stops_the_run]
+
+    @property
+    def warnings(self) -> list[CheckEvaluation]:
+        """Failed checks that stopped nothing (WARN severity, or not blocking): stale data, for one."""
+        return [c for c in self.failed_checks if not c.stops_the_run]
+
+    @property
     def ok(self) -> bool:
-        """False when the run failed or a blocking / error-severity check failed."""
-        return self.success and not any(c.blocking or c.severity == "ERROR" for c in self.failed_checks)
+        """True when every step succeeded and no blocking ERROR check failed; warnings do not count."""
+        return self.success and not self.failed_steps and not self.failures
 
 
 def new_run_id() -> str:
@@ -157,6 +177,8 @@ def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str)
             blocking=bool(getattr(ev, "blocking", False)),
             severity=getattr(ev.severity, "value", str(ev.severity)),
             description=ev.description or "",
+            failed_rows=_metadata_value(ev.metadata, "dagster_dbt/failed_row_count"),
+            explanation=_dbt_test_in_words(ev),
         )
         for ev in result.get_asset_check_evaluations()
     ]
@@ -171,6 +193,23 @@ def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str)
         failed_steps=sorted(result.get_failed_step_keys()),
         checks=checks,
     )
+
+
+def _metadata_value(metadata, key: str):
+    entry = (metadata or {}).get(key)
+    return getattr(entry, "value", entry)
+
+
+def _dbt_test_in_words(evaluation) -> str:
+    """A failed dbt test's rule and fix in words, from the words declared beside the test."""
+    unique_id = _metadata_value(evaluation.metadata, "unique_id")
+    if evaluation.passed or not isinstance(unique_id, str) or not unique_id.startswith("test."):
+        return ""
+    from orchestration.check_words import explain_test, load_manifest
+    from orchestration.dbt import dbt_project
+
+    return explain_test(load_manifest(dbt_project().manifest_path), unique_id,
+                        _metadata_value(evaluation.metadata, "dagster_dbt/failed_row_count"))
 
 
 def _row_counts(client: WarehouseClient, schema: str) -> dict[str, int]:
@@ -220,23 +259,46 @@ def format_summary(outcome: RefreshOutcome | None, warehouse, total_seconds: flo
     except WarehouseBusy as exc:
         lines.append(f"  (row counts skipped: {exc.detail})")
     if outcome is not None:
-        passed = sum(c.passed for c in outcome.checks)
-        lines.append(
-            f"Run {outcome.run_id}: {'succeeded' if outcome.success else 'FAILED'} in {outcome.seconds:.1f} s, "
-            f"{len(outcome.materialized)} assets materialized"
-        )
-        lines.append(f"Checks: {passed} passed, {len(outcome.failed_checks)} failed")
-        for c in outcome.failed_checks:
-            kind = "blocking" if c.blocking else c.severity.lower()
-            lines.append(f"  FAILED [{kind}] {c.asset} :: {c.name} {c.description}".rstrip())
-        for step in outcome.failed_steps:
-            lines.append(f"  FAILED step {step}")
+        lines.extend(_run_lines(outcome))
     charts = sorted(settings.charts_dir.glob("*.png")) if settings.charts_dir.exists() else []
     lines.append(f"Charts: {len(charts)} PNG in {settings.charts_dir}")
     lines.append(f"Dagster instance: {os.environ.get('DAGSTER_HOME', DEFAULT_DAGSTER_HOME)} (make dev opens the UI)")
     if total_seconds is not None:
         lines.append(f"Total time: {total_seconds:.1f} s")
     return "\n".join(lines)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _run_lines(outcome: RefreshOutcome) -> list[str]:
+    """The run, then its warnings and its failures as separate lists, each check in words."""
+    passed = sum(c.passed for c in outcome.checks)
+    lines = [
+        f"Run {outcome.run_id}: {'succeeded' if outcome.success else 'FAILED'} in {outcome.seconds:.1f} s, "
+        f"{len(outcome.materialized)} assets materialized",
+        f"Checks: {passed} passed, {_plural(len(outcome.warnings), 'warning')}, {len(outcome.failures)} failed",
+    ]
+    if outcome.warnings:
+        lines.append(f"Warnings ({len(outcome.warnings)}; they stopped nothing):")
+        for c in outcome.warnings:
+            kind = "warning" if c.severity == "WARN" else "error, not blocking"
+            lines.append(f"  WARNING [{kind}] {c.asset} :: {c.name}: {c.in_words()}".rstrip(": "))
+    if outcome.failures or outcome.failed_steps:
+        lines.append(
+            f"Failures ({_plural(len(outcome.failures), 'check')}, {_plural(len(outcome.failed_steps), 'step')}; "
+            "what depends on them was not refreshed and keeps its previous tables and charts):"
+        )
+        for c in outcome.failures:
+            lines.append(f"  FAILED [blocking] {c.asset} :: {c.name}: {c.in_words()}".rstrip(": "))
+        for step in outcome.failed_steps:
+            lines.append(f"  FAILED step {step}")
+    lines.append(
+        "Result: " + ("published; exit code 0" + (" (with warnings)" if outcome.warnings else "") if outcome.ok
+                      else "not everything was published; exit code 1")
+    )
+    return lines
 
 
 def _age(since: datetime, now: datetime) -> str:
