@@ -93,8 +93,8 @@ EXIT_REFRESH_FAILED = 1
 EXIT_REFRESH_RUNNING = 3
 EXIT_NO_WAREHOUSE = 4
 REFRESH_EXIT_CODES = """exit codes:
-  0  the run succeeded and every blocking check passed
-  1  the run failed or a blocking / error-severity check failed (the summary names it)
+  0  everything was published; failed warnings (e.g. stale data) are listed as warnings
+  1  a step failed or a blocking check with ERROR severity failed (the summary says which, in words)
   3  a refresh of this warehouse is already running (CLI, HTTP or schedule): one line on stderr,
      `already running: run <id> since <time>`; nothing was started
   4  no warehouse yet (run `spendwise demo` or `spendwise load DIR`) or PostgreSQL cannot be reached"""
