@@ -424,16 +424,19 @@ class WarehouseClient:
                 con.unregister("__spendwise_frame")
             return
         column_list = ", ".join(_quote(c) for c in df.columns)
+        # A NULL marker no value can equal: with a fixed one (e.g. \\N) a text value spelled like it
+        # would silently become NULL. (Kept short: a 47-character marker was not recognised by COPY.)
+        null = f"@null{uuid.uuid4().hex[:12]}@"
         chunk = 200_000
         with con.cursor() as cur:
             for start in range(0, len(df), chunk):
                 buf = io.StringIO()
                 part = df.iloc[start : start + chunk]
-                part.to_csv(buf, index=False, header=False, na_rep="\\N", quoting=csv.QUOTE_MINIMAL,
+                part.to_csv(buf, index=False, header=False, na_rep=null, quoting=csv.QUOTE_MINIMAL,
                             date_format="%Y-%m-%d %H:%M:%S.%f")
                 buf.seek(0)
                 cur.copy_expert(
-                    f"COPY {target} ({column_list}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buf
+                    f"COPY {target} ({column_list}) FROM STDIN WITH (FORMAT csv, NULL '{null}')", buf
                 )
 
 

@@ -53,6 +53,29 @@ def _write_raw_tables(command: str, frames, **options):
         return _raw_write_failed(command, str(cause), warehouse)
 
 
+def _while_no_refresh_runs(command: str, action):
+    """`action()` while holding this warehouse's refresh lock, so raw tables never change under a
+    running refresh; a refresh in progress is one line and exit code 3 (nothing is written)."""
+    import uuid
+
+    from core.refresh_lock import RefreshInProgress, RefreshLock
+    from core.settings import get_settings
+
+    try:
+        lock: RefreshLock | None = RefreshLock(get_settings().warehouse)
+        lock.acquire(f"spendwise-{command}-{uuid.uuid4().hex[:8]}")
+    except RefreshInProgress as exc:
+        print(f"spendwise {command}: {exc}", file=sys.stderr)
+        return EXIT_REFRESH_RUNNING
+    except Exception:  # no warehouse folder yet, bad URL, server down: the write itself reports it
+        lock = None
+    try:
+        return action()
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ml.synthetic import generate_demo_data
     from core.raw_contract import RAW_TABLES
@@ -79,7 +102,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     except RawDataError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_RAW_DATA_REJECTED
-    published = _write_raw_tables("load", frames, drop_ground_truth=True)
+    published = _while_no_refresh_runs(
+        "load", lambda: _write_raw_tables("load", frames, drop_ground_truth=True)
+    )
     if isinstance(published, int):
         return published
     for t in published:

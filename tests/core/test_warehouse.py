@@ -114,3 +114,14 @@ def test_republish_keeps_dependent_views_and_a_new_shape_replaces_the_table(ware
     else:
         warehouse.publish(reshaped, "example", run_id="three")
         assert "flag" not in warehouse.read_table("predictions", "example").columns
+
+
+def test_text_that_looks_like_a_null_marker_stays_text(warehouse):
+    """COPY's NULL marker must not swallow a real value (PostgreSQL's default marker is \\N)."""
+    frame = pd.DataFrame({"label": ["\\N", "NULL", "", None, "x"], "value": [1.0, None, 3.0, 4.0, 5.0]})
+    warehouse.publish(frame, "null_markers", run_id="r")
+    back = warehouse.read_sql('select label, value from predictions.null_markers order by value nulls first')
+    assert back["label"].tolist()[0] == "NULL" and back["value"].isna().tolist()[0]
+    labels = warehouse.read_table("predictions", "null_markers")["label"].tolist()
+    assert "\\N" in labels and "NULL" in labels and "x" in labels
+    assert sum(v is None or v != v for v in labels) == 1  # only the real None is missing
