@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -199,7 +200,9 @@ def _earlier_runs(doc: Path) -> str:
     else:  # a file from before the two families: everything under its title
         latest, older = text.split("\n", 1)[1], ""
     latest = latest.replace("\n## Columns\n", "\n").strip()
-    return f"\n{_EARLIER_HEADING}\n\n### Run before that\n\n{latest}\n{older.rstrip()}\n"
+    revision = re.search(r"Code revision: (`[0-9a-f]+`)", latest)
+    title = f"Run at {revision.group(1)}" if revision else "Run before that"
+    return f"\n{_EARLIER_HEADING}\n\n### {title}\n\n{latest}\n{older.rstrip()}\n"
 
 
 def _markdown(summary: pd.DataFrame, seeds: list[int], args: argparse.Namespace, run: dict) -> str:
