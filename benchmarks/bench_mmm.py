@@ -1,6 +1,7 @@
 """Speed of the media-mix model fit (hyperparameter search + bootstrap) and of the budget optimizer on demo data.
 
 Run: .venv/bin/python benchmarks/bench_mmm.py [--lookback 90 180 365] [--bootstrap 100] [--repeats 3] [--seed 42]
+     [--criteria cv in_sample] [--delayed-robust]
 """
 
 from __future__ import annotations
@@ -35,7 +36,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 9, 30))
+    parser.add_argument("--criteria", nargs="+", default=["cv", "in_sample"], choices=["cv", "in_sample"])
+    parser.add_argument("--delayed-robust", action="store_true",
+                        help="time the opt-in delayed carryover and robust baseline (robust=True, delay_grid=(0, 2, 4, 7))")
     args = parser.parse_args()
+    extra = {"robust": True, "delay_grid": (0, 2, 4, 7)} if args.delayed_robust else {}
 
     demo = generate_demo_data(seed=args.seed, end=args.end)
     truth = demo.ground_truth_daily
@@ -45,10 +50,11 @@ def main() -> None:
 
     rows = []
     for lookback in args.lookback:
-        for criterion in ("cv", "in_sample"):
+        for criterion in args.criteria:
             fit_seconds, model = timed(
                 lambda: fit_media_mix_model(
                     daily, lookback_days=lookback, n_bootstrap=args.bootstrap, holidays=calendar, criterion=criterion,
+                    **extra,
                 ),
                 args.repeats,
             )

@@ -495,3 +495,19 @@ def test_readme_notebook_example_runs_as_written():
     model = namespace["model"]
     assert model.diagnostics["n_days"] == 180 and model.diagnostics["curve_history_days"] == 540
     assert model.predict(model.current_daily_spend * 1.1) > model.predict(model.current_daily_spend)
+
+
+def test_robust_fit_finds_a_level_shift_and_unflagged_promotion_days():
+    daily, _ = simulate(seed=4, days=520)
+    shift_day, promo_days = 400, [300, 301, 460]
+    daily.loc[shift_day:, "revenue"] *= 1.15
+    daily.loc[promo_days, "revenue"] *= 1.6
+    result = fit_media_mix_model(daily, robust=True, n_bootstrap=10)
+    diag = result.diagnostics
+    found = pd.Timestamp(diag["level_shift_date"])
+    assert abs((found - daily["date"].iloc[shift_day]).days) <= 14
+    window_promos = {daily["date"].iloc[d].date().isoformat() for d in promo_days if d >= len(daily) - 180}
+    assert window_promos <= set(diag["outlier_dates"])
+    assert any(c.startswith("level_shift_") for c in diag["controls"])
+    plain = fit_media_mix_model(daily, n_bootstrap=10).diagnostics
+    assert plain["level_shift_date"] is None and plain["n_outlier_days"] == 0

@@ -84,3 +84,13 @@ def test_review_thresholds_are_settings(fitted):
     assert "above the plausible ceiling 0.5" in strict.set_index("channel").loc["clean", "review_reason"]
     lenient = review_channels(result, daily, ReviewThresholds(max_correlation=1.01, max_variance_inflation=np.inf))
     assert "moves with" not in " ".join(lenient["review_reason"])
+
+
+def test_channels_whose_spend_is_never_low_get_intervals_down_to_zero(fitted):
+    _, result = fitted
+    table = result.channels.set_index("channel")
+    assert "flat" in result.diagnostics["unbounded_level_channels"]
+    assert "clean" not in result.diagnostics["unbounded_level_channels"]
+    assert table.loc["flat", "roas_lower"] == 0.0
+    assert table.loc["flat", "contribution_lower"] == 0.0
+    assert (table["roas_lower"] <= table["roas"]).all() and (table["roas"] <= table["roas_upper"]).all()
