@@ -121,6 +121,14 @@ def test_seven_charts_are_written(refreshed):
     assert not list(refreshed["charts"].glob("*.tmp*"))
 
 
+def test_ratios_are_fractions_not_integer_division(refreshed):
+    """clicks / impressions is a real ratio on both warehouses (PostgreSQL divides integers as integers)."""
+    wh = Warehouse(url=refreshed["url"])
+    for table in ("fct_campaign_daily", "fct_channel_daily"):
+        ctr = wh.read_sql(f"select ctr from analytics.{table} where impressions > 0")["ctr"].astype(float)
+        assert ctr.between(0, 1).all() and (ctr > 0).mean() > 0.5, table
+
+
 def test_marts_agree_with_the_raw_tables(refreshed, demo_data):
     wh = Warehouse(url=refreshed["url"])
     ads = demo_data.ad_performance_daily
@@ -207,7 +215,7 @@ CORRUPTIONS = {
     "negative_spend": (_negative_spend, "source_non_negative_raw_ad_performance_daily_spend"),
     "duplicated_rows": (lambda raw: raw.__setitem__("ad_performance_daily", pd.concat(
         [raw["ad_performance_daily"], raw["ad_performance_daily"].head(5)], ignore_index=True)),
-        "source_unique_combination_raw_ad_performance_daily_date__campaign_id"),
+        "source_unique_combination_raw_ad_performance_daily_date__channel__campaign_id"),
     "missing_week": (_drop_a_week, "no_date_gaps_stg_ads__performance_daily_date_day__2"),
     "channel_renamed_mid_series": (_shift_channel_mid_series,
                                    "relationships_stg_ads__performance_daily_channel__channel__ref_channel_catalog_"),
