@@ -57,8 +57,10 @@ test: $(STAMP) $(MANIFEST) browser ## the whole test suite, PostgreSQL and brows
 test-fast: $(STAMP) $(MANIFEST) ## the suite without tests marked slow
 	$(BIN)/python -m pytest -q -m "not slow"
 
-dev: $(STAMP) $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml ## Dagster UI + daemon (schedules running) on http://127.0.0.1:3000
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dev: $(STAMP) $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml ## Dagster UI + daemon (schedules, landing sensor on data/landing) on http://127.0.0.1:3000
+	@landing="$${SPENDWISE_LANDING_DIR:-$(CURDIR)/data/landing}"; mkdir -p "$$landing"; \
+	  echo "landing folder: $$landing (drops: a sub-folder with the raw files, then _READY)"; \
+	  SPENDWISE_LANDING_DIR="$$landing" $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 serve: $(STAMP) ## chart and data HTTP service on http://127.0.0.1:8000
 	$(BIN)/spendwise serve

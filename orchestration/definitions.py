@@ -1,4 +1,5 @@
-"""The one Dagster `Definitions`: dbt assets, Python assets and checks, resources, job and schedule."""
+"""The one Dagster `Definitions`: dbt assets, Python assets and checks, resources, job, schedule and
+the landing-folder sensor."""
 
 import os
 
@@ -11,6 +12,7 @@ from assets.raw import raw_tables
 from orchestration.dbt import dbt_resource, spendwise_dbt_models
 from orchestration.runs import RunBoundWarehouse, refresh_locked
 from orchestration.schedules import build_refresh_schedule, refresh_job
+from orchestration.sensors import build_landing_sensor
 from core.settings import WarehouseUrl, get_settings
 
 
@@ -33,6 +35,7 @@ def build_definitions(warehouse_url: str | None = None, charts_dir: str | None =
         asset_checks=ASSET_CHECKS,
         jobs=[refresh_job],
         schedules=[build_refresh_schedule(url)],
+        sensors=[build_landing_sensor(url)],
         resources={
             "dbt": dbt_resource(url, warehouse_url=configured_url),
             "warehouse": warehouse,

@@ -1,0 +1,91 @@
+"""core.landing on real files and a real DuckDB warehouse: complete drops, partial reads, the upsert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.landing import READY_MARKER, complete_drops, merge_raw_tables, process_drop, read_drop
+from core.raw_contract import RawDataError
+from core.settings import RAW_SCHEMA, WarehouseUrl
+from core.warehouse import WarehouseClient
+
+AD_HEADER = "date,channel,campaign_id,impressions,clicks,spend\n"
+
+
+def write(folder: Path, files: dict[str, str], ready: bool = True) -> Path:
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    if ready:
+        (folder / READY_MARKER).write_text("")
+    return folder
+
+
+def test_only_folders_with_the_marker_are_complete_drops(tmp_path):
+    write(tmp_path / "a", {"conversions.csv": "x"})
+    write(tmp_path / "b", {"conversions.csv": "x"}, ready=False)
+    write(tmp_path / "processed" / "c", {"conversions.csv": "x"})
+    (tmp_path / "loose.csv").write_text("x")
+    assert [p.name for p in complete_drops(tmp_path)] == ["a"]
+    assert complete_drops(tmp_path / "missing") == []
+
+
+def test_a_partial_drop_reads_only_its_tables_typed_by_the_contract(tmp_path):
+    drop = write(tmp_path / "d", {"ad_performance_daily.csv": AD_HEADER + "2026-10-01,ctv,pai-00,100,5,12.5\n"})
+    frames = read_drop(drop)
+    assert list(frames) == ["ad_performance_daily"]
+    ad = frames["ad_performance_daily"]
+    assert ad["campaign_id"].tolist() == ["pai-00"] and ad["spend"].tolist() == [12.5]
+    assert ad["reach"].isna().all()  # optional column absent from the file
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"ad_performance_daily.csv": AD_HEADER + "2026-10-01,ctv,pai-00,100,5,lots\n"}, "column 'spend'"),
+    ({"ad_performance_daily.csv": AD_HEADER + "2026-10-01,ctv,pai-00,100,5,1\n2026-10-01,ctv,pai-00,9,1,2\n"},
+     "2 rows share their (date, channel, campaign_id)"),
+    ({"notes.txt": "hello"}, "holds none of the raw files"),
+    ({"conversions.csv": "conversion_id,user_id,occurred_at,revenue\nc1,u1,2026-10-01,5\n",
+      "conversions.parquet": "not parquet"}, "are both there for table conversions"),
+])
+def test_bad_drops_are_refused_with_a_message(tmp_path, files, expected):
+    with pytest.raises(RawDataError) as info:
+        read_drop(write(tmp_path / "d", files))
+    assert expected in str(info.value)
+
+
+def test_merge_upserts_by_key_in_one_transaction(tmp_path):
+    import pandas as pd
+
+    url = WarehouseUrl.parse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    client = WarehouseClient(url)
+    first = read_drop(write(tmp_path / "one", {
+        "ad_performance_daily.csv": AD_HEADER + "2026-10-01,ctv,pai-00,100,5,10\n2026-10-01,paid_search,pai-00,50,2,3\n",
+    }))
+    merge_raw_tables(client, first)
+    merge_raw_tables(client, first)
+    restated = read_drop(write(tmp_path / "two", {
+        "ad_performance_daily.csv": AD_HEADER + "2026-10-01,ctv,pai-00,100,5,99\n2026-10-02,ctv,pai-00,1,0,1\n",
+    }))
+    merge_raw_tables(client, restated)
+    ad = client.read_table(RAW_SCHEMA, "ad_performance_daily").sort_values(["date", "channel"])
+    assert list(zip(ad["channel"], ad["spend"])) == [("ctv", 99.0), ("paid_search", 3.0), ("ctv", 1.0)]
+    # A failing table rolls the others back.
+    broken = dict(restated, touchpoints=pd.DataFrame({"touchpoint_id": [object()]}))
+    with pytest.raises(Exception):
+        merge_raw_tables(client, broken)
+    assert len(client.read_table(RAW_SCHEMA, "ad_performance_daily")) == 3
+    assert not client.table_exists(RAW_SCHEMA, "touchpoints")
+
+
+def test_process_drop_files_merged_and_rejected_drops(tmp_path):
+    url = WarehouseUrl.parse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    landing = tmp_path / "landing"
+    good = write(landing / "good", {"ad_performance_daily.csv": AD_HEADER + "2026-10-01,ctv,pai-00,100,5,10\n"})
+    bad = write(landing / "bad", {"ad_performance_daily.csv": AD_HEADER + "2026-10-01,ctv,pai-00,100,5,inf\n"})
+    assert process_drop(good, landing, url).status == "merged"
+    outcome = process_drop(bad, landing, url)
+    assert outcome.status == "rejected"
+    assert (landing / "processed" / "good" / "ad_performance_daily.csv").exists()
+    assert "not finite" in (landing / "rejected" / "bad" / "REASON.txt").read_text()
