@@ -252,3 +252,9 @@ def holder_line(url: WarehouseUrl) -> str | None:
     """`already running: run ...` when some process holds the warehouse's refresh lock, else None."""
     holder = RefreshLock(url).holder()
     return describe_holder(holder) if holder is not None else None
+
+
+def missing_raw_tables(warehouse: WarehouseClient) -> list[str]:
+    """The raw tables the warehouse does not hold yet (a refresh needs all of them)."""
+    existing = warehouse.row_counts(RAW_SCHEMA)
+    return [t for t in RAW_TABLES if t not in existing]

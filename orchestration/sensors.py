@@ -8,10 +8,17 @@ from pathlib import Path
 
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from core.landing import LANDING_DIR_ENV, complete_drops, holder_line, landing_dir_from_env, process_drop
+from core.landing import (
+    LANDING_DIR_ENV,
+    complete_drops,
+    holder_line,
+    landing_dir_from_env,
+    missing_raw_tables,
+    process_drop,
+)
 from core.refresh_lock import describe_holder
 from core.settings import WarehouseUrl, get_settings
-from core.warehouse import WarehouseUnavailable
+from core.warehouse import WarehouseClient, WarehouseUnavailable
 from orchestration.schedules import refresh_job
 from service.dagster_bridge import refresh_in_progress, refresh_run_since
 
@@ -73,6 +80,10 @@ def _refresh_blocked(instance, url: WarehouseUrl) -> str | None:
     if running:
         return describe_holder({"run_id": running[0], "since": refresh_run_since(instance, running[0])})
     try:
+        if missing := missing_raw_tables(WarehouseClient(url)):
+            # A first partial drop: a refresh would fail on the tables nobody delivered yet.
+            return (f"raw tables {', '.join(missing)} do not exist yet: deliver them in a drop "
+                    "or load them with `spendwise load DIR`")
         return holder_line(url)
     except WarehouseUnavailable as exc:
         return f"the warehouse cannot be reached: {exc}"

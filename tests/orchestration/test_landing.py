@@ -134,6 +134,17 @@ def test_an_invalid_drop_is_rejected_with_its_reason_and_nothing_written(url, la
         assert_same(before, raw_tables(url))
 
 
+def test_a_first_partial_drop_is_merged_but_no_refresh_is_requested_until_all_raw_tables_exist(url, landing):
+    with instance_for_test() as instance:
+        drop(landing, "only-sales", {"conversions.csv": FIRST["conversions.csv"]})
+        result = evaluate(url, landing, instance)
+        assert not result.run_requests and "ad_performance_daily, touchpoints do not exist yet" in result.skip_reason.skip_message
+        assert list(raw_tables(url)) == ["conversions"]
+        drop(landing, "rest", {k: v for k, v in FIRST.items() if k != "conversions.csv"})
+        result = evaluate(url, landing, instance, cursor=result.cursor)
+        assert result.run_requests and result.run_requests[0].tags["spendwise/drops"] == "only-sales,rest"
+
+
 def test_an_incomplete_drop_is_left_alone(url, landing):
     with instance_for_test() as instance:
         drop(landing, "half", FIRST, ready=False)
@@ -182,3 +193,20 @@ def test_a_merge_while_a_refresh_run_is_in_progress_skips_and_requests_later(url
         instance.report_run_failed(run)
         result = evaluate(url, landing, instance, cursor=result.cursor)
         assert len(result.run_requests) == 1 and json.loads(result.cursor) == {"pending": []}
+
+
+def test_the_sensor_is_on_by_default_only_when_a_landing_folder_is_set(monkeypatch, tmp_path):
+    from dagster import DefaultSensorStatus
+
+    url = WarehouseUrl.parse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    monkeypatch.delenv("SPENDWISE_LANDING_DIR", raising=False)
+    assert build_landing_sensor(url).default_status == DefaultSensorStatus.STOPPED
+    with instance_for_test() as instance:
+        assert "SPENDWISE_LANDING_DIR is not set" in evaluate_unset(url, instance)
+    monkeypatch.setenv("SPENDWISE_LANDING_DIR", str(tmp_path / "landing"))
+    assert build_landing_sensor(url).default_status == DefaultSensorStatus.RUNNING
+
+
+def evaluate_unset(url: WarehouseUrl, instance) -> str:
+    sensor_def = build_landing_sensor(url)
+    return sensor_def(build_sensor_context(instance=instance, sensor_name=sensor_def.name)).skip_message
