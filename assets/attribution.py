@@ -51,7 +51,7 @@ def attribution(context: AssetExecutionContext, config: AttributionConfig, wareh
         warehouse.read_sql(
             "select campaign_id, channel, sum(spend) as spend from analytics.fct_campaign_daily group by campaign_id, channel"
         ),
-        warehouse.read_table("analytics", "dim_campaign", ["campaign_id", "campaign_name"]),
+        warehouse.read_table("analytics", "dim_campaign", ["channel", "campaign_id", "campaign_name"]),
         markov_order=config.markov_order, n_bootstrap=config.n_bootstrap, ci=config.ci, seed=config.seed,
     )
     channels = {"channels": sorted(tables.channel["channel"].unique())}

@@ -452,7 +452,7 @@ def _fct_revenue_daily(rules: _Rules, expected_days: int | None = None) -> None:
 
 _BUILDERS: dict[str, Callable[..., None]] = {
     "channel_attribution": _attribution(("model", "channel")),
-    "campaign_attribution": _attribution(("model", "campaign_id"), extra=("channel",)),
+    "campaign_attribution": _attribution(("model", "channel", "campaign_id")),
     "campaign_channel_attribution": _attribution(("model", "campaign_id", "channel")),
     "attribution_model_comparison": _attribution_model_comparison,
     "mmm_channel_roas": _mmm_channel_roas,

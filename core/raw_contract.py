@@ -39,6 +39,8 @@ class RawTable:
     name: str
     description: str
     columns: tuple[Column, ...]
+    # At most one row per value of these columns (the dbt source tests declare the same keys).
+    unique_key: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -68,6 +70,8 @@ RAW_TABLES: dict[str, RawTable] = {
                 Column("conversions", "number", required=False, optional=True),
                 Column("revenue", "number", required=False, optional=True),
             ),
+            # A campaign is (channel, campaign_id): ad platforms number campaigns independently.
+            unique_key=("date", "channel", "campaign_id"),
         ),
         RawTable(
             "touchpoints",
@@ -362,6 +366,26 @@ def validate_raw_frame(
     return typed
 
 
+def repeated_keys(table: str, typed: pd.DataFrame, source: str | None = None,
+                  locate: Locator | None = None) -> list[str]:
+    """Rows that share the table's unique key (the dbt source test's rule, checked before loading)."""
+    key = list(RAW_TABLES[table].unique_key)
+    if not key or typed.empty:
+        return []
+    repeated = typed.duplicated(key, keep=False).to_numpy()
+    if not repeated.any():
+        return []
+    first = repeated.nonzero()[0][:3].tolist()
+    labels = (locate or _row_labels)(first)
+    where = ", ".join(labels.get(i, f"row {i + 1}") for i in first)
+    groups = len(typed[repeated].drop_duplicates(key))
+    return [
+        f"{source or table}: {groups} ({', '.join(key)}) combination(s) appear on more than one row ({where}); "
+        f"each campaign (channel, campaign_id) may have one row per day: aggregate the export by date, channel "
+        f"and campaign (sum spend, impressions, clicks, conversions, revenue)"
+    ]
+
+
 # ------------------------------------------------------------------------------------------- files
 
 _SUFFIXES = (".parquet", ".csv", ".csv.gz")
@@ -556,6 +580,7 @@ def read_raw_dir(folder: str | Path) -> dict[str, pd.DataFrame]:
             df, locate, form_problems = _read_file(path, table)
             problems.extend(form_problems)
             frames[table] = validate_raw_frame(table, df, source=path.name, locate=locate)
+            problems.extend(repeated_keys(table, frames[table], source=path.name, locate=locate))
         except RawDataError as exc:
             problems.extend(exc.problems)
         except Exception as exc:  # unreadable file: report it with the others

@@ -115,7 +115,7 @@ def _interval(measure: str, what: str, type_: str = "number") -> tuple[Column, C
 
 _CHANNEL = _c("channel", "text", "marketing channel")
 _MODEL = _c("model", "text", f"attribution model: {', '.join(ATTRIBUTION_MODELS)}")
-_CAMPAIGN = _c("campaign_id", "text", "campaign id as in the ad export")
+_CAMPAIGN = _c("campaign_id", "text", "campaign id as in the ad export; a campaign is (channel, campaign_id)")
 _DATE = _c("date", "date", "day (UTC)")
 _FORECAST_FLAG = _c("is_forecast", "boolean", "false: observed history (bounds equal the value); true: forecast")
 _ATTRIBUTION_MEASURES = (
@@ -134,9 +134,9 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         charts=("attribution_comparison",),
     ),
     Table(
-        "campaign_attribution", "one row per attribution model and campaign", "campaign_attribution",
+        "campaign_attribution", "one row per attribution model and campaign (channel, campaign_id)", "campaign_attribution",
         (_MODEL, _CAMPAIGN, _c("campaign_name", "text", "campaign name, when the export has one", nullable=True),
-         _c("channel", "text", "the campaign's channel"), *_ATTRIBUTION_MEASURES),
+         _c("channel", "text", "the campaign's channel (part of its key: platforms may share campaign ids)"), *_ATTRIBUTION_MEASURES),
     ),
     Table(
         "campaign_channel_attribution", "one row per attribution model, campaign and channel",

@@ -19,7 +19,9 @@ from service.values import Column, TablePage
 
 APPLICATION_NAME = "spendwise-service"
 # Query parameter -> the column it filters on; a filter is refused on tables without that column.
-FILTER_COLUMNS = {"channel": "channel", "model": "model", "date_from": "date", "date_to": "date"}
+FILTER_COLUMNS = {
+    "channel": "channel", "campaign_id": "campaign_id", "model": "model", "date_from": "date", "date_to": "date",
+}
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 MAX_OFFSET = 1_000_000_000
@@ -146,7 +148,7 @@ class WarehouseReader:
                     f"filter {parameter!r} cannot be used on table {table!r}: it has no column {column!r} "
                     f"(columns: {', '.join(names)})",
                 )
-            if parameter in ("channel", "model"):
+            if parameter in ("channel", "campaign_id", "model"):
                 where.append(f"CAST({ident(column)} AS VARCHAR) IN ({', '.join([p] * len(value))})")
                 params.extend(value)
             elif parameter == "date_from":

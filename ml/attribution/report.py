@@ -29,7 +29,7 @@ MEASURES = ["attributed_conversions", "attributed_revenue", "share", "share_lowe
 @dataclass(frozen=True)
 class AttributionTables:
     channel: pd.DataFrame  # one row per model x channel
-    campaign: pd.DataFrame  # one row per model x campaign
+    campaign: pd.DataFrame  # one row per model x campaign (channel, campaign_id), with its name
     campaign_channel: pd.DataFrame  # one row per model x campaign x channel
     comparison: pd.DataFrame  # channels as rows, one share column per model
 
@@ -139,7 +139,7 @@ def build_attribution_tables(
     buckets: `attribution_credit_buckets` (model, bucket, campaign_id, channel, conversions, revenue).
     paths: `conversion_paths` (path, conversions, conversion_value, nulls).
     campaign_spend: spend per campaign and channel over the reporting period (campaign_id, channel, spend).
-    campaign_names: optional (campaign_id, campaign_name).
+    campaign_names: optional (channel, campaign_id, campaign_name).
     """
     if buckets.empty or paths.empty:
         raise ValueError(
@@ -151,25 +151,25 @@ def build_attribution_tables(
         raise ValueError(f"attribution_credit_buckets has unknown models {unknown}; expected {RULE_BASED_MODELS}")
     kwargs = dict(n_bootstrap=n_bootstrap, ci=ci, seed=seed)
     rule_channel = bucket_shares(buckets, ["channel"], **kwargs)
+    # A campaign is (channel, campaign_id): platforms number campaigns independently, so one id may
+    # name a campaign on two channels, and every campaign merge below keys by both.
     rule_cc = bucket_shares(buckets, ["campaign_id", "channel"], **kwargs)
-    rule_campaign = bucket_shares(buckets, ["campaign_id"], **kwargs)
 
     dd_channel = _data_driven_channel_credit(paths, markov_order=markov_order, **kwargs)
     linear_cc = rule_cc[rule_cc["model"] == "linear"]
     dd_cc = _split_to_campaigns(dd_channel, linear_cc)
-    dd_campaign = dd_cc.groupby(["model", "campaign_id"], as_index=False)[MEASURES].sum()
 
     channel = _with_spend(pd.concat([rule_channel, dd_channel], ignore_index=True), campaign_spend, ["channel"])
     campaign_channel = _with_spend(
         pd.concat([rule_cc, dd_cc], ignore_index=True), campaign_spend, ["campaign_id", "channel"]
     )
-    campaign = _with_spend(pd.concat([rule_campaign, dd_campaign], ignore_index=True), campaign_spend, ["campaign_id"])
-    campaign_channel_of = campaign_spend.drop_duplicates("campaign_id").set_index("campaign_id")["channel"]
-    campaign.insert(2, "channel", campaign["campaign_id"].map(campaign_channel_of))
+    campaign = campaign_channel[["model", "campaign_id", "channel", *MEASURES, "spend", "attributed_roas"]].copy()
     # The column is always there (empty without names), so the table keeps one shape for BI.
-    names = (campaign_names.drop_duplicates("campaign_id").set_index("campaign_id")["campaign_name"]
-             if campaign_names is not None else pd.Series(dtype=object))
-    campaign.insert(2, "campaign_name", campaign["campaign_id"].map(names).astype(object))
+    keys = ["channel", "campaign_id"]
+    names = (campaign_names.drop_duplicates(keys)[[*keys, "campaign_name"]] if campaign_names is not None
+             else pd.DataFrame({"channel": [], "campaign_id": [], "campaign_name": []}, dtype=object))
+    named = campaign[keys].merge(names, on=keys, how="left")["campaign_name"]
+    campaign.insert(2, "campaign_name", named.astype(object).where(named.notna(), None).to_numpy())
 
     order = {m: i for i, m in enumerate(ALL_MODELS)}
     for frame in (channel, campaign, campaign_channel):

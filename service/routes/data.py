@@ -70,6 +70,9 @@ def table_data(
     table: str = PathParam(description="published table name",
                            json_schema_extra={"enum": list(registry.served_tables())}),
     channel: list[str] | None = Query(None, description="keep rows of these channels", max_length=MAX_FILTER_VALUES),
+    campaign_id: list[str] | None = Query(
+        None, max_length=MAX_FILTER_VALUES,
+        description="keep rows of these campaign ids (with channel, one campaign: platforms may share ids)"),
     model: list[str] | None = Query(None, description="keep rows of these attribution models",
                                     max_length=MAX_FILTER_VALUES),
     date_from: str | None = Query(None, description="first date, YYYY-MM-DD (inclusive)",
@@ -89,17 +92,18 @@ def table_data(
             400, "unknown_parameter",
             f"unknown query parameter {unknown[0][:40]!r}; allowed: {', '.join(sorted(DATA_PARAMETERS))}",
         )
-    filters = _filters(channel, model, date_from, date_to)
+    filters = _filters(channel, campaign_id, model, date_from, date_to)
     page = reader.table_page(table, filters, limit, offset)
     return _page_response(page, fmt, limit, offset)
 
 
-def _filters(channel: list[str] | None, model: list[str] | None, date_from: str | None,
-             date_to: str | None) -> dict[str, Any]:
+def _filters(channel: list[str] | None, campaign_id: list[str] | None, model: list[str] | None,
+             date_from: str | None, date_to: str | None) -> dict[str, Any]:
     start, end = _parse_date("date_from", date_from), _parse_date("date_to", date_to)
     if start and end and start > end:
         raise ApiError(400, "empty_date_range", f"date_from {start} is after date_to {end}")
-    return {"channel": _filter_values("channel", channel), "model": _filter_values("model", model),
+    return {"channel": _filter_values("channel", channel), "campaign_id": _filter_values("campaign_id", campaign_id),
+            "model": _filter_values("model", model),
             "date_from": start, "date_to": end}
 
 

@@ -39,7 +39,8 @@ def _inputs(seed: int = 0) -> dict[str, pd.DataFrame]:
     paths.loc[0, "conversions"] += int(round(target)) - paths["conversions"].sum()
     paths["conversion_value"] = paths["conversions"] * 80.0
     spend = pd.DataFrame({"campaign_id": list(CAMPAIGNS), "channel": list(CAMPAIGNS.values()), "spend": [1000.0, 800, 100, 300]})
-    names = pd.DataFrame({"campaign_id": list(CAMPAIGNS), "campaign_name": [c.upper() for c in CAMPAIGNS]})
+    names = pd.DataFrame({"channel": list(CAMPAIGNS.values()), "campaign_id": list(CAMPAIGNS),
+                          "campaign_name": [c.upper() for c in CAMPAIGNS]})
     return {"buckets": buckets, "paths": paths, "spend": spend, "names": names}
 
 
@@ -72,6 +73,25 @@ def test_tables_cover_every_model_and_keep_their_invariants():
     assert roas["attributed_roas"] == pytest.approx(roas["attributed_revenue"] / 1300.0)
     outcomes = check_attribution(tables, observed_conversions=float(inp["paths"]["conversions"].sum()))
     assert [o.name for o in outcomes if not o.passed] == []
+
+
+def test_campaigns_sharing_an_id_on_two_channels_stay_apart():
+    """Platforms number campaigns independently: ('search', 'pai-00') and ('social', 'pai-00') are two campaigns."""
+    inp = _inputs()
+    shared = {"c_search": "pai-00", "c_social": "pai-00"}
+    inp["buckets"]["campaign_id"] = inp["buckets"]["campaign_id"].replace(shared)
+    inp["spend"]["campaign_id"] = inp["spend"]["campaign_id"].replace(shared)
+    inp["names"]["campaign_id"] = inp["names"]["campaign_id"].replace(shared)
+    tables = build_attribution_tables(inp["buckets"], inp["paths"], inp["spend"], inp["names"], n_bootstrap=20)
+    linear = tables.campaign[tables.campaign["model"] == "linear"].set_index(["channel", "campaign_id"])
+    assert linear.index.is_unique and len(linear) == len(CAMPAIGNS)
+    assert linear.loc[("search", "pai-00"), "spend"] == 1000.0
+    assert linear.loc[("social", "pai-00"), "spend"] == 800.0
+    assert linear.loc[("search", "pai-00"), "campaign_name"] == "C_SEARCH"
+    assert linear.loc[("social", "pai-00"), "campaign_name"] == "C_SOCIAL"
+    for model, part in tables.campaign.groupby("model"):
+        assert part["share"].sum() == pytest.approx(1.0, abs=1e-9), model
+        assert not part.duplicated(["channel", "campaign_id"]).any(), model
 
 
 def test_each_check_fails_on_the_input_it_guards():

@@ -290,3 +290,24 @@ def test_absent_optional_columns_reach_the_warehouse_as_null_columns(duckdb_url)
     assert list(ads.columns) == RAW_TABLES["ad_performance_daily"].column_names
     assert ads[OPTIONAL["ad_performance_daily"]].isna().all().all()
     assert wh.read_table("raw", "touchpoints")[OPTIONAL["touchpoints"]].isna().all().all()
+
+
+def test_a_campaign_is_channel_and_campaign_id_and_has_one_row_per_day(tmp_path):
+    """Platforms number campaigns independently: one id on two channels is two campaigns, not a duplicate."""
+    tables = _good_tables()
+    ads = pd.DataFrame({
+        "date": ["2025-03-01", "2025-03-01", "2025-03-02"], "channel": ["search", "social", "search"],
+        "campaign_id": ["pai-00", "pai-00", "pai-00"], "impressions": [10, 20, 30], "clicks": [1, 2, 3],
+        "spend": [1.0, 2.0, 3.0],
+    })
+    tables["ad_performance_daily"] = ads
+    frames = read_raw_dir(_write(tmp_path / "ok", tables))
+    assert len(frames["ad_performance_daily"]) == 3
+
+    tables["ad_performance_daily"] = pd.concat([ads, ads.iloc[[1]]], ignore_index=True)
+    with pytest.raises(RawDataError) as err:
+        read_raw_dir(_write(tmp_path / "dup", tables))
+    message = str(err.value)
+    assert ("ad_performance_daily.csv: 1 (date, channel, campaign_id) combination(s) appear on more than one row "
+            "(line 3, line 5)") in message
+    assert "aggregate the export by date, channel and campaign" in message

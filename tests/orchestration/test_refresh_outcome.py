@@ -12,7 +12,7 @@ import pytest
 from orchestration.check_words import explain_test, load_manifest
 from orchestration.refresh import CheckEvaluation, RefreshOutcome, _run_lines
 
-DUPLICATE_TEST = "source_unique_combination_raw_ad_performance_daily_date__campaign_id"
+DUPLICATE_TEST = "source_unique_combination_raw_ad_performance_daily_date__channel__campaign_id"
 
 
 def _stale(table: str) -> CheckEvaluation:
@@ -43,7 +43,7 @@ def test_warnings_alone_are_ok_and_listed_as_warnings():
 
 def test_a_blocking_error_check_or_a_failed_step_is_a_failure():
     error = CheckEvaluation(asset="raw/ad_performance_daily", name=DUPLICATE_TEST, passed=False, blocking=True,
-                            severity="ERROR", explanation="ad_performance_daily has 3 (date, campaign_id) ...")
+                            severity="ERROR", explanation="ad_performance_daily has 3 (date, channel, campaign_id) ...")
     outcome = _outcome(_stale("touchpoints"), error, success=False, failed_steps=("spendwise_dbt_models",))
     assert not outcome.ok
     assert outcome.failures == [error] and [c.name for c in outcome.warnings] == ["touchpoints_volume_and_freshness"]
@@ -64,8 +64,8 @@ def test_contract_tests_read_in_words(dbt_manifest):
     manifest = load_manifest(Path(dbt_manifest))
     ids = {n["name"]: uid for uid, n in manifest["nodes"].items() if n["resource_type"] == "test"}
     assert explain_test(manifest, ids[DUPLICATE_TEST], 1460) == (
-        "ad_performance_daily has 1,460 (date, campaign_id) combinations that appear on more than one row; "
-        "each campaign may have one row per day: aggregate the export by date and campaign "
+        "ad_performance_daily has 1,460 (date, channel, campaign_id) combinations that appear on more than one row; "
+        "each campaign (channel, campaign_id) may have one row per day: aggregate the export by date, channel and campaign "
         "(sum spend, impressions, clicks, conversions, revenue)"
     )
     # declared without words: a generic sentence from the test's kind and arguments
@@ -174,7 +174,7 @@ def test_refresh_with_repeated_campaign_days_names_the_rule_in_words_and_exits_1
     out = proc.stdout
     assert proc.returncode == 1, out[-3000:] + proc.stderr[-3000:]
     assert (f"FAILED [blocking] raw/ad_performance_daily :: {DUPLICATE_TEST}: ad_performance_daily has 7 "
-            "(date, campaign_id) combinations that appear on more than one row; each campaign may have one row "
-            "per day: aggregate the export by date and campaign") in out, out[-3000:]
+            "(date, channel, campaign_id) combinations that appear on more than one row; each campaign "
+            "(channel, campaign_id) may have one row per day: aggregate the export by date, channel and campaign") in out, out[-3000:]
     assert out.index("Warnings (") < out.index("Failures (")
     assert "Result: not everything was published; exit code 1" in out

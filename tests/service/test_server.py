@@ -285,6 +285,24 @@ def test_dates_booleans_integers_and_infinity(site):
     assert diagnostics["r2"]["value"] == 0.91
 
 
+def test_channel_and_campaign_id_select_one_campaign(tmp_path):
+    """Platforms number campaigns independently: campaign_id alone may match two campaigns."""
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    campaigns = pd.DataFrame({
+        "model": "linear", "campaign_id": ["pai-00", "pai-00", "pai-01"], "campaign_name": ["A", "B", "C"],
+        "channel": ["paid_search", "paid_social", "paid_search"], "attributed_conversions": [5.0, 3.0, 2.0],
+        "attributed_revenue": [50.0, 30.0, 20.0], "share": [0.5, 0.3, 0.2], "share_lower": [0.4, 0.2, 0.1],
+        "share_upper": [0.6, 0.4, 0.3], "spend": [100.0, 70.0, 10.0], "attributed_roas": [0.5, 30 / 70, 2.0],
+    })
+    WarehouseClient(url).publish_tables({"campaign_attribution": campaigns}, run_id=RUN_ID, generated_at=GENERATED_AT)
+    settings = settings_for(url, tmp_path / "charts", tmp_path / "dagster_home")
+    with LiveServer(create_app(settings, refresh_launcher=refusing_launcher)) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            assert len(_rows(client, "campaign_attribution", campaign_id="pai-00")) == 2
+            rows = _rows(client, "campaign_attribution", campaign_id="pai-00", channel="paid_social")
+            assert [(r["channel"], r["campaign_id"], r["spend"]) for r in rows] == [("paid_social", "pai-00", 70.0)]
+
+
 def test_filters_channel_model_and_inclusive_dates(site):
     client, frames = site["client"], site["frames"]
     rows = _rows(client, "channel_attribution", channel="search")

@@ -6,14 +6,17 @@ ads as (
 
 ),
 
+-- A campaign is (channel, campaign_id): ad platforms number their campaigns independently, so two
+-- channels may both have a campaign 'pai-00'.
 latest_name as (
 
-    select campaign_id, campaign_name
+    select channel, campaign_id, campaign_name
     from (
         select
+            channel,
             campaign_id,
             campaign_name,
-            row_number() over (partition by campaign_id order by date_day desc) as recency
+            row_number() over (partition by channel, campaign_id order by date_day desc) as recency
         from ads
     ) as ranked
     where recency = 1
@@ -23,9 +26,8 @@ latest_name as (
 activity as (
 
     select
+        channel,
         campaign_id,
-        min(channel) as channel,
-        count(distinct channel) as channel_count,
         min(date_day) as first_date,
         max(date_day) as last_date,
         count(distinct case when spend > 0 then date_day end) as active_days,
@@ -33,15 +35,14 @@ activity as (
         cast(sum(impressions) as {{ dbt.type_bigint() }}) as total_impressions,
         cast(sum(clicks) as {{ dbt.type_bigint() }}) as total_clicks
     from ads
-    group by campaign_id
+    group by channel, campaign_id
 
 )
 
 select
+    activity.channel,
     activity.campaign_id,
     latest_name.campaign_name,
-    activity.channel,
-    activity.channel_count,
     activity.first_date,
     activity.last_date,
     activity.active_days,
@@ -50,4 +51,5 @@ select
     activity.total_clicks
 from activity
 inner join latest_name
-    on latest_name.campaign_id = activity.campaign_id
+    on latest_name.channel = activity.channel
+    and latest_name.campaign_id = activity.campaign_id
