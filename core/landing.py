@@ -24,7 +24,7 @@ from core.raw_contract import (
 )
 from core.refresh_lock import RefreshInProgress, RefreshLock, describe_holder
 from core.settings import RAW_SCHEMA, WarehouseUrl
-from core.warehouse import WarehouseBusy, WarehouseClient, WarehouseLockTimeout, lock_timeout_seconds
+from core.warehouse import WarehouseBusy, WarehouseClient, WarehouseLockTimeout
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,31 +156,21 @@ def merge_raw_tables(warehouse: WarehouseClient, frames: Mapping[str, pd.DataFra
         return '"' + name.replace('"', '""') + '"'
 
     token = uuid.uuid4().hex[:8]
-    with warehouse.connect() as con:
-        warehouse.begin(con)
-        try:
-            if warehouse.kind == "postgres":
-                # A BI session idling in a transaction must not stall the merge for ever.
-                warehouse.execute(con, f"SET LOCAL lock_timeout = {round(lock_timeout_seconds() * 1000):d}")
-            warehouse.execute(con, f"CREATE SCHEMA IF NOT EXISTS {q(RAW_SCHEMA)}")
-            for table, df in frames.items():
-                target = f"{q(RAW_SCHEMA)}.{q(table)}"
-                staging_name = f"{table}{_STAGING}_{token}"
-                staging = f"{q(RAW_SCHEMA)}.{q(staging_name)}"
-                warehouse.load_frame(con, df, RAW_SCHEMA, staging_name)
-                if not warehouse.columns(con, RAW_SCHEMA, table):
-                    warehouse.execute(con, f"CREATE TABLE {target} AS SELECT * FROM {staging}")
-                else:
-                    match = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in MERGE_KEYS[table])
-                    warehouse.execute(con, f"DELETE FROM {target} t WHERE EXISTS "
-                                           f"(SELECT 1 FROM {staging} s WHERE {match})")
-                    columns = ", ".join(q(c) for c in df.columns)
-                    warehouse.execute(con, f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}")
-                warehouse.execute(con, f"DROP TABLE {staging}")
-            warehouse.commit(con)
-        except BaseException:
-            warehouse.rollback(con)
-            raise
+    with warehouse.write_transaction(RAW_SCHEMA) as con:
+        for table, df in frames.items():
+            target = f"{q(RAW_SCHEMA)}.{q(table)}"
+            staging_name = f"{table}{_STAGING}_{token}"
+            staging = f"{q(RAW_SCHEMA)}.{q(staging_name)}"
+            warehouse.load_frame(con, df, RAW_SCHEMA, staging_name)
+            if not warehouse.columns(con, RAW_SCHEMA, table):
+                warehouse.execute(con, f"CREATE TABLE {target} AS SELECT * FROM {staging}")
+            else:
+                match = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in MERGE_KEYS[table])
+                warehouse.execute(con, f"DELETE FROM {target} t WHERE EXISTS "
+                                       f"(SELECT 1 FROM {staging} s WHERE {match})")
+                columns = ", ".join(q(c) for c in df.columns)
+                warehouse.execute(con, f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}")
+            warehouse.execute(con, f"DROP TABLE {staging}")
     return {table: len(df) for table, df in frames.items()}
 
 

@@ -406,6 +406,23 @@ class WarehouseClient:
             f"{LOCK_TIMEOUT_ENV} sets how long a write waits."
         )
 
+    @contextlib.contextmanager
+    def write_transaction(self, schema: str) -> Iterator[object]:
+        """One connection in one transaction for a writer: lock waits bounded on PostgreSQL (a BI
+        session idling in a transaction must not stall it for ever), `schema` created; committed on
+        success, rolled back on any exception."""
+        with self.connect() as con:
+            self.begin(con)
+            try:
+                if self.kind == "postgres":
+                    self.execute(con, f"SET LOCAL lock_timeout = {round(self._lock_timeout_s() * 1000):d}")
+                self.execute(con, f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
+                yield con
+                self.commit(con)
+            except BaseException:
+                self.rollback(con)
+                raise
+
     def _lock_timeout_s(self) -> float:
         return self.lock_timeout if self.lock_timeout is not None else lock_timeout_seconds()
 
@@ -528,23 +545,12 @@ class WarehouseClient:
             prepared[table] = _normalise_frame(df)
 
         token = uuid.uuid4().hex[:8]
-        lock_timeout_ms = round(self._lock_timeout_s() * 1000)
-        with self.connect() as con:
-            self.begin(con)
-            try:
-                if self.kind == "postgres":
-                    # A BI session idling in a transaction must not stall the publication for ever.
-                    self.execute(con, f"SET LOCAL lock_timeout = {lock_timeout_ms:d}")
-                self.execute(con, f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
-                for table, df in prepared.items():
-                    staging = f"{table}{_STAGING_SUFFIX}_{token}"
-                    self.load_frame(con, df, schema, staging)
-                    self.swap_in(con, schema, staging, table, cascade=schema == RAW_SCHEMA)
-                for table in drop:
-                    with self._bounded_lock_wait(con, schema, table, "access exclusive"):
-                        self.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
-                self.commit(con)
-            except BaseException:
-                self.rollback(con)
-                raise
+        with self.write_transaction(schema) as con:
+            for table, df in prepared.items():
+                staging = f"{table}{_STAGING_SUFFIX}_{token}"
+                self.load_frame(con, df, schema, staging)
+                self.swap_in(con, schema, staging, table, cascade=schema == RAW_SCHEMA)
+            for table in drop:
+                with self._bounded_lock_wait(con, schema, table, "access exclusive"):
+                    self.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
         return [PublishedTable(schema, t, len(df), tuple(df.columns)) for t, df in prepared.items()]
