@@ -1,10 +1,11 @@
 """Dagster assets and asset checks, one module per domain; thin wrappers around ml/ and charts/."""
 
 from assets.attribution import attribution
+from assets.channel_checks import CHANNEL_CHECKS
 from assets.charts import chart_assets
 from assets.forecasts import channel_forecasts
 from assets.media_mix import budget_recommendation, media_mix_model
 from assets.quality_gates import QUALITY_CHECKS
 
 ASSETS: list = [attribution, media_mix_model, budget_recommendation, channel_forecasts, *chart_assets]
-ASSET_CHECKS: list = [*QUALITY_CHECKS]
+ASSET_CHECKS: list = [*QUALITY_CHECKS, *CHANNEL_CHECKS]

@@ -550,8 +550,10 @@ def _find_files(folder: Path, table: str) -> list[Path]:
     return [folder / f"{table}{suffix}" for suffix in _SUFFIXES if (folder / f"{table}{suffix}").exists()]
 
 
-def read_raw_dir(folder: str | Path) -> dict[str, pd.DataFrame]:
-    """Read and validate `<table>.csv|.csv.gz|.parquet` for every raw table in `folder`.
+def read_raw_dir(folder: str | Path, *, channels: bool = False) -> dict[str, pd.DataFrame]:
+    """Read and validate `<table>.csv|.csv.gz|.parquet` for every raw table in `folder`; with
+    `channels`, also the optional `channels.csv` (as `channel_metadata` and `channel_aliases`, empty
+    without the file).
 
     Every file is checked (size, columns, values) before the error lists all problems at once.
     """
@@ -585,6 +587,138 @@ def read_raw_dir(folder: str | Path) -> dict[str, pd.DataFrame]:
             problems.extend(exc.problems)
         except Exception as exc:  # unreadable file: report it with the others
             problems.append(f"{path.name}: cannot be read: {exc}")
+    channels_csv = folder / CHANNELS_FILE
+    if channels and channels_csv.exists():
+        try:
+            frames.update(read_channels_csv(channels_csv))
+        except RawDataError as exc:
+            problems.extend(exc.problems)
+    elif channels:
+        frames.update(channel_tables())
+    if problems:
+        raise RawDataError(problems)
+    return frames
+
+
+# ------------------------------------------------------------------------------------------- channels
+
+# Optional metadata the user supplies with the data: `channels.csv` in the load folder. Channels are
+# those present in the ad export and the touchpoints; this file only names their group, whether they
+# are paid, and the other names (aliases) under which the same channel appears in either file.
+CHANNELS_FILE = "channels.csv"
+CHANNEL_COLUMNS = ("channel", "channel_group", "is_paid", "description", "aliases")
+CHANNEL_TABLES: dict[str, str] = {
+    "channel_metadata": "Channel group, paid or not and description per channel (channels.csv; empty without it).",
+    "channel_aliases": "Other names of a channel in the ad export or the touchpoints (channels.csv; empty without it).",
+}
+_TRUE = ("true", "t", "yes", "y", "1")
+_FALSE = ("false", "f", "no", "n", "0")
+
+
+def channel_name(value: object) -> str:
+    """A channel as the pipeline compares it: trimmed and lower-cased (the staging models do the same)."""
+    return str(value).strip().lower()
+
+
+def channel_tables(records: Iterable[Mapping[str, object]] = ()) -> dict[str, pd.DataFrame]:
+    """`channel_metadata` and `channel_aliases` from channels.csv-like records (none: both empty).
+
+    Records are dicts with `channel` and optionally `channel_group`, `is_paid` (bool or None),
+    `description` and `aliases` (a list of names). Raises `RawDataError` on a channel listed twice or
+    an alias that would map to two channels.
+    """
+    return _channel_frames([(None, dict(r)) for r in records], CHANNELS_FILE)
+
+
+def _channel_frames(rows: list[tuple[int | None, dict]], source: str) -> dict[str, pd.DataFrame]:
+    import pandas as pd
+
+    problems: list[str] = []
+    where = lambda line: f"line {line}" if line is not None else "a record"  # noqa: E731
+    owner: dict[str, tuple[str, int | None]] = {}  # every name (channel or alias) -> its channel, line
+    metadata, aliases = [], []
+    for line, row in rows:
+        channel = channel_name(row.get("channel") or "")
+        if not channel:
+            problems.append(f"{source}: {where(line)}: 'channel' is empty")
+            continue
+        if channel in owner and owner[channel][0] == channel:
+            problems.append(f"{source}: {where(line)}: channel {channel!r} is listed twice "
+                            f"(first on {where(owner[channel][1])}): keep one line per channel")
+            continue
+        names = [channel_name(a) for a in (row.get("aliases") or []) if channel_name(a)]
+        for name in dict.fromkeys([channel, *names]):
+            if name in owner and owner[name][0] != channel:
+                other, other_line = owner[name]
+                problems.append(
+                    f"{source}: {where(line)}: {name!r} would map to channel {channel!r} and to channel "
+                    f"{other!r} ({where(other_line)}): a name can belong to one channel only"
+                )
+                continue
+            owner[name] = (channel, line)
+            if name != channel:
+                aliases.append((name, channel))
+        metadata.append((channel, row.get("channel_group"), row.get("is_paid"), row.get("description")))
+    if problems:
+        raise RawDataError(problems)
+    text = pd.StringDtype("pyarrow", na_value=float("nan"))
+    meta = pd.DataFrame(metadata, columns=["channel", "channel_group", "is_paid", "description"])
+    return {
+        "channel_metadata": pd.DataFrame({
+            "channel": meta["channel"].astype(text),
+            "channel_group": meta["channel_group"].astype(text),
+            "is_paid": meta["is_paid"].astype("boolean"),
+            "description": meta["description"].astype(text),
+        }),
+        "channel_aliases": pd.DataFrame(aliases, columns=["alias", "channel"]).astype(text),
+    }
+
+
+def read_channels_csv(path: str | Path) -> dict[str, pd.DataFrame]:
+    """Validate channels.csv (columns channel, channel_group, is_paid, description, aliases; aliases
+    separated by `|`) and return `channel_metadata` and `channel_aliases`; problems name their line."""
+    path = Path(path)
+    problems: list[str] = []
+    rows: list[tuple[int | None, dict]] = []
+    try:
+        records = list(_csv_records(path))
+    except (csv.Error, OSError, UnicodeDecodeError) as exc:
+        raise RawDataError([f"{path.name}: cannot be read: {exc}"]) from None
+    records = [(line, r) for line, r in records if not _is_blank(r)]
+    if not records:
+        raise RawDataError([f"{path.name}: is empty; expected a header with {list(CHANNEL_COLUMNS)}"])
+    header = [h.strip().lower() for h in records[0][1]]
+    unknown = [h for h in header if h not in CHANNEL_COLUMNS]
+    if unknown:
+        problems.append(f"{path.name}: line {records[0][0]}: unknown column(s) {unknown}; "
+                        f"the columns are {list(CHANNEL_COLUMNS)} (all but 'channel' may be left out)")
+    if "channel" not in header:
+        problems.append(f"{path.name}: line {records[0][0]}: no 'channel' column; found {header}")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        problems.append(f"{path.name}: line {records[0][0]}: column(s) {repeated} appear twice")
+    if problems:
+        raise RawDataError(problems)
+    for line, record in records[1:]:
+        if len(record) != len(header):
+            problems.append(f"{path.name}: line {line}: {len(record)} field(s), the header has {len(header)}")
+            continue
+        row = {h: (v.strip() or None) for h, v in zip(header, record)}
+        paid = row.get("is_paid")
+        if paid is not None:
+            if paid.lower() in _TRUE:
+                row["is_paid"] = True
+            elif paid.lower() in _FALSE:
+                row["is_paid"] = False
+            else:
+                problems.append(f"{path.name}: line {line}: is_paid {paid!r} is not true/false")
+                continue
+        row["aliases"] = (row.get("aliases") or "").split("|")
+        rows.append((line, row))
+    try:
+        frames = _channel_frames(rows, path.name)
+    except RawDataError as exc:
+        problems.extend(exc.problems)
     if problems:
         raise RawDataError(problems)
     return frames
@@ -598,16 +732,23 @@ def replace_raw_tables(
 ):
     """Validate and swap in all raw tables (plus `extra` ones, e.g. ground truth) in one transaction.
 
+    The channel tables (`channel_metadata`, `channel_aliases`) come from `frames` when given there
+    (see `read_channels_csv`, `channel_tables`) and are written empty otherwise.
+
     `drop_ground_truth` removes demo `ground_truth_*` tables in the same transaction, so a user's
     own data is never reported against the demo's truth.
     """
     missing = [name for name in RAW_TABLES if name not in frames]
     if missing:
         raise RawDataError([f"raw tables {missing} are missing: all of {list(RAW_TABLES)} are replaced together"])
-    typed = {name: validate_raw_frame(name, df) for name, df in frames.items()}
+    typed = {name: validate_raw_frame(name, df) for name, df in frames.items() if name in RAW_TABLES}
+    # Always written (empty without channels.csv), so the dbt sources exist.
+    channels = {name: frames[name] for name in CHANNEL_TABLES if name in frames}
+    typed.update({**channel_tables(), **channels})
     typed.update(dict(extra or {}))
     drop = []
     if drop_ground_truth:
         existing = warehouse.row_counts(RAW_SCHEMA)
         drop = [name for name in existing if name.startswith("ground_truth_")]
-    return warehouse.publish_tables(typed, schema=RAW_SCHEMA, stamp=False, drop=drop)
+    # Raw tables were refused above when empty; the channel tables may be (no channels.csv).
+    return warehouse.publish_tables(typed, schema=RAW_SCHEMA, stamp=False, drop=drop, allow_empty=True)

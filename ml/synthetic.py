@@ -14,10 +14,24 @@ import pandas as pd
 import pyarrow as pa
 from scipy.signal import lfilter
 
-__all__ = ["CHANNELS", "INTERACTIONS", "DemoDataset", "generate_demo_data", "true_roas"]
+__all__ = ["CHANNELS", "CHANNEL_METADATA", "INTERACTIONS", "DemoDataset", "generate_demo_data", "true_roas"]
 
 CHANNELS: tuple[str, ...] = (
     "search", "social", "display", "video", "email", "affiliate", "shopping", "podcast",
+)
+# The demo's channels.csv: group, paid or not, and description per channel (no aliases).
+CHANNEL_METADATA: tuple[dict, ...] = tuple(
+    {"channel": c, "channel_group": g, "is_paid": paid, "description": d}
+    for c, g, paid, d in (
+        ("search", "performance", True, "Paid search ads (brand and generic keywords)"),
+        ("shopping", "performance", True, "Product listing / shopping ads"),
+        ("social", "awareness", True, "Paid social feeds and stories"),
+        ("display", "awareness", True, "Programmatic display banners"),
+        ("video", "awareness", True, "Online video pre-roll and connected TV"),
+        ("podcast", "awareness", True, "Podcast host-read ads"),
+        ("affiliate", "performance", True, "Affiliate and partner referrals (commission)"),
+        ("email", "owned", False, "Owned email newsletters and lifecycle flows"),
+    )
 )
 INTERACTIONS: tuple[str, ...] = (
     "impression", "click", "visit", "email_open", "email_click", "video_view",

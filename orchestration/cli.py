@@ -77,13 +77,14 @@ def _while_no_refresh_runs(command: str, action):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ml.synthetic import generate_demo_data
-    from core.raw_contract import RAW_TABLES
+    from ml.synthetic import CHANNEL_METADATA, generate_demo_data
+    from core.raw_contract import RAW_TABLES, channel_tables
 
     started = time.perf_counter()
     data = generate_demo_data(scale=args.scale, seed=args.seed, end=args.end, days=args.days)
     tables = data.tables()
-    core = {name: tables[name] for name in RAW_TABLES}
+    # The demo's channel metadata is written as a user's channels.csv would be.
+    core = {**{name: tables[name] for name in RAW_TABLES}, **channel_tables(CHANNEL_METADATA)}
     truth = {name: df for name, df in tables.items() if name not in RAW_TABLES}
     published = _write_raw_tables("demo", core, extra=truth)
     if isinstance(published, int):
@@ -98,7 +99,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from core.raw_contract import RawDataError, read_raw_dir
 
     try:
-        frames = read_raw_dir(args.folder)
+        frames = read_raw_dir(args.folder, channels=True)  # channels.csv too
     except RawDataError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_RAW_DATA_REJECTED

@@ -8,7 +8,9 @@ import sys
 import pandas as pd
 import pytest
 
-from core.raw_contract import RAW_TABLES, RawDataError, read_raw_dir, replace_raw_tables, validate_raw_frame
+from core.raw_contract import (
+    RAW_TABLES, RawDataError, channel_tables, read_channels_csv, read_raw_dir, replace_raw_tables, validate_raw_frame,
+)
 from assets.resources import Warehouse
 
 
@@ -94,7 +96,8 @@ def test_replacement_is_atomic_and_drops_demo_truth(tmp_path):
     frames = read_raw_dir(_write(tmp_path / "in", good))
     frames["touchpoints"] = frames["touchpoints"].iloc[:2]
     replace_raw_tables(wh, frames, drop_ground_truth=True)
-    assert wh.row_counts("raw") == {"ad_performance_daily": 2, "conversions": 1, "touchpoints": 2}
+    assert wh.row_counts("raw") == {"ad_performance_daily": 2, "conversions": 1, "touchpoints": 2,
+                                    "channel_metadata": 0, "channel_aliases": 0}
 
 
 def test_cli_load_exits_2_with_the_message_and_leaves_the_warehouse_untouched(tmp_path):
@@ -109,7 +112,8 @@ def test_cli_load_exits_2_with_the_message_and_leaves_the_warehouse_untouched(tm
     )
     assert proc.returncode == 2
     assert "ad_performance_daily.csv: column 'clicks': 1 row(s) are not whole numbers" in proc.stderr
-    assert Warehouse(url=url).row_counts("raw") == {"ad_performance_daily": 2, "conversions": 1, "touchpoints": 3}
+    assert Warehouse(url=url).row_counts("raw") == {"ad_performance_daily": 2, "conversions": 1, "touchpoints": 3,
+                                                   "channel_metadata": 0, "channel_aliases": 0}
     ok = subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "load", str(_write(tmp_path / "ok", _good_tables(), "parquet"))],
         capture_output=True, text=True, env=env,
@@ -311,3 +315,58 @@ def test_a_campaign_is_channel_and_campaign_id_and_has_one_row_per_day(tmp_path)
     assert ("ad_performance_daily.csv: 1 (date, channel, campaign_id) combination(s) appear on more than one row "
             "(line 3, line 5)") in message
     assert "aggregate the export by date, channel and campaign" in message
+
+
+def test_channels_csv_gives_metadata_and_aliases_trimmed_and_lower_cased(tmp_path):
+    tables = _good_tables()
+    folder = _write(tmp_path / "in", tables)
+    (folder / "channels.csv").write_text(
+        "channel,channel_group,is_paid,description,aliases\n"
+        "Paid_Search ,performance,true,Search ads,google_ads| CPC \n"
+        "newsletter,owned,no,,\n"
+    )
+    frames = read_raw_dir(folder, channels=True)
+    meta = frames["channel_metadata"].set_index("channel")
+    assert meta.loc["paid_search", "channel_group"] == "performance" and meta.loc["paid_search", "is_paid"]
+    assert not meta.loc["newsletter", "is_paid"] and pd.isna(meta.loc["newsletter", "description"])
+    assert sorted(map(tuple, frames["channel_aliases"].to_numpy().tolist())) == [
+        ("cpc", "paid_search"), ("google_ads", "paid_search")]
+
+
+def test_without_channels_csv_the_channel_tables_are_written_empty(tmp_path):
+    frames = read_raw_dir(_write(tmp_path / "in", _good_tables()), channels=True)
+    assert frames["channel_metadata"].empty and frames["channel_aliases"].empty
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    replace_raw_tables(Warehouse(url=url), {n: frames[n] for n in RAW_TABLES})
+    counts = Warehouse(url=url).row_counts("raw")
+    assert counts["channel_metadata"] == 0 and counts["channel_aliases"] == 0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("channel,group,aliases\nsearch,x,\n",
+     "channels.csv: line 1: unknown column(s) ['group']; the columns are ['channel', 'channel_group', 'is_paid', "
+     "'description', 'aliases']"),
+    ("channel,aliases\nsearch,\nsocial,\nSEARCH,\n",
+     "channels.csv: line 4: channel 'search' is listed twice (first on line 2): keep one line per channel"),
+    ("channel,aliases\nsearch,cpc\nnewsletter,cpc|mail\n",
+     "channels.csv: line 3: 'cpc' would map to channel 'newsletter' and to channel 'search' (line 2): "
+     "a name can belong to one channel only"),
+    ("channel,is_paid\nsearch,maybe\n", "channels.csv: line 2: is_paid 'maybe' is not true/false"),
+    ("channel_group\nx\n", "channels.csv: line 1: no 'channel' column"),
+])
+def test_channels_csv_problems_name_their_line(tmp_path, text, expected):
+    folder = _write(tmp_path / "in", _good_tables())
+    (folder / "channels.csv").write_text(text)
+    with pytest.raises(RawDataError) as err:
+        read_raw_dir(folder, channels=True)
+    assert expected in str(err.value)
+    with pytest.raises(RawDataError):
+        read_channels_csv(folder / "channels.csv")
+
+
+def test_channel_tables_from_records_use_the_same_rules():
+    frames = channel_tables([{"channel": "search", "channel_group": "performance", "is_paid": True,
+                              "aliases": ["google_ads"]}])
+    assert frames["channel_aliases"].to_dict("records") == [{"alias": "google_ads", "channel": "search"}]
+    with pytest.raises(RawDataError, match="listed twice"):
+        channel_tables([{"channel": "search"}, {"channel": "search"}])

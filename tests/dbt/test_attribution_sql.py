@@ -25,9 +25,8 @@ from tests.conftest import load_demo
 pytestmark = pytest.mark.slow
 
 DBT = str(Path(sys.executable).with_name("dbt"))
-# The seed is selected too: the raw-source contract tests that `+attribution` brings in check
-# channels against it, and a fresh warehouse does not have it yet. conversion_paths feeds ml.attribution.
-SELECT = ["channel_catalog", "+attribution", "conversion_paths"]
+# conversion_paths feeds ml.attribution.
+SELECT = ["+attribution", "conversion_paths"]
 MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based", "w_shaped", "assisted")
 BUCKETS = int(yaml.safe_load((DBT_DIR / "dbt_project.yml").read_text())["vars"]["attribution_bootstrap_buckets"])
 

@@ -25,7 +25,7 @@ from tests.conftest import load_demo
 pytestmark = pytest.mark.slow
 
 DBT = str(Path(sys.executable).with_name("dbt"))
-SELECT = ["channel_catalog", "+fct_channel_daily", "+fct_revenue_daily"]
+SELECT = ["+fct_channel_daily", "+fct_revenue_daily"]
 MACRO = DBT_DIR / "macros" / "tests" / "finite_and_plausible.sql"
 
 

@@ -25,7 +25,7 @@ from tests.conftest import load_demo
 pytestmark = pytest.mark.slow
 
 DBT = str(Path(sys.executable).with_name("dbt"))
-SELECT = ["channel_catalog", "+conversion_paths"]
+SELECT = ["+conversion_paths"]
 WIDE = 10**20  # + n: 21 digits, the same width for every id so that text order is number order
 
 

@@ -217,8 +217,6 @@ CORRUPTIONS = {
         [raw["ad_performance_daily"], raw["ad_performance_daily"].head(5)], ignore_index=True)),
         "source_unique_combination_raw_ad_performance_daily_date__channel__campaign_id"),
     "missing_week": (_drop_a_week, "no_date_gaps_stg_ads__performance_daily_date_day__2"),
-    "channel_renamed_mid_series": (_shift_channel_mid_series,
-                                   "relationships_stg_ads__performance_daily_channel__channel__ref_channel_catalog_"),
     "revenue_in_cents": (lambda raw: raw["conversions"].__setitem__("revenue", raw["conversions"]["revenue"] * 100),
                          "revenue_units_agree"),
     "empty_table": (lambda raw: raw.__setitem__("touchpoints", raw["touchpoints"].iloc[0:0]),
@@ -262,3 +260,26 @@ def test_each_corrupted_input_blocks_the_models_and_keeps_tables_and_charts(refr
         assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}.isdisjoint(KEPT[case])
     else:
         assert {p.name: p.stat().st_mtime_ns for p in charts.glob("*.png")} == charts_before
+
+
+# Channels come from the data, so a renamed channel no longer blocks: the warning says what it saw
+# and how to map it, and the refresh goes on.
+@pytest.mark.parametrize("refreshed", ["duckdb"], indirect=True)
+def test_a_channel_renamed_mid_series_is_a_warning_that_says_how_to_map_it(refreshed, tmp_path):
+    shutil.copyfile(refreshed["url"].removeprefix("duckdb://"), tmp_path / "warehouse.duckdb")
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    wh = Warehouse(url=url)
+    raw = {name: wh.read_table("raw", name) for name in RAW_TABLES}
+    _shift_channel_mid_series(raw)
+    wh.publish_tables(raw, schema="raw", stamp=False)
+    stop = raw["ad_performance_daily"].query("channel == 'social'")["date"].max()
+    with instance_for_test() as instance:
+        result = run_refresh_job(url, instance, tmp_path / "charts")
+    warnings = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
+    assert "channel_names_consistent" in warnings, sorted(warnings)
+    assert warnings["channel_names_consistent"].severity.value == "WARN"
+    described = warnings["channel_names_consistent"].description
+    assert (f"'social' stops on {stop:%Y-%m-%d} and 'meta' starts on {stop + pd.Timedelta(days=1):%Y-%m-%d}: "
+            "if they are one channel, add social to meta's aliases in channels.csv") in described
+    published = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "channel_attribution" in published

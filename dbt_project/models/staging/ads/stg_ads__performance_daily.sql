@@ -6,11 +6,18 @@ source as (
 
 ),
 
+-- channels.csv's aliases: the names under which one channel appears in the ad export or the touchpoints.
+aliases as (
+
+    select * from {{ ref('stg_channels__aliases') }}
+
+),
+
 renamed as (
 
     select
         cast(date as date) as date_day,
-        lower(trim(cast(channel as {{ dbt.type_string() }}))) as channel,
+        coalesce(aliases.channel, lower(trim(cast(source.channel as {{ dbt.type_string() }})))) as channel,
         cast(campaign_id as {{ dbt.type_string() }}) as campaign_id,
         cast(campaign_name as {{ dbt.type_string() }}) as campaign_name,
         cast(impressions as {{ dbt.type_bigint() }}) as impressions,
@@ -22,6 +29,8 @@ renamed as (
         cast(revenue as {{ dbt.type_float() }}) as platform_revenue
 
     from source
+    left join aliases
+        on aliases.alias = lower(trim(cast(source.channel as {{ dbt.type_string() }})))
 
 )
 
