@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.raw_contract import (
+    CHANNEL_TABLES,
+    CHANNELS_FILE,
     MISSING_MARKERS,
     RAW_TABLES,
     FileLimits,
     RawDataError,
+    channel_tables,
+    read_channels_csv,
     read_raw_dir,
     validate_raw_frame,
 )
@@ -99,12 +103,18 @@ def _read_one_file(path: Path, table: str, limits: FileLimits) -> pd.DataFrame:
 def read_drop(drop: str | Path) -> dict[str, pd.DataFrame]:
     """The raw tables a drop holds (any of the three), typed by the contract; RawDataError lists every problem.
 
+    A `channels.csv` in the drop (alone or with raw files) becomes `channel_metadata` and
+    `channel_aliases`, which the merge replaces whole.
+
     A drop with all three files goes through `read_raw_dir` itself; a partial drop has each present
     file checked by the same `validate_raw_frame`. Two files for one table, or none at all, reject it.
     """
     drop = Path(drop)
     found = {t: [drop / f"{t}{s}" for s in _SUFFIXES if (drop / f"{t}{s}").is_file()] for t in RAW_TABLES}
     present = {t: paths for t, paths in found.items() if paths}
+    channels_csv = drop / CHANNELS_FILE
+    if not present and channels_csv.is_file():  # only new channel metadata / aliases
+        return read_channels_csv(channels_csv)
     if not present:
         raise RawDataError([
             f"{drop.name}: holds none of the raw files ({', '.join(f'{t}.csv' for t in RAW_TABLES)}, "
@@ -129,7 +139,14 @@ def read_drop(drop: str | Path) -> dict[str, pd.DataFrame]:
         if problems:
             raise RawDataError(problems)
     problems = []
+    if channels_csv.is_file():
+        try:
+            frames.update(read_channels_csv(channels_csv))
+        except RawDataError as exc:
+            problems.extend(exc.problems)
     for table, df in frames.items():
+        if table not in MERGE_KEYS:
+            continue
         keys = list(MERGE_KEYS[table])
         duplicated = df.duplicated(keys, keep=False)
         if duplicated.any():
@@ -150,14 +167,25 @@ def merge_raw_tables(warehouse: WarehouseClient, frames: Mapping[str, pd.DataFra
 
     Each frame lands in a staging table; rows of the raw table with a key in it are deleted and the
     staged rows inserted (portable SQL for DuckDB and PostgreSQL). A raw table that does not exist
-    yet is created from the drop. Returns the rows merged per table.
+    yet is created from the drop. The channel tables (`channel_metadata`, `channel_aliases`, from a
+    drop's channels.csv) are not merged but replaced whole, as channels.csv is the whole list; a
+    warehouse fed only by drops gets them empty, so the dbt sources exist. Returns the rows merged
+    per table.
     """
     def q(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
     token = uuid.uuid4().hex[:8]
     with warehouse.write_transaction(RAW_SCHEMA) as con:
+        for table, empty in channel_tables().items():
+            given = frames.get(table)
+            if given is None and warehouse.columns(con, RAW_SCHEMA, table):
+                continue  # kept as the last channels.csv left it
+            warehouse.execute(con, f"DROP TABLE IF EXISTS {q(RAW_SCHEMA)}.{q(table)}")
+            warehouse.load_frame(con, empty if given is None else given, RAW_SCHEMA, table)
         for table, df in frames.items():
+            if table in CHANNEL_TABLES:
+                continue
             target = f"{q(RAW_SCHEMA)}.{q(table)}"
             staging_name = f"{table}{_STAGING}_{token}"
             staging = f"{q(RAW_SCHEMA)}.{q(staging_name)}"

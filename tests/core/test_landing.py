@@ -79,6 +79,32 @@ def test_merge_upserts_by_key_in_one_transaction(tmp_path):
     assert not client.table_exists(RAW_SCHEMA, "touchpoints")
 
 
+
+def test_channel_tables_exist_from_the_first_drop_and_a_channels_csv_replaces_them(tmp_path):
+    url = WarehouseUrl.parse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    client = WarehouseClient(url)
+    merge_raw_tables(client, read_drop(write(tmp_path / "one", {
+        "ad_performance_daily.csv": AD_HEADER + "2026-10-01,google_ads,pai-00,100,5,10\n"})))
+    # A warehouse fed only by drops still has the (empty) channel tables the dbt sources read.
+    assert client.read_table(RAW_SCHEMA, "channel_aliases").empty
+    assert list(client.read_table(RAW_SCHEMA, "channel_metadata").columns) == [
+        "channel", "channel_group", "is_paid", "description"]
+    channels = "channel,is_paid,aliases\npaid_search,true,google_ads|cpc\nctv,yes,\n"
+    frames = read_drop(write(tmp_path / "two", {"channels.csv": channels}))
+    assert set(frames) == {"channel_metadata", "channel_aliases"}
+    merge_raw_tables(client, frames)
+    merge_raw_tables(client, frames)  # the whole list again: nothing doubles
+    aliases = client.read_table(RAW_SCHEMA, "channel_aliases").sort_values("alias")
+    assert list(zip(aliases["alias"], aliases["channel"])) == [("cpc", "paid_search"), ("google_ads", "paid_search")]
+    assert sorted(client.read_table(RAW_SCHEMA, "channel_metadata")["channel"]) == ["ctv", "paid_search"]
+    # A later drop without channels.csv keeps them; the ad rows are untouched by a channels-only drop.
+    merge_raw_tables(client, read_drop(write(tmp_path / "three", {
+        "ad_performance_daily.csv": AD_HEADER + "2026-10-02,google_ads,pai-00,100,5,11\n"})))
+    assert len(client.read_table(RAW_SCHEMA, "channel_aliases")) == 2
+    assert len(client.read_table(RAW_SCHEMA, "ad_performance_daily")) == 2
+    with pytest.raises(RawDataError, match="is_paid 'maybe' is not true/false"):
+        read_drop(write(tmp_path / "four", {"channels.csv": "channel,is_paid\nctv,maybe\n"}))
+
 def test_process_drop_files_merged_and_rejected_drops(tmp_path):
     url = WarehouseUrl.parse(f"duckdb:///{tmp_path / 'w.duckdb'}")
     landing = tmp_path / "landing"
