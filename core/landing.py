@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core import ad_reporting
 from core.raw_contract import (
     CHANNEL_TABLES,
     CHANNELS_FILE,
@@ -108,9 +109,11 @@ def read_drop(drop: str | Path) -> dict[str, pd.DataFrame]:
 
     A drop with all three files goes through `read_raw_dir` itself; a partial drop has each present
     file checked by the same `validate_raw_frame`. Two files for one table, or none at all, reject it.
+    The ad rows may come as the ad_reporting campaign report instead (`core.ad_reporting`).
     """
     drop = Path(drop)
     found = {t: [drop / f"{t}{s}" for s in _SUFFIXES if (drop / f"{t}{s}").is_file()] for t in RAW_TABLES}
+    found[ad_reporting.RAW_TABLE] += ad_reporting.find_campaign_reports(drop)
     present = {t: paths for t, paths in found.items() if paths}
     channels_csv = drop / CHANNELS_FILE
     if not present and channels_csv.is_file():  # only new channel metadata / aliases
@@ -131,7 +134,10 @@ def read_drop(drop: str | Path) -> dict[str, pd.DataFrame]:
                                 "keep exactly one of them")
                 continue
             try:
-                frames[table] = _read_one_file(paths[0], table, limits)
+                if ad_reporting.is_campaign_report(paths[0]):
+                    frames[table] = ad_reporting.read_campaign_report(paths[0], limits)
+                else:
+                    frames[table] = _read_one_file(paths[0], table, limits)
             except RawDataError as exc:
                 problems.extend(exc.problems)
             except Exception as exc:  # unreadable file: reported with the others

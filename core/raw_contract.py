@@ -510,23 +510,31 @@ def _read_file(path: Path, table: str) -> tuple[pd.DataFrame, Locator, list[str]
     CSV cells are read as text (Arrow's CSV reader, multi-threaded), so that ids and numbers stay as
     written and are judged by the contract, not by type inference.
     """
+    contract = RAW_TABLES[table]
+    return read_columns(path, contract.mandatory_column_names, contract.column_names)
+
+
+def read_columns(
+    path: Path, mandatory: list[str], columns: list[str]
+) -> tuple[pd.DataFrame, Locator, list[str]]:
+    """`columns` of one CSV or Parquet file as `_read_file` reads a table's (the absent ones left out);
+    without every `mandatory` column, nothing is read and the frame has only the file's column names."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    contract = RAW_TABLES[table]
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         names = pq.read_schema(path).names
-        if any(c not in names for c in contract.mandatory_column_names):
+        if any(c not in names for c in mandatory):
             return pd.DataFrame(columns=names), _row_labels, []  # nothing read: validation names the missing columns
         # Absent optional columns are not read; validation adds them as all-null columns.
-        return pd.read_parquet(path, columns=[c for c in contract.column_names if c in names]), _row_labels, []
+        return pd.read_parquet(path, columns=[c for c in columns if c in names]), _row_labels, []
     names = _csv_header(path)
-    if any(c not in names for c in contract.mandatory_column_names):
+    if any(c not in names for c in mandatory):
         return pd.DataFrame(columns=names), _row_labels, []
-    wanted = [c for c in contract.column_names if c in names]
+    wanted = [c for c in columns if c in names]
     malformed: list[str] = []
 
     def on_invalid_row(row) -> str:
@@ -550,34 +558,62 @@ def _find_files(folder: Path, table: str) -> list[Path]:
     return [folder / f"{table}{suffix}" for suffix in _SUFFIXES if (folder / f"{table}{suffix}").exists()]
 
 
+@dataclass
+class RawFolder:
+    """What `scan_raw_dir` found: the valid tables, the file each came from, and every problem."""
+
+    frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    sources: dict[str, Path] = field(default_factory=dict)  # table -> the file it was read from
+    problems: list[str] = field(default_factory=list)
+
+
 def read_raw_dir(folder: str | Path, *, channels: bool = False) -> dict[str, pd.DataFrame]:
     """Read and validate `<table>.csv|.csv.gz|.parquet` for every raw table in `folder`; with
     `channels`, also the optional `channels.csv` (as `channel_metadata` and `channel_aliases`, empty
-    without the file).
+    without the file). The ad export may instead be `ad_reporting__campaign_report.csv|.csv.gz|.parquet`
+    (see `core.ad_reporting`).
 
     Every file is checked (size, columns, values) before the error lists all problems at once.
     """
-    import pandas as pd
+    scanned = scan_raw_dir(folder, channels=channels)
+    if scanned.problems:
+        raise RawDataError(scanned.problems)
+    return scanned.frames
+
+
+def scan_raw_dir(folder: str | Path, *, channels: bool = False) -> RawFolder:
+    """`read_raw_dir` without raising: the tables that passed, and every problem (`spendwise load --check`)."""
+    from core import ad_reporting  # it builds on this module's readers
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise RawDataError([f"{folder}: is not a folder"])
-    limits = FileLimits.from_env()
-    frames: dict[str, pd.DataFrame] = {}
-    problems: list[str] = []
+        return RawFolder(problems=[f"{folder}: is not a folder"])
+    try:
+        limits = FileLimits.from_env()
+    except RawDataError as exc:
+        return RawFolder(problems=exc.problems)
+    found = RawFolder()
+    frames, problems = found.frames, found.problems
     for table in RAW_TABLES:
         paths = _find_files(folder, table)
+        if table == ad_reporting.RAW_TABLE:
+            paths += ad_reporting.find_campaign_reports(folder)
         if not paths:
-            problems.append(f"{folder}: no {table}.csv or {table}.parquet")
+            other = f" (or {ad_reporting.REPORT}.csv / .parquet)" if table == ad_reporting.RAW_TABLE else ""
+            problems.append(f"{folder}: no {table}.csv or {table}.parquet{other}")
             continue
         if len(paths) > 1:
             names = " and ".join(p.name for p in paths)
             problems.append(f"{folder}: {names} are both there for table {table}: keep exactly one of them")
             continue
         path = paths[0]
+        found.sources[table] = path
         try:
             if reason := _too_large(path, limits):
                 problems.append(reason)
+                continue
+            if ad_reporting.is_campaign_report(path):
+                frames[table] = ad_reporting.read_campaign_report(path)
                 continue
             df, locate, form_problems = _read_file(path, table)
             problems.extend(form_problems)
@@ -589,15 +625,14 @@ def read_raw_dir(folder: str | Path, *, channels: bool = False) -> dict[str, pd.
             problems.append(f"{path.name}: cannot be read: {exc}")
     channels_csv = folder / CHANNELS_FILE
     if channels and channels_csv.exists():
+        found.sources.update(dict.fromkeys(CHANNEL_TABLES, channels_csv))
         try:
             frames.update(read_channels_csv(channels_csv))
         except RawDataError as exc:
             problems.extend(exc.problems)
     elif channels:
         frames.update(channel_tables())
-    if problems:
-        raise RawDataError(problems)
-    return frames
+    return found
 
 
 # ------------------------------------------------------------------------------------------- channels

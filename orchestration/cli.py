@@ -98,6 +98,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from core.raw_contract import RawDataError, read_raw_dir
 
+    if args.check:
+        return _check_load_folder(args.folder)
     try:
         frames = read_raw_dir(args.folder, channels=True)  # channels.csv too
     except RawDataError as exc:
@@ -111,6 +113,22 @@ def cmd_load(args: argparse.Namespace) -> int:
     for t in published:
         print(f"  {t.qualified_name:<40} {t.rows:>12,} rows")
     return 0
+
+
+def _check_load_folder(folder: str) -> int:
+    """`load --check`: the same validation as `load`, a summary per file, no write and no refresh lock; the
+    warehouse, if reachable, is only read (to name new channels)."""
+    from core.preflight import KnownChannels, check_folder, format_preflight, known_channels
+    from core.settings import warehouse_url_from_env
+    from core.warehouse import WarehouseClient
+
+    try:
+        known = known_channels(WarehouseClient(warehouse_url_from_env()))
+    except ValueError as exc:  # SPENDWISE_WAREHOUSE_URL cannot be parsed
+        known = KnownChannels(None, str(exc))
+    check = check_folder(folder, known)
+    print(format_preflight(check))
+    return 0 if check.ok else EXIT_RAW_DATA_REJECTED
 
 
 # `spendwise refresh` / `run` / `status`: 1 = the run or a blocking check failed, 3 = a refresh of this
@@ -222,10 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = sub.add_parser(
         "load", help="validate and load <table>.csv|.parquet files from a folder into raw",
-        epilog="exit codes: 0 loaded, 2 files rejected (nothing loaded; each problem with file, column, line "
-               "and rule), 4 the warehouse cannot be reached or written (one line)",
+        epilog="exit codes: 0 loaded (with --check: clean), 2 files rejected (nothing loaded; each problem with "
+               "file, column, line and rule), 4 the warehouse cannot be reached or written (one line)",
     )
     load.add_argument("folder")
+    load.add_argument(
+        "--check", action="store_true",
+        help="validate only and print per file rows, days, channels (new ones against the warehouse, read "
+             "only), campaigns and every problem with its fix; writes nothing",
+    )
     load.set_defaults(func=cmd_load)
 
     refresh = sub.add_parser(
