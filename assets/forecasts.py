@@ -1,6 +1,6 @@
 """Prophet forecast assets: ROI by channel, daily ROI/conversions and reach/CTR series with intervals."""
 
-from dagster import AssetCheckSpec, AssetExecutionContext, AssetKey, AssetSpec, Config, MetadataValue, multi_asset
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, AssetSpec, Config, MetadataValue, multi_asset
 from pydantic import Field
 
 from assets.common import asset_description, python_kinds, table_metadata
@@ -29,6 +29,24 @@ CHECKS = [
     ("reach_ctr_timeseries", "reach_ctr_covers_horizon", "Every channel has the full forecast horizon."),
     ("reach_ctr_timeseries", "reach_ctr_intervals_contain_estimates", "Forecast reach, impressions, clicks, CTR lie in their bands."),
 ]
+
+# Non-blocking: a channel that cannot be forecast (too little history, or stopped) leaves the others published.
+COVERAGE_CHECK = AssetCheckSpec(
+    "forecast_covers_every_channel", asset="roi_forecast", blocking=False,
+    description="warning: every channel of fct_channel_daily is forecast; a channel with too little history "
+    "with spend, or none in the backtest windows (stopped, or renamed), is left out and named with the reason.",
+)
+
+
+def _coverage_check(channels: list[str], not_forecast: dict[str, str]) -> AssetCheckResult:
+    described = "; ".join(f"{c}: {why}" for c, why in sorted(not_forecast.items()))
+    return AssetCheckResult(
+        asset_key="roi_forecast", check_name=COVERAGE_CHECK.name, passed=not not_forecast,
+        severity=AssetCheckSeverity.WARN,
+        description=(f"{len(not_forecast)} of {len(channels)} channels not forecast (the tables hold the others): "
+                     f"{described}" if not_forecast else f"all {len(channels)} channels forecast"),
+        metadata={"not_forecast": MetadataValue.json(dict(sorted(not_forecast.items())))},
+    )
 
 
 def _each(check, columns):
@@ -72,7 +90,7 @@ class ForecastConfig(Config):
     ],
     check_specs=[AssetCheckSpec(check, asset=asset_name, description=text, blocking=True)
                  for asset_name, check, text in CHECKS]
-    + [spec for asset_name in TABLE_OF for spec in gx_specs(asset_name)],
+    + [spec for asset_name in TABLE_OF for spec in gx_specs(asset_name)] + [COVERAGE_CHECK],
     can_subset=False,
 )
 def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, warehouse: Warehouse):
@@ -93,7 +111,8 @@ def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, wa
         "roi_timeseries": forecast.roi_timeseries_table(),
         "reach_ctr_timeseries": forecast.reach_ctr_timeseries_table(),
     }
-    channels = sorted(daily["channel"].unique())
+    # The channels forecast; the others (too little history, stopped) are named by the coverage warning.
+    channels = forecast.channels
     roi, ts, rc = tables["roi_forecast"], tables["roi_timeseries"], tables["reach_ctr_timeseries"]
     ts_future, rc_future = ts["is_forecast"].astype(bool), rc["is_forecast"].astype(bool)
     # Optional columns of the ad export: a channel without them has NULLs there, named in the check outcomes.
@@ -145,6 +164,8 @@ def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, wa
                 "roi_forecast": MetadataValue.md(markdown_table(roi.set_index("channel")[
                     ["predicted_spend", "predicted_revenue", "predicted_roi", "roi_lower", "roi_upper", "backtest_mape"]])),
                 "backtest_mape": MetadataValue.md(markdown_table(backtest, digits=3)),
+                "not_forecast": MetadataValue.json(dict(sorted(forecast.not_forecast.items()))),
             },
         },
     )
+    yield _coverage_check(sorted(daily["channel"].unique()), forecast.not_forecast)

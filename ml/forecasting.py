@@ -82,6 +82,9 @@ class ChannelForecast:
     noise_correlation: per channel, the correlation matrix (metric x metric) of the models'
         in-sample residuals on the square-root scale; the joint draws share it, in their
         daily noise and in how the sampled trend paths of different metrics are paired.
+    not_forecast: channels of the input that were not forecast, each with the reason in words
+        (too little history with spend, or no spend in any backtest window: a channel that
+        stopped, or was renamed). They are absent from ``frame``, ``backtest`` and every table.
     timings: seconds spent: ``prepare`` (validation, holidays), ``fit_and_backtest`` (wall
         time of all fits), ``assemble``, and ``series_fit`` / ``series_backtest``, the time
         summed over series (across workers) of the final fits with sampling and of the folds,
@@ -97,6 +100,7 @@ class ChannelForecast:
     noise_correlation: dict[str, pd.DataFrame] = field(repr=False)
     timings: dict[str, float] = field(default_factory=dict)
     absent: frozenset[tuple[str, str]] = frozenset()
+    not_forecast: dict[str, str] = field(default_factory=dict)
 
     @property
     def channels(self) -> list[str]:
@@ -387,15 +391,17 @@ def forecast_channel_metrics(
 
     Raises
     ------
-    ValueError: on missing columns, unknown metrics, NaN, negative or duplicate rows, a
-        channel with fewer than 28 days with spend, a channel with no room for a single
-        backtest fold, or parameters out of range. The message names the channel or column.
+    ValueError: on missing columns, unknown metrics, NaN, negative or duplicate rows, or
+        parameters out of range; and when no channel can be forecast (each has fewer than 28
+        days with spend or no room for a single backtest fold). The message names the channel
+        or column. When some channels can be forecast, the others are left out and named,
+        with the reason, in ``ChannelForecast.not_forecast``.
     """
     started = time.perf_counter()
     metrics = _checked_metrics(metrics)
     _check_parameters(horizon_days, interval_width, backtest_folds, n_jobs, seed, uncertainty_samples)
     data = _validated_daily(daily, metrics)
-    histories = _channel_histories(data, metrics, horizon_days, backtest_folds)
+    histories, not_forecast = _channel_histories(data, metrics, horizon_days, backtest_folds)
 
     last_date = data["date"].max()
     horizon = pd.date_range(last_date + pd.Timedelta(days=1), periods=horizon_days, freq="D")
@@ -430,6 +436,7 @@ def forecast_channel_metrics(
     results = _run_tasks(tasks, n_jobs)
     fitted = time.perf_counter()
     forecast = _assemble(histories, horizon, tasks, results, horizon_days, interval_width, seed)
+    forecast.not_forecast.update(not_forecast)
     forecast.timings.update({
         "prepare": prepared - started,
         "fit_and_backtest": fitted - prepared,
@@ -554,8 +561,9 @@ class _ChannelHistory:
 
 def _channel_histories(
     data: pd.DataFrame, metrics: tuple[str, ...], horizon_days: int, backtest_folds: int
-) -> list[_ChannelHistory]:
-    histories, too_short, no_fold = [], [], []
+) -> tuple[list[_ChannelHistory], dict[str, str]]:
+    """The channels that can be forecast, and the others with the reason. Raises when none can."""
+    histories, too_short, no_fold, reasons = [], [], [], {}
     step = np.timedelta64(horizon_days, "D")
     for channel, rows in data.groupby("channel", sort=True):
         dates = rows["date"].to_numpy(dtype="datetime64[ns]")
@@ -566,6 +574,9 @@ def _channel_histories(
             too_short.append(
                 f"{channel!r}: {n_active} days with spend out of {len(rows)} rows "
                 f"({pd.Timestamp(dates[0]).date()} to {pd.Timestamp(dates[-1]).date()})"
+            )
+            reasons[str(channel)] = (
+                f"not forecast: {n_active} days with spend, a forecast needs at least {MIN_HISTORY_DAYS}"
             )
             continue
         active_dates = dates[active]
@@ -578,6 +589,15 @@ def _channel_histories(
                 cutoffs.append(cutoff)
         if not cutoffs:
             no_fold.append(f"{channel!r}: {n_active} days with spend")
+            last_spend = pd.Timestamp(active_dates[-1]).date() if n_active else None
+            reasons[str(channel)] = (
+                f"not forecast: last spend on {last_spend}, none in the {backtest_folds * horizon_days} days before "
+                f"{pd.Timestamp(dates[-1]).date()} (the channel stopped, or continues under another name: "
+                "map it with channels.csv's aliases)"
+                if n_active and active_dates[-1] <= dates[-1] - backtest_folds * step else
+                f"not forecast: {n_active} days with spend leave no room for a backtest fold of {horizon_days} "
+                f"days after {MIN_HISTORY_DAYS} training days"
+            )
             continue
         histories.append(_ChannelHistory(
             channel=str(channel),
@@ -588,6 +608,8 @@ def _channel_histories(
             cutoffs=tuple(cutoffs),
             absent=tuple(m for m in metrics if m in OPTIONAL_METRICS and np.isnan(rows[m].to_numpy()).all()),
         ))
+    if histories:  # the others are named in ChannelForecast.not_forecast
+        return histories, reasons
     if too_short:
         raise ValueError(
             f"Too little history to forecast: each channel needs at least {MIN_HISTORY_DAYS} days with spend > 0, "
@@ -600,7 +622,7 @@ def _channel_histories(
             "days with spend, "
             f"but {'; '.join(no_fold)}. Use a shorter horizon_days or supply more history."
         )
-    return histories
+    raise ValueError("no channel to forecast: the input has no rows")
 
 
 # --------------------------------------------------------------------------------------------

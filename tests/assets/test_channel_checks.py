@@ -29,6 +29,19 @@ def test_channels_in_one_input_only_are_named():
     assert findings[1].startswith("ad export channel 'paid_search' never appears in the touchpoints")
 
 
+def test_a_rename_across_a_pause_between_flights_is_found_but_not_channels_that_overlap_or_are_far_apart():
+    findings = channel_name_findings(_dim([
+        ("search", pd.Timestamp("2025-01-01"), pd.Timestamp("2026-04-30"), 2, 100),
+        ("social", pd.Timestamp("2025-01-01"), pd.Timestamp("2025-11-29"), 7, 50),
+        ("meta", pd.Timestamp("2025-12-11"), pd.Timestamp("2026-04-30"), 7, 40),  # 12 days later
+        ("podcast", pd.Timestamp("2025-01-01"), pd.Timestamp("2025-06-30"), 1, 5),
+        ("ctv", pd.Timestamp("2025-09-01"), pd.Timestamp("2026-04-30"), 1, 5),  # two months later
+        ("video", pd.Timestamp("2025-01-01"), pd.Timestamp("2025-12-20"), 1, 5),  # overlaps meta
+    ]))
+    assert findings == ["'social' stops on 2025-11-29 and 'meta' starts on 2025-12-11: if they are one channel, "
+                        "add social to meta's aliases in channels.csv"]
+
+
 def test_consistent_channels_give_no_finding():
     assert channel_name_findings(_dim([
         ("search", pd.Timestamp("2026-01-01"), pd.Timestamp("2026-04-30"), 2, 100),

@@ -368,10 +368,25 @@ def test_yearly_and_holidays_need_enough_history_in_every_fit(monkeypatch, days,
     assert (task.holidays is not None) is holidays
 
 
-def test_too_short_history_names_the_channel_and_the_day_count():
+def test_a_channel_too_short_to_forecast_is_left_out_and_named_while_the_others_are_forecast():
     daily = pd.concat([small_input(), channel_frame("podcast", 20, 50.0, 0.1, seed=4)], ignore_index=True)
+    forecast = forecast_channel_metrics(daily, n_jobs=1, metrics=("spend", "revenue"))
+    assert "podcast" not in forecast.channels and forecast.channels
+    assert forecast.not_forecast == {"podcast": "not forecast: 20 days with spend, a forecast needs at least 28"}
+    assert "podcast" not in set(forecast.roi_forecast_table()["channel"])
+    # Alone, it is an error that names it.
     with pytest.raises(ValueError, match=r"at least 28 days.*'podcast': 20 days with spend"):
-        forecast_channel_metrics(daily, n_jobs=1)
+        forecast_channel_metrics(channel_frame("podcast", 20, 50.0, 0.1, seed=4), n_jobs=1)
+
+
+def test_a_channel_that_stopped_spending_is_left_out_with_its_last_spend_day():
+    stopped = channel_frame("meta", 200, 80.0, 0.1, seed=6, paused=slice(120, 200))
+    daily = pd.concat([channel_frame("search", 200, 100.0, 0.05, seed=7), stopped], ignore_index=True)
+    forecast = forecast_channel_metrics(daily, horizon_days=14, backtest_folds=2, n_jobs=1, metrics=("spend",))
+    assert forecast.channels == ["search"]
+    last = pd.Timestamp(stopped["date"].iloc[119]).date()
+    assert forecast.not_forecast["meta"].startswith(f"not forecast: last spend on {last}, none in the 28 days")
+    assert "channels.csv's aliases" in forecast.not_forecast["meta"]
 
 
 def test_paused_days_do_not_count_towards_the_minimum_history():

@@ -272,14 +272,18 @@ def test_a_channel_renamed_mid_series_is_a_warning_that_says_how_to_map_it(refre
     raw = {name: wh.read_table("raw", name) for name in RAW_TABLES}
     _shift_channel_mid_series(raw)
     wh.publish_tables(raw, schema="raw", stamp=False)
-    stop = raw["ad_performance_daily"].query("channel == 'social'")["date"].max()
+    ads = raw["ad_performance_daily"]
+    stop, start = ads.query("channel == 'social'")["date"].max(), ads.query("channel == 'meta'")["date"].min()
     with instance_for_test() as instance:
         result = run_refresh_job(url, instance, tmp_path / "charts")
     warnings = {e.check_name: e for e in result.get_asset_check_evaluations() if not e.passed}
     assert "channel_names_consistent" in warnings, sorted(warnings)
     assert warnings["channel_names_consistent"].severity.value == "WARN"
     described = warnings["channel_names_consistent"].description
-    assert (f"'social' stops on {stop:%Y-%m-%d} and 'meta' starts on {stop + pd.Timedelta(days=1):%Y-%m-%d}: "
+    assert (f"'social' stops on {stop:%Y-%m-%d} and 'meta' starts on {start:%Y-%m-%d}: "
             "if they are one channel, add social to meta's aliases in channels.csv") in described
+    # The rest goes on: 'social' (no spend in the recent windows) is left out of the forecasts and named.
+    assert result.success, {name: e.description for name, e in warnings.items()}
+    assert "social: not forecast: last spend on" in warnings["forecast_covers_every_channel"].description
     published = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert "channel_attribution" in published
+    assert {"channel_attribution", "roi_forecast", "media_mix_model", "budget_recommendation"} <= published
