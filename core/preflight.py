@@ -67,6 +67,7 @@ class FileSummary:
     new_channels: list[str] | None = None  # None: not compared
     campaigns: int | None = None
     problems: list[str] = field(default_factory=list)
+    mapped: dict[str, str] = field(default_factory=dict)  # name in the file -> channel (channels.csv's aliases)
 
 
 @dataclass
@@ -75,6 +76,9 @@ class Preflight:
     files: list[FileSummary]
     folder_problems: list[str]
     known: KnownChannels
+    # Not problems (nothing is refused for them), but what the warning check channel_names_consistent
+    # would say after the refresh: a channel only in the ad export or only in the touchpoints.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -101,7 +105,30 @@ def summarise(folder: Path, scanned: RawFolder, known: KnownChannels) -> Preflig
     for problem in scanned.problems:
         owner = next((s for p, s in by_file.items() if problem.startswith(f"{p.name}:")), None)
         (owner.problems if owner else folder_problems).append(problem)
-    return Preflight(folder, list(by_file.values()), folder_problems, known)
+    return Preflight(folder, list(by_file.values()), folder_problems, known, _channel_notes(scanned.frames, aliases))
+
+
+def _channel_notes(frames: dict, aliases: dict[str, str]) -> list[str]:
+    """Channels (after channels.csv's aliases) found in only one of the ad export and the touchpoints."""
+    mapped = {}
+    for table in ("ad_performance_daily", "touchpoints"):
+        df = frames.get(table)
+        if df is None:
+            return []
+        names = {channel_name(c) for c in df["channel"].dropna().unique()}
+        mapped[table] = {aliases.get(n, n) for n in names}
+    ads, touches = mapped["ad_performance_daily"], mapped["touchpoints"]
+    notes = [
+        f"touchpoint channel {c!r} is not in the ad export ({', '.join(sorted(ads))}): if it is one of them, "
+        f"add {c} to that channel's aliases in channels.csv"
+        for c in sorted(touches - ads)
+    ]
+    notes += [
+        f"ad export channel {c!r} is not in the touchpoints: if the touchpoints name it differently, add that "
+        f"name to the aliases of {c} in channels.csv"
+        for c in sorted(ads - touches)
+    ]
+    return notes
 
 
 def _aliases(frame: pd.DataFrame | None) -> dict[str, str]:
@@ -130,6 +157,7 @@ def _describe(summary: FileSummary, frames: dict, known: KnownChannels, aliases:
         channels = df["channel"].dropna().map(channel_name)
         summary.channels = sorted(set(channels))
         summary.new_channels = _new(summary.channels, known, aliases)
+        summary.mapped = {c: aliases[c] for c in summary.channels if c in aliases}
         if "campaign_id" in df.columns:
             with_id = df["campaign_id"].notna()
             summary.campaigns = len(set(zip(channels[with_id], df.loc[with_id, "campaign_id"])))
@@ -188,7 +216,8 @@ def format_preflight(check: Preflight) -> str:
             if f.first_day:
                 lines.append(f"  days: {f.first_day} to {f.last_day}")
             if f.channels or f.tables[0] != "conversions":
-                lines.append(f"  channels ({len(f.channels)}): {', '.join(f.channels) or 'none'}")
+                shown = [f"{c} (= {f.mapped[c]})" if c in f.mapped else c for c in f.channels]
+                lines.append(f"  channels ({len(f.channels)}): {', '.join(shown) or 'none'}")
                 if f.new_channels is None:
                     lines.append("  new channels: not compared (see above)")
                 else:
@@ -201,6 +230,10 @@ def format_preflight(check: Preflight) -> str:
         lines.append("")
         lines.append(f"{check.folder}")
         lines.extend(_problem_lines(check.folder_problems))
+    if check.notes:
+        lines.append("")
+        lines.append(f"Channel names (warnings, nothing is refused for them) ({len(check.notes)}):")
+        lines.extend(f"  - {note}" for note in check.notes)
     lines.append("")
     count = len(check.problems)
     lines.append(

@@ -32,15 +32,28 @@ def test_check_of_a_good_folder_prints_each_file_and_writes_nothing(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert f"{REPORT}.csv -> raw.ad_performance_daily\n  rows: 4\n  days: 2026-10-01 to 2026-10-02\n" in out
-    assert "  channels (2): facebook_ads, google_ads\n" in out
+    assert "  channels (2): facebook_ads (= meta), google_ads (= paid_search)\n" in out
     assert "  campaigns (channel, campaign_id): 3\n" in out  # 0042 on two platforms is two campaigns
     assert "touchpoints.csv -> raw.touchpoints\n  rows: 2\n" in out
     assert "conversions.csv -> raw.conversions\n  rows: 1\n  days: 2026-10-01 to 2026-10-01\n" in out
     assert "channels.csv -> raw.channel_metadata, raw.channel_aliases\n  rows: 2\n" in out
     assert "channels not compared with the warehouse: no warehouse at" in out
     assert "Result: clean" in out and "problems" not in out
+    assert "Channel names" not in out  # every name maps to a channel of both files
     assert not warehouse.exists()  # no warehouse was created, not even an empty one
     assert not any(p.name.startswith("w.duckdb") for p in tmp_path.iterdir())
+
+
+def test_check_says_which_channel_names_do_not_meet_without_aliases_and_still_passes(tmp_path):
+    folder = write_folder(tmp_path / "in", campaign_report())  # no channels.csv
+    proc = spendwise(folder, f"duckdb:///{tmp_path / 'w.duckdb'}", "--check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "Channel names (warnings, nothing is refused for them) (4):" in out
+    assert ("touchpoint channel 'cpc' is not in the ad export (facebook_ads, google_ads): if it is one of them, "
+            "add cpc to that channel's aliases in channels.csv") in out
+    assert "ad export channel 'google_ads' is not in the touchpoints" in out
+    assert "Result: clean" in out
 
 
 def test_check_of_a_bad_folder_exits_2_with_the_problems_their_fixes_and_the_same_words_as_load(tmp_path):
@@ -92,7 +105,7 @@ def test_check_names_channels_new_to_an_existing_warehouse_and_leaves_it_unchang
     assert "not compared" not in out
     assert ("  channels (2): google_ads, tiktok_ads\n  new channels (not in the warehouse): tiktok_ads\n") in out
     # 'cpc' was in the first load; 'podcast' is new, and so is the channel 'audio' it is an alias of
-    assert "  channels (2): cpc, podcast\n  new channels (not in the warehouse): podcast\n" in out
+    assert "  channels (2): cpc, podcast (= audio)\n  new channels (not in the warehouse): podcast\n" in out
     assert "  channels (2): audio, google_ads\n  new channels (not in the warehouse): audio\n" in out
     assert digest(warehouse) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*files, "second"])  # no WAL, no lock file

@@ -96,6 +96,13 @@ def test_own_export_loads_and_refreshes_with_aliases_and_colliding_campaign_ids(
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     env = {"SPENDWISE_WAREHOUSE_URL": url, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
            "DAGSTER_HOME": str(tmp_path / "home"), "SPENDWISE_CHARTS_DIR": str(tmp_path / "charts")}
+    proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "load", str(folder), "--check"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "google_ads (= paid_search)" in proc.stdout and "connected_tv (= ctv)" in proc.stdout
+    assert "Channel names" not in proc.stdout and "Result: clean" in proc.stdout
+    assert not (tmp_path / "warehouse.duckdb").exists()  # the check wrote nothing
+
     proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "load", str(folder)], capture_output=True,
                           text=True, env=env)
     assert proc.returncode == 0, proc.stderr
