@@ -1,16 +1,20 @@
 with
 
+-- Optional (channels.csv): no rows when the raw table is absent.
 source as (
 
-    select * from {{ source('raw', 'channel_aliases') }}
+    {{ optional_source('raw', 'channel_aliases', [
+        ('alias', dbt.type_string()),
+        ('channel', dbt.type_string()),
+    ]) }}
 
 ),
 
 renamed as (
 
     select
-        lower(trim(cast(alias as {{ dbt.type_string() }}))) as alias,
-        lower(trim(cast(channel as {{ dbt.type_string() }}))) as channel
+        lower(trim(alias)) as alias,
+        lower(trim(channel)) as channel
 
     from source
 

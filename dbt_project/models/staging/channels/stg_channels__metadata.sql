@@ -1,18 +1,24 @@
 with
 
+-- Optional (channels.csv): no rows when the raw table is absent.
 source as (
 
-    select * from {{ source('raw', 'channel_metadata') }}
+    {{ optional_source('raw', 'channel_metadata', [
+        ('channel', dbt.type_string()),
+        ('channel_group', dbt.type_string()),
+        ('is_paid', dbt.type_boolean()),
+        ('description', dbt.type_string()),
+    ]) }}
 
 ),
 
 renamed as (
 
     select
-        lower(trim(cast(channel as {{ dbt.type_string() }}))) as channel,
-        cast(channel_group as {{ dbt.type_string() }}) as channel_group,
-        cast(is_paid as {{ dbt.type_boolean() }}) as is_paid,
-        cast(description as {{ dbt.type_string() }}) as description
+        lower(trim(channel)) as channel,
+        channel_group,
+        is_paid,
+        description
 
     from source
 
