@@ -115,6 +115,54 @@ def _split_to_campaigns(channel_credit: pd.DataFrame, linear_mix: pd.DataFrame) 
     return merged.drop(columns="fraction")
 
 
+def _campaign_credit(
+    buckets: pd.DataFrame, channel_credit: pd.DataFrame, campaign_spend: pd.DataFrame, kwargs: dict
+) -> pd.DataFrame:
+    """Rule-based credit per model and campaign (channel, campaign_id) that adds up to the channel credit.
+
+    `campaign_id` is optional on touchpoints. A channel's credit from touches with a campaign goes to
+    those campaigns (with their own bootstrap intervals); its credit from touches without one is
+    spread over the same campaigns in proportion, so every channel's campaigns add up to the
+    channel. A channel none of whose credited touches carries a campaign has its credit split by
+    campaign spend (bounds scaled alike); a channel without campaigns at all has no campaign rows.
+    """
+    tagged = buckets[buckets["campaign_id"].notna()]
+    columns = ["model", "campaign_id", "channel", *MEASURES]
+    parts = []
+    if not tagged.empty:
+        cc = bucket_shares(tagged, ["campaign_id", "channel"], **kwargs)
+        credit = channel_credit.set_index(["model", "channel"])["attributed_conversions"]
+        revenue = channel_credit.set_index(["model", "channel"])["attributed_revenue"]
+        total = channel_credit.groupby("model")["attributed_conversions"].sum()
+        key = pd.MultiIndex.from_frame(cc[["model", "channel"]])
+        tagged_sum = cc.groupby(["model", "channel"])["attributed_conversions"].transform("sum").to_numpy()
+        tagged_rev = cc.groupby(["model", "channel"])["attributed_revenue"].transform("sum").to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            factor = np.where(tagged_sum > 0, credit.reindex(key).to_numpy() / tagged_sum, 0.0)
+            rev_factor = np.where(tagged_rev > 0, revenue.reindex(key).to_numpy() / tagged_rev, factor)
+            new_conv = cc["attributed_conversions"].to_numpy() * factor
+            new_share = new_conv / total.reindex(cc["model"]).to_numpy()
+            scale = np.where(cc["share"].to_numpy() > 0, new_share / cc["share"].to_numpy(), 0.0)
+        cc["attributed_conversions"] = new_conv
+        cc["attributed_revenue"] = cc["attributed_revenue"].to_numpy() * rev_factor
+        cc["share_lower"], cc["share_upper"] = cc["share_lower"] * scale, cc["share_upper"] * scale
+        cc["share"] = new_share
+        parts.append(cc[columns])
+    covered = set(zip(parts[0]["model"], parts[0]["channel"])) if parts else set()
+    rest = channel_credit[[(m, c) not in covered for m, c in zip(channel_credit["model"], channel_credit["channel"])]]
+    spend = campaign_spend.groupby(["campaign_id", "channel"], as_index=False)["spend"].sum()
+    spend = spend[spend["spend"] > 0]
+    if not rest.empty and not spend.empty:
+        spend["fraction"] = spend["spend"] / spend.groupby("channel")["spend"].transform("sum")
+        split = rest.merge(spend[["campaign_id", "channel", "fraction"]], on="channel", how="inner")
+        for col in MEASURES:
+            split[col] = split[col] * split["fraction"]
+        parts.append(split[columns])
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=float if c in MEASURES else object) for c in columns})
+    return pd.concat(parts, ignore_index=True)
+
+
 def _with_spend(frame: pd.DataFrame, spend: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     totals = spend.groupby(keys, as_index=False)["spend"].sum()
     out = frame.merge(totals, on=keys, how="left")
@@ -153,7 +201,8 @@ def build_attribution_tables(
     rule_channel = bucket_shares(buckets, ["channel"], **kwargs)
     # A campaign is (channel, campaign_id): platforms number campaigns independently, so one id may
     # name a campaign on two channels, and every campaign merge below keys by both.
-    rule_cc = bucket_shares(buckets, ["campaign_id", "channel"], **kwargs)
+    # Touches without a campaign count in their channel; _campaign_credit spreads them (see there).
+    rule_cc = _campaign_credit(buckets, rule_channel, campaign_spend, kwargs)
 
     dd_channel = _data_driven_channel_credit(paths, markov_order=markov_order, **kwargs)
     linear_cc = rule_cc[rule_cc["model"] == "linear"]

@@ -94,6 +94,35 @@ def test_campaigns_sharing_an_id_on_two_channels_stay_apart():
         assert not part.duplicated(["channel", "campaign_id"]).any(), model
 
 
+@pytest.mark.parametrize("untagged", ["some", "all"])
+def test_touches_without_a_campaign_keep_the_campaign_tables_whole(untagged):
+    """campaign_id is optional on touchpoints: a campaign-less touch still counts in its channel, and each
+    channel's campaigns add up to the channel (by tagged credit, else by spend)."""
+    inp = _inputs()
+    buckets = inp["buckets"]
+    if untagged == "all":
+        buckets["campaign_id"] = None
+    else:  # a third of the rows, and every email touch
+        buckets.loc[(buckets["bucket"] % 3 == 0) | (buckets["channel"] == "email"), "campaign_id"] = None
+    tables = build_attribution_tables(buckets, inp["paths"], inp["spend"], inp["names"], n_bootstrap=50)
+    channel = tables.channel.set_index(["model", "channel"])
+    summed = tables.campaign.groupby(["model", "channel"])[["attributed_conversions", "attributed_revenue", "share"]].sum()
+    for key, row in summed.iterrows():
+        for column in row.index:
+            assert row[column] == pytest.approx(channel.loc[key, column], rel=1e-9), (key, column)
+    for model, part in tables.campaign.groupby("model"):
+        assert part["share"].sum() == pytest.approx(1.0, abs=1e-9), model
+    # email has no campaign on any touch: split by spend (its one campaign takes it all).
+    email = tables.campaign[(tables.campaign["model"] == "linear") & (tables.campaign["channel"] == "email")]
+    assert email["campaign_id"].tolist() == ["c_email"]
+    search = tables.campaign[(tables.campaign["model"] == "first_touch") & (tables.campaign["channel"] == "search")]
+    if untagged == "all":  # 1000 vs 300 of spend
+        share = search.set_index("campaign_id")["attributed_conversions"]
+        assert share["c_search"] / share.sum() == pytest.approx(1000 / 1300)
+    outcomes = check_attribution(tables, observed_conversions=float(inp["paths"]["conversions"].sum()))
+    assert [o.name for o in outcomes if not o.passed] == []
+
+
 def test_each_check_fails_on_the_input_it_guards():
     inp = _inputs()
     observed = float(inp["paths"]["conversions"].sum())

@@ -1,5 +1,6 @@
-"""An ad export without reach, campaign_name and platform conversions/revenue: `spendwise load` takes it, and a
-full refresh on DuckDB publishes every table, says what is missing, and draws the reach chart with a note."""
+"""An ad export without reach, campaign_name and platform conversions/revenue, and touchpoints without
+campaign_id and interaction: `spendwise load` takes it, and a full refresh on DuckDB publishes every table,
+says what is missing, and draws the reach chart with a note."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.orchestration.test_pipeline import run_refresh_job
 pytestmark = pytest.mark.slow
 
 DROPPED = ["reach", "campaign_name", "conversions", "revenue"]
+TOUCH_DROPPED = ["campaign_id", "interaction"]
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,7 @@ def refreshed(tmp_path_factory, dbt_manifest):
     folder.mkdir()
     tables = generate_demo_data(scale=0.05, days=200).tables()
     tables["ad_performance_daily"] = tables["ad_performance_daily"].drop(columns=DROPPED)
+    tables["touchpoints"] = tables["touchpoints"].drop(columns=TOUCH_DROPPED)
     for name in RAW_TABLES:
         tables[name].to_csv(folder / f"{name}.csv", index=False)
     url = f"duckdb:///{root / 'warehouse.duckdb'}"
@@ -50,6 +53,8 @@ def test_the_folder_loads_with_the_absent_columns_as_nulls(refreshed):
     ads = Warehouse(url=refreshed["url"]).read_table("raw", "ad_performance_daily")
     assert list(ads.columns) == RAW_TABLES["ad_performance_daily"].column_names
     assert len(ads) > 0 and ads[DROPPED].isna().all().all()
+    touches = Warehouse(url=refreshed["url"]).read_table("raw", "touchpoints")
+    assert len(touches) > 0 and touches[TOUCH_DROPPED].isna().all().all()
 
 
 def test_the_refresh_succeeds_and_publishes_every_table(refreshed):
@@ -75,6 +80,10 @@ def test_what_the_data_lacks_is_null_and_said_so(refreshed):
     assert (roi["predicted_spend"] > 0).all()
     reach = wh.read_table("predictions", "ml_reach_ctr_timeseries")
     assert reach["reach"].isna().all() and reach.loc[reach["is_forecast"].astype(bool), "ctr"].notna().all()
+    # Touches without a campaign: the channel attribution is whole, the campaign attribution has no
+    # campaign to credit and says so by its (null-campaign) rows rather than inventing one.
+    channel = wh.read_table("predictions", "channel_attribution")
+    assert channel.groupby("model")["share"].sum().round(6).eq(1.0).all()
 
 
 def test_the_reach_chart_is_drawn_with_the_no_reach_note(refreshed):
