@@ -1,12 +1,23 @@
 """Media-mix model and budget recommendation assets: incremental ROAS with intervals, reallocation.
 
-The budget reads the model's published response parameters (predictions.mmm_response_parameters),
-so nothing passes between the two assets but warehouse tables.
+The budget reads the model's published response parameters (predictions.mmm_response_parameters) and
+which channels it cannot identify (predictions.mmm_channel_roas), so nothing passes between the two
+assets but warehouse tables.
 """
 
 from typing import Literal, Optional
 
-from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, asset
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    Config,
+    MetadataValue,
+    asset,
+)
 from pydantic import Field
 
 from assets.common import asset_description, python_kinds, table_metadata
@@ -18,6 +29,14 @@ MMM_CHECKS = {
     "mmm_intervals_contain_estimates": "Contribution, share, ROAS and marginal ROAS intervals and the "
     "response-curve band contain their estimates.",
 }
+# A warning: the tables are still published, with the verdict on each channel's row.
+IDENTIFIABLE_CHECK = AssetCheckSpec(
+    "mmm_channels_identifiable", asset="media_mix_model", blocking=False,
+    description="warning: channels whose effect the data cannot identify (the model's review gate: spend that "
+    "hardly varies or is never low, spend moving with another channel, variance inflation, an implausible or too "
+    "uncertain ROAS, a poor out-of-sample fit). They are marked in mmm_channel_roas (identifiable, review_reason) "
+    "and the budget recommendation moves them only within a smaller bound.",
+)
 BUDGET_CHECKS = {
     "budget_no_nan": "No missing value in the recommendation (change_pct may be empty for unfunded channels).",
     "recommended_total_equals_budget": "Recommended spend sums to the budget.",
@@ -59,10 +78,11 @@ class MediaMixConfig(Config):
     kinds=python_kinds("scikit-learn"),
     description=asset_description("media_mix_model", "Adstock + saturation media-mix model with bootstrap intervals."),
     metadata=table_metadata("mmm_channel_roas"),
-    check_specs=invariant_specs("media_mix_model", MMM_CHECKS) + gx_specs("media_mix_model"),
+    check_specs=invariant_specs("media_mix_model", MMM_CHECKS) + gx_specs("media_mix_model") + [IDENTIFIABLE_CHECK],
 )
 def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, warehouse: Warehouse):
     from ml.mmm import daily_frame, fit_media_mix_model
+    from ml.mmm.review import review_diagnostics, reviewed_channels
 
     daily = daily_frame(
         warehouse.read_table("analytics", "fct_channel_daily", ["date", "channel", "spend"]),
@@ -73,8 +93,9 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
     yield from check_and_publish(
         context, warehouse,
         {
-            "mmm_channel_roas": result.channels,
-            "mmm_diagnostics": result.diagnostics_table(),
+            "mmm_channel_roas": reviewed_channels(result.channels, result.review),
+            "mmm_diagnostics": pd.concat([result.diagnostics_table(), review_diagnostics(result.review)],
+                                         ignore_index=True),
             "mmm_response_curves": result.response_curves,
             "mmm_response_parameters": result.response_parameters(),
             "mmm_revenue_decomposition": _long_decomposition(result.decomposition),
@@ -83,6 +104,22 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
         suite_params={t: channels for t in ("mmm_channel_roas", "mmm_response_curves", "mmm_response_parameters",
                                             "mmm_revenue_decomposition")},
         metadata={"media_mix_model": _mmm_metadata(result)},
+    )
+    yield _identifiable_check(result.review)
+
+
+def _identifiable_check(review) -> AssetCheckResult:
+    flagged = review[~review["identifiable"].astype(bool)]
+    described = " | ".join(f"{r.channel}: {r.review_reason}" for r in flagged.itertuples())
+    return AssetCheckResult(
+        asset_key="media_mix_model", check_name=IDENTIFIABLE_CHECK.name, passed=flagged.empty,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{len(flagged)} of {len(review)} channels not identifiable (their ROAS is not supported by the data; "
+            f"the budget moves them only within a smaller bound): {described}"
+            if len(flagged) else f"all {len(review)} channels pass the review gate"
+        ),
+        metadata={"not_identifiable": MetadataValue.json(dict(zip(flagged["channel"], flagged["review_reason"])))},
     )
 
 
@@ -112,8 +149,12 @@ def _long_decomposition(decomposition):
 
 
 def _mmm_metadata(result) -> dict:
-    ch, diag = result.channels, result.diagnostics
+    ch, diag, review = result.channels, result.diagnostics, result.review.set_index("channel")
     headline = ch.set_index("channel")[["spend", "roas", "roas_lower", "roas_upper", "marginal_roas", "contribution_share"]]
+    headline = headline.assign(identifiable=review["identifiable"].reindex(headline.index))
+    figures = review[["spend_variation", "spend_floor", "max_correlation", "correlated_with", "variance_inflation",
+                      "roas_relative_width", "out_of_sample_error", "identifiable", "review_reason"]]
+    flagged = review.loc[~review["identifiable"].astype(bool), "review_reason"]
     return {
         "r2": float(diag.get("r2", float("nan"))),
         "mape": float(diag.get("mape", float("nan"))),
@@ -127,6 +168,8 @@ def _mmm_metadata(result) -> dict:
             ch.set_index("channel")[["adstock_decay", "saturation_half", "saturation_shape"]].round(4).to_dict("index")
         ),
         "roas_by_channel": MetadataValue.md(markdown_table(headline)),
+        "not_identifiable": MetadataValue.json(flagged.to_dict()),
+        "review": MetadataValue.md(markdown_table(figures)),
     }
 
 
@@ -134,6 +177,11 @@ class BudgetConfig(Config):
     total_budget: float | None = Field(None, gt=0, description="daily budget; default: the current daily total")
     max_change: float = Field(0.30, ge=0, le=10, description="largest relative change per channel (0.3 = ±30%)")
     locked_channels: list[str] = Field(default_factory=list, description="channels whose spend stays as it is")
+    not_identifiable_max_change: float = Field(
+        0.10, ge=0, le=10,
+        description="largest relative change of a channel the media-mix model cannot identify "
+        "(mmm_channel_roas.identifiable false; 0.1 = ±10%; never more than max_change)",
+    )
 
 
 @asset(
@@ -151,8 +199,16 @@ def budget_recommendation(context: AssetExecutionContext, config: BudgetConfig, 
     from ml.mmm import ResponseModel
 
     model = ResponseModel.from_parameters(warehouse.read_table("predictions", "mmm_response_parameters"))
+    # The verdict is read where it is published, with the ROAS it qualifies (one run, one transaction).
+    verdict = warehouse.read_table("predictions", "mmm_channel_roas")
+    if not {"identifiable", "review_reason"} <= set(verdict.columns):
+        raise ValueError("predictions.mmm_channel_roas has no identifiable/review_reason columns (published before "
+                         "the review gate): materialize media_mix_model first, then the budget")
+    held = verdict[verdict["identifiable"].eq(False) & verdict["channel"].isin(model.channel_names)]
     rec = recommend_budget(model, total_budget=config.total_budget, max_change=config.max_change,
-                           locked=config.locked_channels)
+                           locked=config.locked_channels,
+                           not_identifiable=dict(zip(held["channel"], held["review_reason"].fillna(""))),
+                           not_identifiable_max_change=config.not_identifiable_max_change)
     table = rec.table
     yield from check_and_publish(
         context, warehouse, {"ml_budget_recommendation": table},
@@ -162,6 +218,7 @@ def budget_recommendation(context: AssetExecutionContext, config: BudgetConfig, 
             "daily_budget": rec.total_budget,
             "expected_daily_lift": f"{rec.lift:,.0f} ({rec.lift_lower:,.0f} to {rec.lift_upper:,.0f})",
             "reason": rec.reason,
+            "not_identifiable": MetadataValue.json(list(rec.not_identifiable)),
             "recommendation": MetadataValue.md(markdown_table(
                 table.set_index("channel")[["current_spend", "recommended_spend", "change_pct",
                                              "marginal_roas_current", "marginal_roas_recommended"]])),

@@ -74,6 +74,7 @@ _MUTED = "#5f6368"
 _UP = "#1b7f3b"
 _DOWN = "#c0392b"
 _FORECAST_ALPHA = 0.22
+_UNIDENTIFIED = "#6b6b6b"  # channels the media-mix model cannot identify
 
 
 @dataclass(frozen=True)
@@ -896,11 +897,35 @@ def _draw_attribution_comparison(df: pd.DataFrame, ctx: ChartContext) -> Figure:
 # 6. MMM ROAS
 
 
+def _not_identifiable(value: object) -> bool:
+    """True only for an explicit "no" in mmm_channel_roas.identifiable (a missing verdict is no verdict)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("false", "f", "0", "no")
+    return value is not None and not pd.isna(value) and not bool(value)
+
+
+def _short_reason(reason: object) -> str:
+    """The review's first reason without its figures: "spend hardly varies (coefficient ...); ..." ->
+    "spend hardly varies, +1 more"."""
+    parts = [p.strip() for p in str(reason or "").split("; ") if p.strip()]
+    if not parts:
+        return ""
+    first = parts[0].split(" (")[0].split(": ")[0].removeprefix("adstocked ")
+    return first + (f", +{len(parts) - 1} more" if len(parts) > 1 else "")
+
+
 def _draw_mmm_roas(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     chart, table = "mmm_roas", "mmm_channel_roas"
     numeric = ("roas", "roas_lower", "roas_upper", "marginal_roas", "marginal_roas_lower", "marginal_roas_upper")
-    data = _prepare(df, chart, table, ("channel", *numeric))
+    # The review gate's verdict is optional: a table without it draws every channel as identifiable.
+    review = [c for c in ("identifiable", "review_reason") if c in getattr(df, "columns", ())]
+    data = _prepare(df, chart, table, ("channel", *numeric, *review))
     data = _as_float(_as_channel(data, chart, table), numeric, chart, table)
+    flagged_rows = data["identifiable"].map(_not_identifiable) if "identifiable" in data else pd.Series(False, data.index)
+    data = data.assign(
+        _flagged=flagged_rows.astype(bool),
+        _why=(data["review_reason"] if "review_reason" in data else pd.Series("", data.index)).map(_short_reason),
+    )
     colors = channel_colors(data["channel"])
     data = data[np.isfinite(data["roas"]) | np.isfinite(data["marginal_roas"])]
     if data.empty:
@@ -925,11 +950,23 @@ def _draw_mmm_roas(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     for a, b, channel in zip(bars, light, data["channel"]):
         _tag(a, channel)
         _tag(b, channel)
+    flagged = data["_flagged"].to_numpy()
+    for i in np.flatnonzero(flagged):
+        # Not identifiable: the channel keeps its colour (pale), crossed out in grey.
+        for bar, alpha in ((bars[i], 0.35), (light[i], 0.15)):
+            bar.set_alpha(alpha)
+            bar.set_hatch("xx")
+            bar.set_edgecolor(_UNIDENTIFIED)
+            bar.set_linestyle((0, (3, 2)))
+            bar.set_linewidth(1.4)
     _draw_whiskers(ax, pos + height / 2, data["roas_lower"].to_numpy(), data["roas_upper"].to_numpy(), window, size=8)
     _draw_whiskers(ax, pos - height / 2, data["marginal_roas_lower"].to_numpy(), data["marginal_roas_upper"].to_numpy(),
                    window, size=8)
     ax.axvline(1.0, color=_DOWN, linewidth=1.8, linestyle=(0, (4, 2)), zorder=5)
     ax.set_yticks(pos, data["channel"].tolist())
+    for label, is_flagged in zip(ax.get_yticklabels(), flagged):
+        if is_flagged:
+            label.set_color(_UNIDENTIFIED)
     ax.set_ylim(-0.6, len(data) - 0.4)
     ax.set_xlim(window[0], _padded(window)[1])
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
@@ -937,13 +974,25 @@ def _draw_mmm_roas(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     ax.set_xlabel("ROAS")
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", length=0)
-    _right_labels(ax, pos, [f"{_ratio(a)} / {_ratio(m)}" for a, m in zip(avg, marg)], "average / marginal")
-    body.legend(
-        handles=[Patch(facecolor="#5f6368", label="average ROAS"),
-                 Patch(facecolor="#9aa0a6", alpha=0.35, edgecolor="#5f6368", hatch="//", label="marginal ROAS"),
-                 Line2D([], [], color=_DOWN, linewidth=1.8, linestyle=(0, (4, 2)), label="break-even (1.0)")],
-        loc="outside lower center", ncols=3, fontsize=13,
-    )
+    notes = []
+    for i in np.flatnonzero(flagged):
+        reach = np.nanmax(np.r_[avg[i], marg[i], data["roas_upper"].iat[i], data["marginal_roas_upper"].iat[i], 0.0])
+        why = data["_why"].iat[i]
+        notes.append(ax.annotate(
+            "not identifiable" + (f": {why}" if why else ""), (min(float(reach), window[1]), pos[i]),
+            xytext=(8, 0), textcoords="offset points", va="center", ha="left", fontsize=12, fontstyle="italic",
+            color=_UNIDENTIFIED, zorder=6, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.5},
+        ))
+    twin = _right_labels(ax, pos, [f"{_ratio(a)} / {_ratio(m)}" for a, m in zip(avg, marg)], "average / marginal")
+    handles = [Patch(facecolor="#5f6368", label="average ROAS"),
+               Patch(facecolor="#9aa0a6", alpha=0.35, edgecolor="#5f6368", hatch="//", label="marginal ROAS"),
+               Line2D([], [], color=_DOWN, linewidth=1.8, linestyle=(0, (4, 2)), label="break-even (1.0)")]
+    if flagged.any():
+        handles.append(Patch(facecolor="#ffffff", edgecolor=_UNIDENTIFIED, hatch="xx", linestyle=(0, (3, 2)),
+                             label="not identifiable: ROAS not supported by the data"))
+    body.legend(handles=handles, loc="outside lower center", ncols=2 if flagged.any() else 3, fontsize=13)
+    _keep_texts_inside(fig, ax, notes)
+    twin.set_ylim(ax.get_ylim())
     return fig
 
 
@@ -1102,9 +1151,12 @@ def mmm_roas_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
     """Average and marginal ROAS per channel from the media mix model, with intervals, as a PNG.
 
     df: ``mmm_channel_roas`` with ``channel, roas, roas_lower, roas_upper, marginal_roas,
-    marginal_roas_lower, marginal_roas_upper`` (ROAS = revenue per unit of spend). Paired bars
-    (solid average, hatched marginal), whiskers cut with an arrow head beyond one core span, a
-    dashed break-even line at 1 and the two values printed on the right.
+    marginal_roas_lower, marginal_roas_upper`` (ROAS = revenue per unit of spend) and, when present,
+    the review gate's ``identifiable, review_reason``. Paired bars (solid average, hatched marginal),
+    whiskers cut with an arrow head beyond one core span, a dashed break-even line at 1 and the two
+    values printed on the right. A channel with ``identifiable`` false is drawn pale, crossed out in
+    grey with a dashed outline and a grey name, labelled "not identifiable: <first reason>" beside
+    its bars, and the legend says what that means.
     """
     return _png("mmm_roas", df, ctx)
 

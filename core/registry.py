@@ -163,6 +163,12 @@ TABLES: dict[str, Table] = {t.name: t for t in (
             _c("adstock_decay", "number", "share of a day's effect carried to the next day (0-1)"),
             _c("saturation_half", "number", "daily spend at which the channel reaches half its maximum effect"),
             _c("saturation_shape", "number", "Hill curve shape (1: concave; above 1: S-shaped)"),
+            _c("identifiable", "boolean", "false when the model's review gate finds that the data cannot tell "
+               "the channel's effect apart (spend that hardly varies or is never low, spend moving with another "
+               "channel, an implausible or too uncertain ROAS, a poor out-of-sample fit): its ROAS is not "
+               "supported by the data, and the budget recommendation moves it only within a smaller bound"),
+            _c("review_reason", "text", "why the channel is not identifiable: every failed review check with its "
+               "figure, separated by '; ' (empty when identifiable); the figures are in mmm_diagnostics"),
         ),
         charts=("mmm_roas",),
     ),
@@ -268,7 +274,9 @@ TABLES: dict[str, Table] = {t.name: t for t in (
             *_interval("recommended_expected_revenue", "predicted daily revenue at the recommended spend"),
             _c("marginal_roas_current", "number", "marginal ROAS at the current spend"),
             _c("marginal_roas_recommended", "number", "marginal ROAS at the recommended spend"),
-            _c("reason", "text", "why the channel moves (or does not) in words"),
+            _c("reason", "text", "why the channel moves (or does not) in words; a channel the media-mix model "
+               "cannot identify (mmm_channel_roas.identifiable false) says so and why, and is held within a smaller "
+               "bound (default ±10% of its current spend)"),
         ),
         charts=("budget_recommendation",),
     ),

@@ -77,6 +77,9 @@ class BudgetRecommendation:
         True when no candidate beat the reference allocation, which is then returned unchanged.
     reason:
         One sentence on the outcome, repeated on the ``TOTAL`` row.
+    not_identifiable:
+        Channels held within the smaller bound because the model cannot identify them (see
+        :func:`recommend_budget`), in the model's channel order.
     """
 
     table: pd.DataFrame
@@ -89,6 +92,7 @@ class BudgetRecommendation:
     portfolio_marginal_roas: float
     used_fallback: bool
     reason: str
+    not_identifiable: tuple[str, ...] = ()
 
 
 def recommend_budget(
@@ -99,6 +103,8 @@ def recommend_budget(
     bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
     locked: Iterable[str] = (),
     ci: float | None = None,
+    not_identifiable: Mapping[str, str] | None = None,
+    not_identifiable_max_change: float = 0.10,
 ) -> BudgetRecommendation:
     """Daily spend per channel that maximizes the model's predicted revenue.
 
@@ -136,12 +142,20 @@ def recommend_budget(
         Channels that keep their current spend.
     ci:
         Interval coverage for the revenue intervals; default the model's.
+    not_identifiable, not_identifiable_max_change:
+        ``{channel: why}`` for channels whose effect the model cannot identify (the media-mix review
+        gate, ``mmm_channel_roas.identifiable``): a response curve the data do not support must not
+        move much money. Such a channel stays within ``current * (1 -/+ m)`` with
+        ``m = min(max_change, not_identifiable_max_change)``; its ``bounds`` entry, if any, is
+        narrowed to that band; a locked one stays locked. Its ``reason`` reads
+        ``not identifiable, so held within ±m of current spend: <the optimizer's reason> [review: <why>]``.
 
     Raises
     ------
     ValueError
-        Unknown channels, negative or crossed bounds, a channel both locked and bounded, or bounds
-        that cannot meet the budget (naming the sum, the budget and the channels that cause it).
+        Unknown channels, negative or crossed bounds, a channel both locked and bounded, bounds of a
+        channel that is not identifiable outside its band, or bounds that cannot meet the budget
+        (naming the sum, the budget and the channels that cause it).
     """
     names = list(model.channel_names)
     current = model.current_daily_spend.reindex(names).to_numpy(dtype=float)
@@ -150,11 +164,16 @@ def recommend_budget(
         raise ValueError(f"total_budget must be a finite number >= 0, got {total_budget}")
     if not (math.isfinite(max_change) and max_change >= 0):
         raise ValueError(f"max_change must be >= 0 (0.3 means +/-30%), got {max_change}")
+    if not (math.isfinite(not_identifiable_max_change) and not_identifiable_max_change >= 0):
+        raise ValueError(f"not_identifiable_max_change must be >= 0 (0.1 means +/-10%), got {not_identifiable_max_change}")
     coverage = float(model.ci) if ci is None else float(ci)
     if not 0 < coverage < 1:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
 
     lo, hi, origin = _bounds(names, current, max_change, bounds, set(locked))
+    held_why = _hold_not_identifiable(
+        names, current, lo, hi, origin, dict(not_identifiable or {}), min(max_change, not_identifiable_max_change)
+    )
     _check_feasible(names, lo, hi, budget, origin)
 
     curves = _Curves(model, names, hi)
@@ -178,7 +197,7 @@ def recommend_budget(
 
     return _recommendation(
         model, curves, names, current, reference, recommended, lo, hi, origin, budget, lam, coverage,
-        used_fallback=not improves, reference_is_current=reference_is_current,
+        used_fallback=not improves, reference_is_current=reference_is_current, held_why=held_why,
     )
 
 
@@ -221,6 +240,39 @@ def _bounds(
             lo[i], hi[i] = low, high
             origin[i] = "bounds"
     return lo, hi, origin
+
+
+def _hold_not_identifiable(
+    names: list[str],
+    current: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    origin: list[str],
+    not_identifiable: dict[str, str],
+    change: float,
+) -> dict[str, str]:
+    """Narrow the bounds (in place) of channels the model cannot identify to ``current * (1 -/+ change)``.
+
+    Returns ``{channel: why}`` for the channels held (a locked channel is not: it keeps its own reason).
+    """
+    unknown = sorted(set(not_identifiable) - set(names))
+    if unknown:
+        raise ValueError(f"unknown channel(s) {unknown} in not_identifiable; the model has {names}")
+    held: dict[str, str] = {}
+    for i, name in enumerate(names):
+        if name not in not_identifiable or origin[i] == "locked":
+            continue
+        band_lo, band_hi = max(current[i] * (1.0 - change), 0.0), current[i] * (1.0 + change)
+        if lo[i] > band_hi or hi[i] < band_lo:
+            raise ValueError(
+                f"bounds[{name!r}] = ({lo[i]:,.2f}, {hi[i]:,.2f}) lie outside {band_lo:,.2f}..{band_hi:,.2f}, the "
+                f"±{change:.0%} band of current spend a channel that is not identifiable is held to "
+                f"({not_identifiable[name] or 'no reason given'}); give bounds inside it or lock the channel"
+            )
+        lo[i], hi[i] = max(lo[i], band_lo), min(hi[i], band_hi)
+        origin[i] = "not identifiable"
+        held[name] = str(not_identifiable[name] or "").strip()
+    return held
 
 
 def _check_feasible(names: list[str], lo: np.ndarray, hi: np.ndarray, budget: float, origin: list[str]) -> None:
@@ -458,6 +510,7 @@ def _recommendation(
     *,
     used_fallback: bool,
     reference_is_current: bool,
+    held_why: Mapping[str, str],
 ) -> BudgetRecommendation:
     lo_q, hi_q = (1 - coverage) / 2, 1 - (1 - coverage) / 2
     current_value = curves.value(current)
@@ -474,6 +527,8 @@ def _recommendation(
                         reference_is_current)
         for i in range(len(names))
     ]
+    reasons = [_held_reason(r, held_why[n], current[i], lo[i], hi[i]) if n in held_why else r
+               for i, (n, r) in enumerate(zip(names, reasons))]
 
     total_draws = draws.sum(axis=1)
     lift_draws = total_draws - curves.draws(reference).sum(axis=1)
@@ -492,6 +547,10 @@ def _recommendation(
             f"predicted media revenue {lift:+,.2f}/day ({lift / base:+.1%}) versus {versus}, "
             f"interval {lift_lower:+,.2f} to {lift_upper:+,.2f}; free channels balanced at marginal ROAS {lam:.2f}"
         )
+    if held_why:
+        held = [n for n in names if n in held_why]
+        summary += (f"; {len(held)} channel(s) the model cannot identify held within a smaller bound: "
+                    f"{', '.join(held)}")
 
     def weighted(slope: np.ndarray, spend: np.ndarray) -> float:
         return float(np.average(slope, weights=spend)) if spend.sum() > 0 else float(slope.mean())
@@ -534,6 +593,7 @@ def _recommendation(
         portfolio_marginal_roas=float(lam),
         used_fallback=used_fallback,
         reason=summary,
+        not_identifiable=tuple(n for n in names if n in held_why),
     )
 
 
@@ -542,6 +602,15 @@ def _change_pct(new: np.ndarray, old: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         pct = np.where(old > 0, (new / np.where(old > 0, old, 1.0) - 1.0) * 100.0, np.nan)
     return np.where(np.abs(pct) < 1e-7, 0.0, pct)
+
+
+def _held_reason(reason: str, why: str, current: float, lo: float, hi: float) -> str:
+    """A channel the model cannot identify: the band first, the optimizer's reason, then the review's why."""
+    if current > 0:
+        band = f"±{max(1.0 - lo / current, hi / current - 1.0):.0%} of current spend"
+    else:
+        band = f"{lo:,.2f}..{hi:,.2f}/day"
+    return f"not identifiable, so held within {band}: {reason}" + (f" [review: {why}]" if why else "")
 
 
 def _channel_reason(

@@ -12,12 +12,28 @@ import pandas as pd
 
 from ml.mmm.transforms import adstock
 
-__all__ = ["REVIEW_COLUMNS", "ReviewThresholds", "review_channels"]
+__all__ = [
+    "PUBLISHED_REVIEW_COLUMNS", "REVIEW_COLUMNS", "ReviewThresholds", "review_channels", "review_diagnostics",
+    "reviewed_channels",
+]
 
 REVIEW_COLUMNS = [
     "channel", "spend_share", "spend_variation", "spend_floor", "spend_days", "max_correlation", "correlated_with",
     "variance_inflation", "roas", "roas_relative_width", "out_of_sample_error", "identifiable", "review_reason",
 ]
+# The verdict that travels with each channel's ROAS (the published channel table); the figures behind it
+# go to the diagnostics (:func:`review_diagnostics`).
+PUBLISHED_REVIEW_COLUMNS = ["identifiable", "review_reason"]
+# Per-channel figures as diagnostics rows: metric stem and what it means.
+_FIGURES = {
+    "spend_share": "share of the window's spend",
+    "spend_variation": "coefficient of variation of daily spend in the window",
+    "spend_floor": "10th percentile of daily spend / its mean (high: never dark or low)",
+    "spend_days": "days with spend in the window",
+    "max_correlation": "largest correlation of its adstocked spend with another channel's",
+    "variance_inflation": "variance inflation factor of its adstocked spend (inf: constant or collinear)",
+    "roas_relative_width": "(roas_upper - roas_lower) / roas",
+}
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,8 @@ def review_channels(result, daily: pd.DataFrame, thresholds: ReviewThresholds | 
 
     rows = []
     for i, c in enumerate(names):
-        others = np.where(np.arange(len(names)) == i, -np.inf, corr[i])
+        # A constant channel has no correlation (NaN); it must not hide the others' from argmax.
+        others = np.where((np.arange(len(names)) == i) | np.isnan(corr[i]), -np.inf, corr[i])
         j = int(np.argmax(others)) if len(names) > 1 else i
         max_corr = float(others[j]) if len(names) > 1 and np.isfinite(others[j]) else math.nan
         roas, lower, upper = (float(table.loc[c, k]) for k in ("roas", "roas_lower", "roas_upper"))
@@ -141,3 +158,42 @@ def _collinearity(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if live.sum() == 1:
             vif[live] = 1.0
     return corr, vif
+
+
+def reviewed_channels(channels: pd.DataFrame, review: pd.DataFrame | None) -> pd.DataFrame:
+    """The channel table with the review's verdict appended (:data:`PUBLISHED_REVIEW_COLUMNS`), row for row."""
+    if review is None:
+        raise ValueError("the media-mix result has no review (built by hand?): fit it with fit_media_mix_model")
+    verdict = review.set_index("channel")[PUBLISHED_REVIEW_COLUMNS]
+    missing = sorted(set(channels["channel"]) - set(verdict.index))
+    if missing:
+        raise ValueError(f"the review has no row for channel(s) {missing}; it reviewed {sorted(verdict.index)}")
+    joined = verdict.loc[channels["channel"]].reset_index(drop=True)
+    return channels.reset_index(drop=True).assign(
+        identifiable=joined["identifiable"].astype(bool).to_numpy(),
+        review_reason=joined["review_reason"].fillna("").astype(str).to_numpy(),
+    )
+
+
+def review_diagnostics(review: pd.DataFrame) -> pd.DataFrame:
+    """The review's figures as diagnostics rows ``metric, value, detail``, named like the per-channel
+    hyperparameters (``spend_variation[<channel>]``); the fit's out-of-sample error once, as
+    ``review_out_of_sample_error``."""
+    rows = []
+    for r in review.itertuples(index=False):
+        c = r.channel
+        for name, meaning in _FIGURES.items():
+            value = float(getattr(r, name))
+            # Infinity is no number a BI tool or JSON reader takes; the detail says so instead.
+            shown, note = (value, "") if math.isfinite(value) or math.isnan(value) else (math.nan, f" (value: {value})")
+            rows.append({"metric": f"{name}[{c}]", "value": shown, "detail": f"channel {c}: {meaning}{note}"})
+        rows.append({"metric": f"correlated_with[{c}]", "value": math.nan,
+                     "detail": r.correlated_with or "no other channel with varying spend"})
+        rows.append({"metric": f"identifiable[{c}]", "value": float(bool(r.identifiable)),
+                     "detail": r.review_reason or f"channel {c}: every review check passed"})
+    oos = float(review["out_of_sample_error"].iloc[0]) if len(review) else math.nan
+    rows.append({"metric": "review_out_of_sample_error", "value": oos,
+                 "detail": "the fit's out-of-sample RMSE / mean revenue, as the review gate reads it"})
+    rows.append({"metric": "not_identifiable_channels", "value": float((~review["identifiable"].astype(bool)).sum()),
+                 "detail": ", ".join(review.loc[~review["identifiable"].astype(bool), "channel"])})
+    return pd.DataFrame(rows, columns=["metric", "value", "detail"])
