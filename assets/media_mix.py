@@ -128,14 +128,21 @@ def _mmm_invariants(result) -> list:
 
     ch, curves = result.channels, result.response_curves
     revenue = "predicted_incremental_revenue"
+    # A channel without spend in the window (stopped, or renamed) has no ROAS by design: it is empty
+    # there, and the review gate marks it not identifiable with the reason. Every other row is checked.
+    spent = ch["spend"] > 0
+    idle = set(ch.loc[~spent, "channel"])
+    curve_rows = ~curves["channel"].isin(idle)
     return [
-        combine("mmm_no_nan", ("channel table", no_nan("", ch)), ("response curves", no_nan("", curves))),
+        combine("mmm_no_nan", ("channel table", no_nan("", ch, where=spent)),
+                ("response curves", no_nan("", curves, where=curve_rows))),
         combine(
             "mmm_intervals_contain_estimates",
             ("channel table", intervals_contain("", ch, [
                 (m, f"{m}_lower", f"{m}_upper") for m in ("contribution", "contribution_share", "roas", "marginal_roas")
-            ])),
-            ("response curves", intervals_contain("", curves, [(revenue, f"{revenue}_lower", f"{revenue}_upper")])),
+            ], where=spent)),
+            ("response curves", intervals_contain("", curves, [(revenue, f"{revenue}_lower", f"{revenue}_upper")],
+                                                  where=curve_rows)),
         ),
     ]
 

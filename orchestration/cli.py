@@ -103,7 +103,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     try:
         frames = read_raw_dir(args.folder, channels=True)  # channels.csv too
     except RawDataError as exc:
-        print(str(exc), file=sys.stderr)
+        from core.preflight import fix_for
+
+        # The problems as `load --check` words them, each followed by its fix where its words lack one.
+        lines = str(exc).splitlines()
+        for line in lines[:1] + [x for p in exc.problems for x in (f"  - {p}", *_fix_line(fix_for(p)))]:
+            print(line, file=sys.stderr)
         return EXIT_RAW_DATA_REJECTED
     published = _while_no_refresh_runs(
         "load", lambda: _write_raw_tables("load", frames, drop_ground_truth=True)
@@ -113,6 +118,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     for t in published:
         print(f"  {t.qualified_name:<40} {t.rows:>12,} rows")
     return 0
+
+
+def _fix_line(fix: str | None) -> tuple[str, ...]:
+    return (f"      fix: {fix}",) if fix else ()
 
 
 def _check_load_folder(folder: str) -> int:

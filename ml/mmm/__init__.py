@@ -23,8 +23,6 @@ from ml.mmm.search import (
 )
 from ml.mmm.transforms import delayed_adstock, geometric_adstock, hill_saturation, hill_saturation_derivative
 
-# tests/core/test_quality.py still reads the private name; drop this once it reads CHANNEL_COLUMNS.
-_CHANNEL_COLUMNS = CHANNEL_COLUMNS
 
 __all__ = [
     "CHANNEL_COLUMNS",

@@ -161,7 +161,11 @@ def test_non_finite_and_absurd_numbers_are_refused_with_file_column_line_and_rul
         "conversions.csv: column 'revenue': 1 row(s) are not finite numbers (line 4: '-Infinity')",
         f"conversions.csv: column 'revenue': 1 row(s) {beyond} (line 5: '2e12')",
     ]
-    assert proc.stderr.splitlines() == ["raw data rejected, nothing was loaded:"] + [f"  - {e}" for e in expected]
+    problems = [line for line in proc.stderr.splitlines() if not line.startswith("      fix: ")]
+    assert problems == ["raw data rejected, nothing was loaded:"] + [f"  - {e}" for e in expected]
+    # Each rule whose words do not say what to do is followed by its fix, as `load --check` prints it.
+    assert "      fix: replace inf/nan by the real value" in proc.stderr
+    assert "      fix: check the export's unit (cents or micros instead of currency?)" in proc.stderr
     assert Warehouse(url=url).row_counts("raw") == before
     assert raw(url, "ad_performance_daily")["impressions"].max() == 2000
 

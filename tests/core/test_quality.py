@@ -75,6 +75,8 @@ def mmm_channel_roas() -> pd.DataFrame:
         "roas": roas, "roas_lower": roas * 0.7, "roas_upper": roas * 1.3,
         "marginal_roas": marginal, "marginal_roas_lower": marginal * 0.5, "marginal_roas_upper": marginal * 1.5,
         "adstock_decay": [0.0, 0.3, 0.6], "saturation_half": [50.0, 150.0, 90.0], "saturation_shape": [1.0, 1.5, 2.0],
+        "identifiable": [True, True, False],
+        "review_reason": ["", "", "spend hardly varies (coefficient of variation 0.02 < 0.1)"],
     }))
 
 
@@ -640,7 +642,7 @@ def test_suites_name_the_columns_ml_publishes():
     assert gated_columns("ml_roi_timeseries") == list(forecasting.ROI_TIMESERIES_COLUMNS)
     assert sorted(gated_columns("ml_reach_ctr_timeseries")) == sorted(forecasting.REACH_CTR_COLUMNS)
     assert gated_columns("ml_budget_recommendation") == list(budget.TABLE_COLUMNS)
-    assert sorted(gated_columns("mmm_channel_roas")) == sorted(mmm._CHANNEL_COLUMNS)
+    assert sorted(gated_columns("mmm_channel_roas")) == sorted(mmm.CHANNEL_COLUMNS + mmm.review.PUBLISHED_REVIEW_COLUMNS)
     for table in ("channel_attribution", "campaign_attribution", "campaign_channel_attribution"):
         assert set(report.MEASURES) <= set(gated_columns(table))
 

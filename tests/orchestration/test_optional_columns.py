@@ -15,7 +15,7 @@ from assets.resources import Warehouse
 from core import registry
 from core.raw_contract import RAW_TABLES
 from ml.forecasting import METHOD, NO_REVENUE_METHOD
-from tests.orchestration.test_pipeline import run_refresh_job
+from tests.orchestration.test_pipeline import DEMO_MAY_WARN, run_refresh_job
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def test_the_folder_loads_with_the_absent_columns_as_nulls(refreshed):
 def test_the_refresh_succeeds_and_publishes_every_table(refreshed):
     result = refreshed["result"]
     failed = [f"{e.asset_key.to_user_string()}::{e.check_name}: {e.description}"
-              for e in result.get_asset_check_evaluations() if not e.passed]
+              for e in result.get_asset_check_evaluations() if not e.passed and e.check_name not in DEMO_MAY_WARN]
     assert result.success, result.get_failed_step_keys()
     assert failed == []
     counts = Warehouse(url=refreshed["url"]).row_counts("predictions")
