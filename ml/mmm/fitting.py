@@ -267,7 +267,8 @@ def fit_media_mix_model(
 
 
 def _widen_unbounded_levels(result: MediaMixResult, review: pd.DataFrame) -> MediaMixResult:
-    """Lower bounds of contribution, share and ROAS set to 0 for channels whose spend is never low.
+    """Intervals of contribution, share and ROAS opened to what the data allow for channels whose spend
+    is never low: down to 0, and up to the estimate plus the baseline's constant part.
 
     Such a channel's data fix the slope of its response over the spend it ran at, not the level: how
     much revenue would vanish at zero spend is an extrapolation along the chosen curve family, and
@@ -284,6 +285,22 @@ def _widen_unbounded_levels(result: MediaMixResult, review: pd.DataFrame) -> Med
     rows = channels["channel"].isin(unbounded).to_numpy()
     for column in ("contribution_lower", "contribution_share_lower", "roas_lower"):
         channels.loc[rows, column] = np.fmin(channels.loc[rows, column], 0.0)
+    # From above, the level trades off against the baseline's constant part: the channel could carry
+    # what the baseline holds on every day (its 10th percentile, not below 0) on top of its estimate.
+    # Without this, a channel the regression credited with nothing got the interval 0..0 (on the
+    # second benchmark family, most of the major channels that were off by more than 50% with the
+    # truth outside their interval; docs/mmm_accuracy.md).
+    fitted = result.decomposition.loc[~result.decomposition["excluded"].astype(bool), "baseline"]
+    absorbable = max(float(np.quantile(fitted, 0.10)), 0.0) * len(result.decomposition) if len(fitted) else 0.0
+    contribution_cap = channels.loc[rows, "contribution"] + absorbable
+    spend = channels.loc[rows, "spend"]
+    channels.loc[rows, "contribution_upper"] = np.fmax(channels.loc[rows, "contribution_upper"], contribution_cap)
+    channels.loc[rows, "roas_upper"] = np.fmax(
+        channels.loc[rows, "roas_upper"], np.where(spend > 0, contribution_cap / spend.where(spend > 0, 1.0), np.nan))
+    others = channels["contribution_lower"].clip(lower=0.0).sum() - channels.loc[rows, "contribution_lower"].clip(lower=0.0)
+    channels.loc[rows, "contribution_share_upper"] = np.fmax(
+        channels.loc[rows, "contribution_share_upper"],
+        np.fmin(contribution_cap / (contribution_cap + others).where(contribution_cap + others > 0, 1.0), 1.0))
     result.diagnostics["unbounded_level_channels"] = sorted(unbounded)
     return dataclasses.replace(result, channels=channels)
 
