@@ -11,14 +11,15 @@ GROUP = "forecasts"
 TABLE_OF = {"roi_forecast": "ml_roi_forecast", "roi_timeseries": "ml_roi_timeseries",
             "reach_ctr_timeseries": "ml_reach_ctr_timeseries"}
 SUMMARIES = {
-    "roi_forecast": "ROI by channel over the next horizon, with its interval and the backtest MAPE.",
+    "roi_forecast": "ROI by channel over the next horizon, with its interval, the backtest MAPE and the skill "
+                    "against naive baselines (a series whose model does not beat them is published as the baseline).",
     "roi_timeseries": "Daily ROI and conversions per channel, history and forecast in one table.",
     "reach_ctr_timeseries": "Daily reach, impressions, clicks and CTR per channel, history and forecast.",
 }
 CHECKS = [
-    ("roi_forecast", "roi_forecast_no_nan", "No missing value in the ROI forecast (backtest_mape may be empty "
-     "when a channel's held-out revenue is all zero; revenue and ROI are empty, and named, for a channel without "
-     "platform revenue in the data)."),
+    ("roi_forecast", "roi_forecast_no_nan", "No missing value in the ROI forecast (backtest_mape, naive_mape, "
+     "skill and total_skill may be empty when a channel's held-out revenue is all zero; revenue and ROI are empty, "
+     "and named, for a channel without platform revenue in the data)."),
     ("roi_forecast", "roi_forecast_intervals_contain_estimates", "roi_lower <= predicted_roi <= roi_upper."),
     ("roi_timeseries", "roi_timeseries_forecast_no_nan", "Forecast rows have no missing value (ROI and conversions "
      "are empty, and named, for a channel without them in the data)."),
@@ -47,6 +48,16 @@ def _coverage_check(channels: list[str], not_forecast: dict[str, str]) -> AssetC
                      f"{described}" if not_forecast else f"all {len(channels)} channels forecast"),
         metadata={"not_forecast": MetadataValue.json(dict(sorted(not_forecast.items())))},
     )
+
+
+SKILL_SHOWN = ["method", "model_mape", "naive_method", "naive_mape", "skill", "model_total_error",
+               "naive_total_error", "total_skill", "published_skill", "published_total_skill"]
+
+
+def _records(frame):
+    """Rows as JSON-ready dicts (NaN as null)."""
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in frame.to_dict(orient="records")]
 
 
 def _each(check, columns):
@@ -96,7 +107,7 @@ class ForecastConfig(Config):
 def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, warehouse: Warehouse):
     """One Prophet model per channel and metric, fitted in parallel, with a rolling-origin backtest."""
     from core.checks import covers_horizon, intervals_contain, no_nan
-    from ml.forecasting import forecast_channel_metrics
+    from ml.forecasting import METHOD, forecast_channel_metrics
 
     daily = warehouse.read_table(
         "analytics", "fct_channel_daily",
@@ -122,11 +133,12 @@ def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, wa
                      **{c: lacking["conversions"] for c in ("conversions", "conversions_lower", "conversions_upper")}}
     rc_unreported = {c: lacking["reach"] for c in ("reach", "reach_lower", "reach_upper")}
 
-    roi_numbers = [c for c in roi.select_dtypes("number").columns if c != "backtest_mape"]
+    # Backtest scores are NULL when a channel's held-out revenue is all zero (WAPE undefined).
+    scores = ("backtest_mape", "naive_mape", "skill", "total_skill")
+    roi_numbers = [c for c in roi.select_dtypes("number").columns if c not in scores]
     every_row = roi["channel"].notna()
     outcomes = {
         "roi_forecast": [
-            # backtest_mape is NULL when a channel's held-out revenue is all zero (WAPE undefined).
             _unless_absent("roi_forecast_no_nan", _each(no_nan, roi_numbers), roi, every_row, roi_unreported),
             _unless_absent("roi_forecast_intervals_contain_estimates",
                            [(intervals_contain, [("predicted_roi", "roi_lower", "roi_upper")], {})],
@@ -151,6 +163,7 @@ def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, wa
         ],
     }
     backtest = forecast.backtest.pivot_table(index="channel", columns="metric", values="mape")
+    skill = forecast.skill.set_index(["channel", "metric"])
     yield from check_and_publish(
         context, warehouse, {TABLE_OF[name]: frame for name, frame in tables.items()},
         invariants=outcomes,
@@ -162,8 +175,17 @@ def channel_forecasts(context: AssetExecutionContext, config: ForecastConfig, wa
             "roi_forecast": {
                 "horizon_days": config.horizon_days,
                 "roi_forecast": MetadataValue.md(markdown_table(roi.set_index("channel")[
-                    ["predicted_spend", "predicted_revenue", "predicted_roi", "roi_lower", "roi_upper", "backtest_mape"]])),
+                    ["predicted_spend", "predicted_revenue", "predicted_roi", "roi_lower", "roi_upper", "method",
+                     "backtest_mape", "naive_mape", "skill", "total_skill"]])),
                 "backtest_mape": MetadataValue.md(markdown_table(backtest, digits=3)),
+                # Every series' model error next to the naive baselines', and what was published.
+                "forecast_skill": MetadataValue.md(markdown_table(skill[SKILL_SHOWN], digits=3, max_rows=len(skill))),
+                "forecast_skill_records": MetadataValue.json(_records(forecast.skill)),
+                # Plain numbers, so the UI plots them across materializations.
+                "median_model_skill": float(skill["skill"].median()),
+                "median_published_skill": float(skill["published_skill"].median()),
+                "median_published_total_skill": float(skill["published_total_skill"].median()),
+                "series_on_naive_fallback": int((skill["method"] != METHOD).sum()),
                 "not_forecast": MetadataValue.json(dict(sorted(forecast.not_forecast.items()))),
             },
         },

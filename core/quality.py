@@ -370,7 +370,8 @@ def _ml_roi_forecast(rules: _Rules, channels=None, horizon_days: int = _DEFAULT_
     rules.channels(channels)
     rules.in_set("horizon_days", [horizon_days])
     rules.within("predicted_roi", "roi_lower", "roi_upper")
-    rules.non_negative("predicted_spend", "predicted_revenue", "backtest_mape")
+    # Skill is never negative: a series that does not beat its naive baseline is published as the baseline.
+    rules.non_negative("predicted_spend", "predicted_revenue", "backtest_mape", "naive_mape", "skill", "total_skill")
 
 
 def _forecast_bounds(rules: _Rules, measures: Iterable[str], optional: Iterable[str] = ()) -> None:

@@ -225,9 +225,19 @@ TABLES: dict[str, Table] = {t.name: t for t in (
                "revenue", nullable=True),
             _c("roi_lower", "number", "lower end of the 95% interval of predicted_roi", nullable=True),
             _c("roi_upper", "number", "upper end of the 95% interval of predicted_roi", nullable=True),
-            _c("method", "text", "forecasting method: prophet, or 'none: no platform revenue in the data'"),
-            _c("backtest_mape", "number", "rolling-origin backtest error of daily revenue (WAPE); empty when "
-               "the held-out revenue was all zero", nullable=True),
+            _c("method", "text", "forecasting method of the revenue forecast: prophet, or the naive baseline it "
+               "falls back to where prophet does not beat it in the backtest (naive_28d_mean: mean of the last 28 "
+               "days with spend; naive_weekday: same-weekday mean of the last 4 weeks), followed by "
+               "'(spend: <method>)' when the spend forecast's differs; or 'none: no platform revenue in the data'"),
+            _c("backtest_mape", "number", "rolling-origin backtest error of the published daily revenue forecast "
+               "(WAPE); empty when the held-out revenue was all zero", nullable=True),
+            _c("naive_mape", "number", "the same backtest error of the better naive baseline (naive_28d_mean or "
+               "naive_weekday) on the same folds and days; empty as backtest_mape", nullable=True),
+            _c("skill", "number", "1 - backtest_mape / naive_mape: the share of the naive error the published "
+               "daily revenue forecast removes (0 when it is the naive baseline, never negative); empty as "
+               "backtest_mape", nullable=True),
+            _c("total_skill", "number", "the same skill scored on the backtest's horizon totals of revenue (what "
+               "predicted_revenue sums) instead of days; empty as backtest_mape", nullable=True),
         ),
         charts=("roi_forecast",),
         named_intervals=(Interval("predicted_roi", "roi_lower", "roi_upper"),),

@@ -1,5 +1,6 @@
 """Prophet forecasts of spend, revenue, conversions, impressions, reach and clicks per channel.
-One model per (channel, metric), fitted in parallel and backtested, feeding the ROI and reach/CTR tables.
+One model per (channel, metric), fitted in parallel and backtested against two naive baselines (skill),
+falling back to the better baseline where it does not beat them; feeds the ROI and reach/CTR tables.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from core.processes import die_with_parent
-from ml.events import country_holidays
+from ml.events import country_holidays, retail_peak_days
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +33,36 @@ OPTIONAL_METRICS: tuple[str, ...] = ("revenue", "conversions", "reach")
 MIN_HISTORY_DAYS = 28
 YEARLY_MIN_DAYS = 730
 YEARLY_FOURIER_ORDER = 6
+# Between one and two years of history, a yearly curve only where the series shows one: its smoothed, detrended
+# level correlates with itself 52 weeks earlier (chosen on seeds 101-102 of both benchmark families: real
+# seasons score 0.85-0.99, the demo's budget swings at most 0.71).
+YEARLY_SIGNAL_MIN_DAYS = 490
+YEARLY_SIGNAL_CORRELATION = 0.8
 CHANGEPOINT_SPACING_DAYS = 29
 HOLIDAYS_MIN_DAYS = 365
 MAX_HORIZON_DAYS = 366
+# Prophet's default trend flexibility. A stiffer trend (0.005, 0.0005) was tried on the selection seeds of
+# benchmarks/bench_forecast_skill.py: no better on the demo's flighted budgets, worse on 30-day totals.
+CHANGEPOINT_PRIOR_SCALE = 0.05
 METHOD = "prophet"
 NO_REVENUE_METHOD = "none: no platform revenue in the data"
+# The naive baselines every model is scored against, on the same folds and days; the better of the two by
+# daily error is "the naive error", and a series whose model does not beat it is published as that baseline.
+NAIVE_WINDOW_DAYS = 28
+NAIVE_WEEKS = 4
+NAIVE_METHODS: dict[str, str] = {
+    "naive_28d_mean": f"mean of the last {NAIVE_WINDOW_DAYS} live (spend > 0) days",
+    "naive_weekday": f"same-weekday mean of the last {NAIVE_WEEKS} live weeks",
+}
 
 ROI_FORECAST_COLUMNS = (
     "channel", "horizon_days", "predicted_spend", "predicted_revenue", "predicted_roi",
-    "roi_lower", "roi_upper", "method", "backtest_mape",
+    "roi_lower", "roi_upper", "method", "backtest_mape", "naive_mape", "skill", "total_skill",
+)
+SKILL_COLUMNS = (
+    "channel", "metric", "method", "model_mape", "naive_28d_mean_mape", "naive_weekday_mape", "naive_method",
+    "naive_mape", "skill", "model_total_error", "naive_total_error", "total_skill", "published_mape",
+    "published_skill", "published_total_skill", "folds",
 )
 ROI_TIMESERIES_COLUMNS = (
     "date", "channel", "roi", "conversions", "is_forecast",
@@ -71,10 +93,19 @@ class ChannelForecast:
         spend) ``actual`` is the observed value and ``yhat`` what the model expected had the
         channel run.
     backtest: one row per channel and metric with ``channel, metric, mape, folds``: the
-        rolling-origin error as a fraction (0.08 = 8 %), WAPE-style, i.e.
+        rolling-origin error of the Prophet model as a fraction (0.08 = 8 %), WAPE-style, i.e.
         ``sum |forecast - actual| / sum |actual|`` pooled over every held-out active day of
         every fold, so zero-actual days cannot divide by zero. NaN only when every held-out
         actual was zero. ``folds`` is the number of folds that were run.
+    skill: one row per channel and metric (``SKILL_COLUMNS``): the model's error next to the
+        two naive baselines' (``NAIVE_METHODS``) on the same folds and days, the better
+        baseline (``naive_method``, ``naive_mape``), ``skill = 1 - model_mape / naive_mape``,
+        the same on horizon totals (``model_total_error``, ``naive_total_error``,
+        ``total_skill``: ``sum |sum forecast - sum actual| / sum |sum actual|`` over folds),
+        and what is published: ``method`` is ``"prophet"`` where the model beats the naive
+        error, else the better baseline, whose forecast then replaces the model's on the
+        forecast rows; ``published_mape`` / ``published_skill`` / ``published_total_skill``
+        score the published method (never a negative skill: a fallback scores 0).
     horizon_samples: per (channel, metric) an array (horizon_days x draws) of joint predictive
         draws on the natural scale: column k of every metric of a channel is one joint draw
         (see ``noise_correlation``), so ratios such as ROI and CTR can be taken column by
@@ -98,6 +129,7 @@ class ChannelForecast:
     seed: int
     horizon_samples: dict[tuple[str, str], np.ndarray] = field(repr=False)
     noise_correlation: dict[str, pd.DataFrame] = field(repr=False)
+    skill: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SKILL_COLUMNS)), repr=False)
     timings: dict[str, float] = field(default_factory=dict)
     absent: frozenset[tuple[str, str]] = frozenset()
     not_forecast: dict[str, str] = field(default_factory=dict)
@@ -112,6 +144,11 @@ class ChannelForecast:
         present = set(self.frame["metric"].unique()) | {metric for _, metric in self.absent}
         return [m for m in METRICS if m in present]
 
+    def method(self, channel: str, metric: str) -> str:
+        """The published method of a series: ``METHOD`` or a key of ``NAIVE_METHODS``."""
+        rows = self.skill[(self.skill["channel"] == channel) & (self.skill["metric"] == metric)]
+        return str(rows["method"].iloc[0]) if len(rows) else METHOD
+
     def reports(self, channel: str, metric: str) -> bool:
         """False when the input had no value of `metric` for `channel` (an optional metric, all null)."""
         return (channel, metric) not in self.absent
@@ -120,7 +157,7 @@ class ChannelForecast:
         """One row per spending channel: the horizon totals and their ROI with its interval.
 
         Columns: ``channel, horizon_days, predicted_spend, predicted_revenue, predicted_roi,
-        roi_lower, roi_upper, method, backtest_mape``.
+        roi_lower, roi_upper, method, backtest_mape, naive_mape, skill, total_skill``.
 
         ``predicted_spend`` and ``predicted_revenue`` are the sums of the daily point forecasts
         (the same numbers the time-series table shows), and ``predicted_roi`` is
@@ -130,7 +167,11 @@ class ChannelForecast:
         residuals did in the history, gives the quantiles. When Monte Carlo error puts the
         point outside them the interval is widened to include it, so
         ``roi_lower <= predicted_roi <= roi_upper``.
-        ``backtest_mape`` is the backtest WAPE of the channel's daily revenue forecast.
+        ``method`` is the published method of the revenue forecast (``prophet``, or the naive
+        baseline it fell back to, see ``skill``), followed by ``(spend: <method>)`` when the
+        spend forecast's differs. ``backtest_mape`` is the backtest WAPE of the published daily
+        revenue forecast, ``naive_mape`` the better naive baseline's, ``skill`` and
+        ``total_skill`` the published forecast's skill on days and on horizon totals (>= 0).
         Channels that never spent anything have no ROI and are left out. A channel without
         platform revenue in the data (an optional column) keeps its spend forecast, while
         revenue, ROI and its interval are NULL and ``method`` says why
@@ -138,7 +179,7 @@ class ChannelForecast:
         """
         self._require_metrics("roi_forecast_table", ("spend", "revenue"))
         point = self._forecast_wide("yhat")
-        revenue_error = self.backtest[self.backtest["metric"] == "revenue"].set_index("channel")["mape"]
+        scores = self.skill[self.skill["metric"] == "revenue"].set_index("channel")
         low_q, high_q = _quantile_levels(self.interval_width)
         rows = []
         for channel in self._spending_channels():
@@ -147,7 +188,8 @@ class ChannelForecast:
                 rows.append({
                     "channel": channel, "horizon_days": self.horizon_days, "predicted_spend": predicted_spend,
                     "predicted_revenue": np.nan, "predicted_roi": np.nan, "roi_lower": np.nan, "roi_upper": np.nan,
-                    "method": NO_REVENUE_METHOD, "backtest_mape": np.nan,
+                    "method": NO_REVENUE_METHOD, "backtest_mape": np.nan, "naive_mape": np.nan, "skill": np.nan,
+                    "total_skill": np.nan,
                 })
                 continue
             spend_paths, revenue_paths = self._draws(channel, "spend", "revenue")
@@ -163,8 +205,11 @@ class ChannelForecast:
                 "predicted_roi": predicted_roi,
                 "roi_lower": float(lower[0]),
                 "roi_upper": float(upper[0]),
-                "method": METHOD,
-                "backtest_mape": float(revenue_error.get(channel, np.nan)),
+                "method": self._roi_method(channel),
+                "backtest_mape": float(scores.loc[channel, "published_mape"]),
+                "naive_mape": float(scores.loc[channel, "naive_mape"]),
+                "skill": float(scores.loc[channel, "published_skill"]),
+                "total_skill": float(scores.loc[channel, "published_total_skill"]),
             })
         table = pd.DataFrame(rows, columns=list(ROI_FORECAST_COLUMNS))
         return table.astype({"horizon_days": "int64", "method": "str"})
@@ -296,6 +341,10 @@ class ChannelForecast:
                 f"including {missing}."
             )
 
+    def _roi_method(self, channel: str) -> str:
+        revenue, spend = self.method(channel, "revenue"), self.method(channel, "spend")
+        return revenue if revenue == spend else f"{revenue} (spend: {spend})"
+
     def _spending_channels(self) -> list[str]:
         spend = self.frame[(self.frame["metric"] == "spend") & ~self.frame["is_forecast"]]
         totals = spend.groupby("channel")["actual"].sum()
@@ -330,6 +379,9 @@ def forecast_channel_metrics(
     holidays_country: str | None = "US",
     seed: int = 0,
     uncertainty_samples: int = 250,
+    retail_peaks: bool = True,
+    changepoint_prior_scale: float = CHANGEPOINT_PRIOR_SCALE,
+    fallback: bool = True,
 ) -> ChannelForecast:
     """Forecast each metric of each channel with its own Prophet model, and backtest them.
 
@@ -355,6 +407,11 @@ def forecast_channel_metrics(
         ``if __name__ == "__main__":`` guard. A daemonic process cannot have children, so
         there it warns and runs serially.
     holidays_country: country code for the ``holidays`` calendar (e.g. "US", "GB"), or None.
+    retail_peaks: also model the retail peak days of ``ml.events`` (Thanksgiving to Cyber
+        Tuesday, Christmas to New Year) as holiday effects.
+    changepoint_prior_scale: Prophet's trend flexibility (its default is 0.05).
+    fallback: publish the better naive baseline for a series whose model does not beat it in
+        the backtest (see ``ChannelForecast.skill``); False publishes every model (still scored).
     seed: makes the uncertainty sampling, and hence every interval, reproducible; results
         are identical for any n_jobs.
     uncertainty_samples: predictive sample paths per series (a few hundred keeps runs fast).
@@ -380,7 +437,9 @@ def forecast_channel_metrics(
       default density on two years), so short histories do not get a wildly flexible trend.
     - Seasonality: weekly always (the minimum history of 28 days holds four weeks); yearly
       when every fit of the channel, down to the earliest backtest fold, covers at least 730
-      calendar days; country holidays when every fit covers at least 365. Backtest folds
+      calendar days, or at least 490 and the series shows a season up to the earliest fold's
+      cutoff (its smoothed, detrended level correlates >= 0.8 with itself 52 weeks earlier);
+      country holidays and the retail peak days when every fit covers at least 365. Backtest folds
       thus test exactly the specification of the final model; a yearly curve fitted on less
       than two years extrapolates wildly (on the two-year demo data it multiplied the
       backtest error of some channels several times over).
@@ -405,9 +464,7 @@ def forecast_channel_metrics(
 
     last_date = data["date"].max()
     horizon = pd.date_range(last_date + pd.Timedelta(days=1), periods=horizon_days, freq="D")
-    holidays = None
-    if holidays_country is not None:
-        holidays = country_holidays(holidays_country, data["date"].min(), horizon[-1], "holidays_country")
+    holidays = _event_calendar(holidays_country, retail_peaks, data["date"].min(), horizon[-1])
 
     tasks = []
     for history in histories:
@@ -423,19 +480,20 @@ def forecast_channel_metrics(
                 horizon_dates=horizon.to_numpy(dtype="datetime64[ns]"),
                 fit_mask=history.active,
                 fit_values=fit_values,
-                yearly=history.shortest_training_days >= YEARLY_MIN_DAYS,
+                yearly=_wants_yearly(history, values),
                 holidays=holidays if history.shortest_training_days >= HOLIDAYS_MIN_DAYS else None,
                 cutoffs=history.cutoffs,
                 horizon_days=horizon_days,
                 interval_width=interval_width,
                 uncertainty_samples=uncertainty_samples,
                 seed=_series_seed(seed, history.channel, metric),
+                changepoint_prior_scale=float(changepoint_prior_scale),
             ))
 
     prepared = time.perf_counter()
     results = _run_tasks(tasks, n_jobs)
     fitted = time.perf_counter()
-    forecast = _assemble(histories, horizon, tasks, results, horizon_days, interval_width, seed)
+    forecast = _assemble(histories, horizon, tasks, results, horizon_days, interval_width, seed, fallback)
     forecast.not_forecast.update(not_forecast)
     forecast.timings.update({
         "prepare": prepared - started,
@@ -450,6 +508,44 @@ def forecast_channel_metrics(
         len(tasks), len(histories), n_jobs, forecast.timings["fit_and_backtest"],
     )
     return forecast
+
+
+def _wants_yearly(history: _ChannelHistory, values: np.ndarray) -> bool:
+    """A yearly curve on two years of every fit's history, or from 490 days where the series has a season."""
+    if history.shortest_training_days >= YEARLY_MIN_DAYS:
+        return True
+    if history.shortest_training_days < YEARLY_SIGNAL_MIN_DAYS:
+        return False
+    # Judged on the earliest fold's training days only, so the backtest scores the choice honestly.
+    return _yearly_signal(history.dates, values, history.active, min(history.cutoffs)) >= YEARLY_SIGNAL_CORRELATION
+
+
+def _yearly_signal(dates: np.ndarray, values: np.ndarray, active: np.ndarray, until: np.datetime64) -> float:
+    """Correlation of the 28-day mean level (log, linear trend removed) with itself 364 days earlier; NaN
+    when fewer than 91 days pair up."""
+    keep = dates <= until
+    level = pd.Series(np.where(active, values, np.nan)[keep], index=pd.DatetimeIndex(dates[keep]))
+    level = level.reindex(pd.date_range(level.index[0], level.index[-1], freq="D"))
+    x = np.log1p(level.rolling(NAIVE_WINDOW_DAYS, min_periods=NAIVE_WINDOW_DAYS // 2).mean().to_numpy())
+    t = np.arange(len(x))
+    seen = np.isfinite(x)
+    if seen.sum() < 2:
+        return np.nan
+    x = x - np.polyval(np.polyfit(t[seen], x[seen], 1), t)
+    now, year_before = x[364:], x[:-364]
+    both = np.isfinite(now) & np.isfinite(year_before)
+    if both.sum() < 91 or now[both].std() == 0 or year_before[both].std() == 0:
+        return np.nan
+    return float(np.corrcoef(now[both], year_before[both])[0, 1])
+
+
+def _event_calendar(country: str | None, retail_peaks: bool, first, last) -> pd.DataFrame | None:
+    parts = []
+    if country is not None:
+        parts.append(country_holidays(country, first, last, "holidays_country"))
+    if retail_peaks:
+        parts.append(retail_peak_days(first, last).rename(columns={"event": "holiday"}))
+    return pd.concat(parts, ignore_index=True)[["ds", "holiday"]] if parts else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,6 +740,7 @@ class _SeriesTask:
     interval_width: float
     uncertainty_samples: int
     seed: int
+    changepoint_prior_scale: float = CHANGEPOINT_PRIOR_SCALE
 
 
 @dataclass(frozen=True)
@@ -657,6 +754,7 @@ class _SeriesResult:
     abs_error: float
     abs_actual: float
     folds: int
+    fold_totals: tuple[tuple[float, float], ...]  # (forecast, actual) summed over each fold's held-out days
     fit_seconds: float
     backtest_seconds: float
     cpu_seconds: float
@@ -691,6 +789,7 @@ def _fit_and_backtest(task: _SeriesTask) -> _SeriesResult:
 
     fitted = time.perf_counter()
     abs_error = abs_actual = 0.0
+    fold_totals = []
     step = np.timedelta64(task.horizon_days, "D")
     for cutoff in task.cutoffs:
         train = fit_dates <= cutoff
@@ -701,6 +800,7 @@ def _fit_and_backtest(task: _SeriesTask) -> _SeriesResult:
         actual = task.fit_values[holdout]
         abs_error += float(np.abs(predicted - actual).sum())
         abs_actual += float(np.abs(actual).sum())
+        fold_totals.append((float(predicted.sum()), float(actual.sum())))
 
     n_history = len(task.history_dates)
     return _SeriesResult(
@@ -714,6 +814,7 @@ def _fit_and_backtest(task: _SeriesTask) -> _SeriesResult:
         abs_error=abs_error,
         abs_actual=abs_actual,
         folds=len(task.cutoffs),
+        fold_totals=tuple(fold_totals),
         fit_seconds=fitted - started,
         backtest_seconds=time.perf_counter() - fitted,
         cpu_seconds=_cpu_seconds() - cpu_started,
@@ -744,6 +845,7 @@ def _new_model(prophet_class, task: _SeriesTask, train_dates: np.ndarray, uncert
         weekly_seasonality=True,
         daily_seasonality=False,
         holidays=holidays,
+        changepoint_prior_scale=task.changepoint_prior_scale,
         mcmc_samples=0,
         interval_width=task.interval_width,
         uncertainty_samples=uncertainty_samples,
@@ -854,20 +956,24 @@ def _start_worker(parent_pid: int) -> None:
 # Assembly and interval arithmetic
 
 
-def _assemble(histories, horizon, tasks, results, horizon_days, interval_width, seed) -> ChannelForecast:
+def _assemble(histories, horizon, tasks, results, horizon_days, interval_width, seed, fallback=True) -> ChannelForecast:
     n_horizon = len(horizon)
     horizon_dates = horizon.to_numpy(dtype="datetime64[ns]")
     low_q, high_q = _quantile_levels(interval_width)
     frames, backtest_rows, samples, correlations = [], [], {}, {}
+    scored = [_score_and_fall_back(task, result, fallback) for task, result in zip(tasks, results, strict=True)]
+    skill = pd.DataFrame([row for _, row in scored], columns=list(SKILL_COLUMNS))
+    published = [result for result, _ in scored]
     for history in histories:
-        pairs = [(task, result) for task, result in zip(tasks, results, strict=True) if task.channel == history.channel]
+        pairs = [(task, result) for task, result in zip(tasks, published, strict=True) if task.channel == history.channel]
+        models = [result for task, result in zip(tasks, results, strict=True) if task.channel == history.channel]
         metrics = [task.metric for task, _ in pairs]
         correlation = _noise_correlation(np.column_stack([result.residuals for _, result in pairs]))
         correlations[history.channel] = pd.DataFrame(correlation, index=metrics, columns=metrics)
         rng = np.random.default_rng(np.random.SeedSequence([seed, _stable_id(history.channel)]))
         draws = _joint_draws([result for _, result in pairs], correlation, rng)
         n_history = len(history.dates)
-        for (task, result), metric_draws in zip(pairs, draws, strict=True):
+        for (task, result), model, metric_draws in zip(pairs, models, draws, strict=True):
             samples[(history.channel, task.metric)] = metric_draws
             lower, upper = result.yhat_lower.copy(), result.yhat_upper.copy()
             lower[n_history:], upper[n_history:] = _interval_around(result.yhat[n_history:], metric_draws, low_q, high_q)
@@ -881,7 +987,7 @@ def _assemble(histories, horizon, tasks, results, horizon_days, interval_width, 
                 "yhat_upper": upper,
                 "is_forecast": np.concatenate([np.zeros(n_history, bool), np.ones(n_horizon, bool)]),
             }))
-            mape = result.abs_error / result.abs_actual if result.abs_actual > 0 else np.nan
+            mape = model.abs_error / model.abs_actual if model.abs_actual > 0 else np.nan
             backtest_rows.append({"channel": task.channel, "metric": task.metric, "mape": mape, "folds": result.folds})
     frame = pd.concat(frames, ignore_index=True)[list(FRAME_COLUMNS)]
     backtest = pd.DataFrame(backtest_rows, columns=list(BACKTEST_COLUMNS)).astype({"folds": "int64"})
@@ -893,7 +999,143 @@ def _assemble(histories, horizon, tasks, results, horizon_days, interval_width, 
         seed=int(seed),
         horizon_samples=samples,
         noise_correlation=correlations,
+        skill=skill.astype({"folds": "int64"}),
         absent=frozenset((history.channel, metric) for history in histories for metric in history.absent),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Naive baselines, skill and the fallback
+
+
+def naive_forecast(values: np.ndarray, weekdays: np.ndarray, target_weekdays: np.ndarray, method: str) -> np.ndarray:
+    """The naive forecast ``method`` (a key of ``NAIVE_METHODS``) of the days ``target_weekdays``.
+
+    ``values`` is the live history (days with spend) in date order and ``weekdays`` their days of
+    the week (0 = Monday). ``naive_28d_mean`` repeats the mean of the last 28 values;
+    ``naive_weekday`` gives each day the mean of the last 4 values on its weekday (the 28-day
+    mean for a weekday the history does not have).
+    """
+    values = np.asarray(values, dtype=float)
+    target_weekdays = np.asarray(target_weekdays)
+    if method not in NAIVE_METHODS:
+        raise ValueError(f"method must be one of {list(NAIVE_METHODS)}; got {method!r}.")
+    level = float(values[-NAIVE_WINDOW_DAYS:].mean()) if len(values) else 0.0
+    forecast = np.full(len(target_weekdays), level)
+    if method == "naive_weekday":
+        weekdays = np.asarray(weekdays)
+        for day in np.unique(target_weekdays):
+            same = values[weekdays == day][-NAIVE_WEEKS:]
+            if len(same):
+                forecast[target_weekdays == day] = same.mean()
+    return forecast
+
+
+def skill_score(model_error: float, naive_error: float) -> float:
+    """``1 - model_error / naive_error``: 0 is no better than naive, 1 perfect, negative worse.
+
+    NaN when either error is undefined, or the naive error is 0 (a perfect baseline cannot be beaten).
+    """
+    if not (np.isfinite(model_error) and np.isfinite(naive_error)) or naive_error <= 0:
+        return np.nan
+    return 1.0 - model_error / naive_error
+
+
+def _weekdays(dates: np.ndarray) -> np.ndarray:
+    # 1970-01-01 was a Thursday (3 with Monday = 0).
+    return (np.asarray(dates, dtype="datetime64[D]").astype(np.int64) + 3) % 7
+
+
+def _naive_backtest(task: _SeriesTask, method: str) -> tuple[float, float, list[tuple[float, float]]]:
+    """The naive method's pooled absolute error and actuals, and fold totals, on the model's folds and days."""
+    fit_dates = task.history_dates[task.fit_mask]
+    weekdays = _weekdays(fit_dates)
+    step = np.timedelta64(task.horizon_days, "D")
+    abs_error = abs_actual = 0.0
+    totals = []
+    for cutoff in task.cutoffs:
+        train = fit_dates <= cutoff
+        holdout = (fit_dates > cutoff) & (fit_dates <= cutoff + step)
+        predicted = naive_forecast(task.fit_values[train], weekdays[train], weekdays[holdout], method)
+        actual = task.fit_values[holdout]
+        abs_error += float(np.abs(predicted - actual).sum())
+        abs_actual += float(np.abs(actual).sum())
+        totals.append((float(predicted.sum()), float(actual.sum())))
+    return abs_error, abs_actual, totals
+
+
+def _total_error(totals: Sequence[tuple[float, float]]) -> float:
+    actual = sum(abs(a) for _, a in totals)
+    return sum(abs(f - a) for f, a in totals) / actual if actual > 0 else np.nan
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else np.nan
+
+
+def _score_and_fall_back(task: _SeriesTask, result: _SeriesResult, fallback: bool = True) -> tuple[_SeriesResult, dict]:
+    """Score the model against both naive baselines; where it does not beat the better one, publish that."""
+    naive = {method: _naive_backtest(task, method) for method in NAIVE_METHODS}
+    naive_mapes = {method: _ratio(error, actual) for method, (error, actual, _) in naive.items()}
+    # The better baseline by daily error; ties and undefined errors go to the simpler mean.
+    best = min(NAIVE_METHODS, key=lambda m: (np.inf if np.isnan(naive_mapes[m]) else naive_mapes[m]))
+    model_mape = _ratio(result.abs_error, result.abs_actual)
+    naive_mape = naive_mapes[best]
+    model_total, naive_total = _total_error(result.fold_totals), _total_error(naive[best][2])
+    skill = skill_score(model_mape, naive_mape)
+    total_skill = skill_score(model_total, naive_total)
+    # A model that cannot be scored (no held-out actuals) is kept; one that does not beat the naive
+    # error on days, or does worse on the horizon totals the ROI table sums, is not.
+    falls_back = fallback and ((not np.isnan(naive_mape) and not model_mape < naive_mape) or total_skill < 0)
+    row = {
+        "channel": task.channel, "metric": task.metric, "method": best if falls_back else METHOD,
+        "model_mape": model_mape, **{f"{m}_mape": naive_mapes[m] for m in NAIVE_METHODS},
+        "naive_method": best, "naive_mape": naive_mape, "skill": skill,
+        "model_total_error": model_total, "naive_total_error": naive_total, "total_skill": total_skill,
+        "published_mape": naive_mape if falls_back else model_mape,
+        "published_skill": 0.0 if falls_back else skill,
+        "published_total_skill": 0.0 if falls_back else total_skill,
+        "folds": result.folds,
+    }
+    return (_naive_result(task, result, best, naive[best][2]) if falls_back else result), row
+
+
+def _naive_result(task: _SeriesTask, result: _SeriesResult, method: str, fold_totals) -> _SeriesResult:
+    """The model's result with its forecast rows replaced by the naive method's and draws around them.
+
+    Draws keep the square-root scale of the models: a daily noise sd from the baseline's own
+    residuals over its window, and a level that moves per draw by as much as the baseline's
+    horizon totals missed in the backtest folds (root mean square of the log ratios).
+    """
+    fit_dates = task.history_dates[task.fit_mask]
+    weekdays = _weekdays(fit_dates)
+    values = task.fit_values
+    point = naive_forecast(values, weekdays, _weekdays(task.horizon_dates), method)
+    window = slice(-NAIVE_WINDOW_DAYS, None)
+    in_window = naive_forecast(values, weekdays, weekdays[window], method)
+    sigma = max(float(np.std(np.sqrt(values[window]) - np.sqrt(in_window))), 1e-12)
+    log_ratios = [np.log(a / f) for f, a in fold_totals if f > 0 and a > 0]
+    level_sd = float(np.sqrt(np.mean(np.square(log_ratios)))) / 2.0 if log_ratios else 0.0
+    n_draws = result.horizon_paths.shape[1]
+    rng = np.random.default_rng(np.random.SeedSequence([task.seed, _stable_id(method)]))
+    level = np.exp(level_sd * rng.standard_normal(n_draws))
+    # Centre the root-scale draws so that the mean of (root + noise)^2 is the naive point.
+    root = np.sqrt(np.maximum(point - sigma * sigma, 0.0))
+    n_history = len(task.history_dates)
+    return _SeriesResult(
+        yhat=np.concatenate([result.yhat[:n_history], point]),
+        yhat_lower=np.concatenate([result.yhat_lower[:n_history], point]),
+        yhat_upper=np.concatenate([result.yhat_upper[:n_history], point]),
+        horizon_paths=root[:, None] * level[None, :],
+        sigma=sigma,
+        residuals=result.residuals,
+        abs_error=result.abs_error,
+        abs_actual=result.abs_actual,
+        folds=result.folds,
+        fold_totals=result.fold_totals,
+        fit_seconds=result.fit_seconds,
+        backtest_seconds=result.backtest_seconds,
+        cpu_seconds=result.cpu_seconds,
     )
 
 

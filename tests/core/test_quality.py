@@ -135,7 +135,8 @@ def ml_roi_forecast() -> pd.DataFrame:
         "predicted_revenue": [1200.0, 5100.0, 1650.0], "predicted_roi": [0.3333, 0.7, 0.1],
         "roi_lower": [0.1, 0.5, -0.2], "roi_upper": [0.6, 0.9, 0.4], "method": "prophet",
         # no revenue in any backtest fold leaves the error undefined
-        "backtest_mape": [0.21, 0.12, np.nan],
+        "backtest_mape": [0.21, 0.12, np.nan], "naive_mape": [0.3, 0.12, np.nan], "skill": [0.3, 0.0, np.nan],
+        "total_skill": [0.45, 0.0, np.nan],
     }))
 
 

@@ -126,7 +126,10 @@ def test_roi_forecast_table(forecast):
     assert sorted(table["channel"]) == ["search", "social"]  # organic never spends
     assert not table.isna().any().any()
     assert (table["horizon_days"] == HORIZON).all()
-    assert (table["method"] == "prophet").all()
+    # Each series is published as prophet or, where prophet does not beat them, as the better naive baseline.
+    methods = {forecasting.METHOD, *forecasting.NAIVE_METHODS}
+    assert all(set(m.replace("(spend: ", "").rstrip(")").split()) <= methods for m in table["method"]), table["method"]
+    assert (table["skill"] >= 0).all() and (table["total_skill"] >= 0).all()
     assert (table["roi_lower"] <= table["predicted_roi"]).all()
     assert (table["predicted_roi"] <= table["roi_upper"]).all()
     roi = (table["predicted_revenue"] - table["predicted_spend"]) / table["predicted_spend"]
@@ -141,8 +144,12 @@ def test_roi_forecast_table(forecast):
     # The point is the mean of the same predictive distribution the interval comes from, so
     # on clean data it sits strictly inside rather than on a widened edge.
     assert search["roi_lower"] < search["predicted_roi"] < search["roi_upper"]
+    scores = forecast.skill.set_index(["channel", "metric"]).loc[("search", "revenue")]
+    assert search["backtest_mape"] == pytest.approx(scores["published_mape"])
+    assert search["naive_mape"] == pytest.approx(scores["naive_mape"])
+    assert search["skill"] == pytest.approx(scores["published_skill"])
     revenue_error = forecast.backtest.set_index(["channel", "metric"]).loc[("search", "revenue"), "mape"]
-    assert search["backtest_mape"] == pytest.approx(revenue_error)
+    assert scores["model_mape"] == pytest.approx(revenue_error)
 
 
 def test_roi_timeseries_table(forecast, daily):
@@ -201,8 +208,10 @@ def test_country_holidays_carry_into_the_forecast():
     frame.loc[on_holiday, "spend"] *= 1.8
 
     def christmas_lift(country):
+        # The model's own forecast: the backtest week holds no holiday, so the weekday naive would win it.
         result = forecast_channel_metrics(
-            frame, metrics=("spend",), horizon_days=7, backtest_folds=1, n_jobs=1, holidays_country=country
+            frame, metrics=("spend",), horizon_days=7, backtest_folds=1, n_jobs=1, holidays_country=country,
+            fallback=False,
         )
         future = result.frame[result.frame["is_forecast"]].set_index("date")["yhat"]
         return future.loc["2024-12-25"] / future.drop(pd.Timestamp("2024-12-25")).median()
@@ -476,7 +485,8 @@ def test_joint_draws_keep_each_margin_and_share_the_residual_correlation():
         paths = level + rng.normal(0.0, path_sd, n_draws)[None, :] + np.zeros((n_horizon, 1))
         return forecasting._SeriesResult(
             yhat=np.zeros(1), yhat_lower=np.zeros(1), yhat_upper=np.zeros(1), horizon_paths=paths, sigma=sigma,
-            residuals=np.zeros(1), abs_error=0.0, abs_actual=0.0, folds=1, fit_seconds=0.0, backtest_seconds=0.0,
+            residuals=np.zeros(1), abs_error=0.0, abs_actual=0.0, folds=1, fold_totals=(), fit_seconds=0.0,
+            backtest_seconds=0.0,
             cpu_seconds=0.0,
         )
 
@@ -523,7 +533,8 @@ def test_metrics_a_channel_does_not_report_are_not_forecast_and_stay_null(partly
     assert fc.metrics == list(forecasting.METRICS)
 
     roi = fc.roi_forecast_table().set_index("channel")
-    assert roi.loc["search", "method"] == forecasting.METHOD and np.isfinite(roi.loc["search", "predicted_roi"])
+    assert roi.loc["search", "method"] != forecasting.NO_REVENUE_METHOD and np.isfinite(roi.loc["search", "predicted_roi"])
+    assert social_scores_are_null(roi.loc["social"])
     social = roi.loc["social"]
     # Spend is still forecast; ROI is not claimed to be -1 when there is no revenue to speak of.
     assert social["predicted_spend"] > 0 and social["method"] == forecasting.NO_REVENUE_METHOD
@@ -539,6 +550,10 @@ def test_metrics_a_channel_does_not_report_are_not_forecast_and_stay_null(partly
     assert social_rc[["reach", "reach_lower", "reach_upper"]].isna().all().all()
     assert social_rc.loc[social_rc["is_forecast"], ["impressions", "clicks", "ctr", "ctr_upper"]].notna().all().all()
     assert rc.loc[rc["channel"] == "search", "reach"].notna().all()
+
+
+def social_scores_are_null(row) -> bool:
+    return bool(row[["backtest_mape", "naive_mape", "skill", "total_skill"]].isna().all())
 
 
 def test_a_metric_no_channel_reports_still_gives_every_table():

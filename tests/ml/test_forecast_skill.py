@@ -1,0 +1,127 @@
+"""Forecast skill against the naive baselines, and the fallback to the better baseline where the model loses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ml.forecasting as forecasting
+from ml.forecasting import METHOD, NAIVE_METHODS, SKILL_COLUMNS, forecast_channel_metrics, naive_forecast, skill_score
+
+HORIZON = 14
+WEEKLY = np.array([1.0, 1.5, 0.7, 1.2, 0.5, 1.3, 0.8])  # Monday .. Sunday
+
+
+def series(channel: str, spend: np.ndarray, start: str = "2024-01-01") -> pd.DataFrame:
+    """Every metric proportional to spend, so each behaves as spend does."""
+    return pd.DataFrame({
+        "date": pd.date_range(start, periods=len(spend), freq="D"), "channel": channel,
+        "spend": spend, "revenue": 4.0 * spend, "conversions": spend / 40.0,
+        "impressions": 50.0 * spend, "reach": 35.0 * spend, "clicks": 1.5 * spend,
+    })
+
+
+def test_naive_forecasts_on_known_values():
+    values = np.arange(1.0, 36.0)  # 35 live days
+    weekdays = np.arange(35) % 7
+    np.testing.assert_allclose(naive_forecast(values, weekdays, np.array([0, 3]), "naive_28d_mean"),
+                               [values[-28:].mean()] * 2)
+    # Weekday 0 was seen on values 1, 8, 15, 22, 29: the last four are 8, 15, 22, 29.
+    np.testing.assert_allclose(naive_forecast(values, weekdays, np.array([0, 6]), "naive_weekday"),
+                               [np.mean([8, 15, 22, 29]), np.mean([14, 21, 28, 35])])
+    # A weekday never seen gets the 28-day mean.
+    sundays_missing = weekdays != 6
+    assert naive_forecast(values[sundays_missing], weekdays[sundays_missing], np.array([6]), "naive_weekday")[0] == \
+        pytest.approx(values[sundays_missing][-28:].mean())
+    with pytest.raises(ValueError, match="naive_weekday"):
+        naive_forecast(values, weekdays, np.array([0]), "seasonal")
+
+
+def test_skill_score():
+    assert skill_score(0.3, 0.6) == pytest.approx(0.5)
+    assert skill_score(0.9, 0.6) == pytest.approx(-0.5)
+    assert np.isnan(skill_score(0.1, 0.0)) and np.isnan(skill_score(np.nan, 0.5))
+
+
+@pytest.fixture(scope="module")
+def weekly_and_trend():
+    days = 140
+    dates = pd.date_range("2024-01-01", periods=days, freq="D")  # a Monday
+    t = np.arange(days)
+    rng = np.random.default_rng(0)
+    daily = pd.concat([
+        # A pure weekly pattern: the same-weekday mean of the last 4 weeks forecasts it exactly.
+        series("weekly", 300.0 * WEEKLY[dates.day_of_week]),
+        # Steady growth with a little noise: any mean of recent weeks lags behind, a trend does not.
+        series("trend", 100.0 + 5.0 * t + rng.normal(0.0, 4.0, days)),
+    ], ignore_index=True)
+    return forecast_channel_metrics(daily, metrics=("spend", "revenue"), horizon_days=HORIZON, backtest_folds=2,
+                                    n_jobs=1, seed=1)
+
+
+def test_a_pure_weekly_pattern_falls_back_to_the_same_weekday_naive(weekly_and_trend):
+    fc = weekly_and_trend
+    assert list(fc.skill.columns) == list(SKILL_COLUMNS)
+    scores = fc.skill.set_index(["channel", "metric"]).loc[("weekly", "revenue")]
+    assert scores["naive_weekday_mape"] == pytest.approx(0.0, abs=1e-12)
+    assert scores["naive_28d_mean_mape"] > 0.2
+    assert scores["naive_method"] == "naive_weekday" and scores["method"] == "naive_weekday"
+    assert scores["published_mape"] == pytest.approx(0.0, abs=1e-12) and scores["published_skill"] == 0.0
+    assert fc.method("weekly", "spend") == fc.method("weekly", "revenue") == "naive_weekday"
+    roi = fc.roi_forecast_table().set_index("channel")
+    assert roi.loc["weekly", "method"] == "naive_weekday"
+    assert roi.loc["weekly", "skill"] == 0.0 and roi.loc["weekly", "backtest_mape"] == pytest.approx(0.0, abs=1e-12)
+    # The published forecast rows are the weekly pattern itself, inside their intervals.
+    future = fc.frame[fc.frame["is_forecast"] & (fc.frame["channel"] == "weekly") & (fc.frame["metric"] == "revenue")]
+    expected = 1_200.0 * WEEKLY[pd.DatetimeIndex(future["date"]).day_of_week]
+    np.testing.assert_allclose(future["yhat"], expected)
+    assert (future["yhat_lower"] <= future["yhat"]).all() and (future["yhat"] <= future["yhat_upper"]).all()
+    assert roi.loc["weekly", "predicted_revenue"] == pytest.approx(expected.sum())
+    assert roi.loc["weekly", "roi_lower"] <= roi.loc["weekly", "predicted_roi"] <= roi.loc["weekly", "roi_upper"]
+
+
+def test_a_trend_beats_naive_and_keeps_the_model(weekly_and_trend):
+    fc = weekly_and_trend
+    scores = fc.skill.set_index(["channel", "metric"]).loc[("trend", "revenue")]
+    assert scores["method"] == METHOD
+    assert scores["skill"] > 0.3 and scores["total_skill"] > 0.3
+    assert scores["published_skill"] == scores["skill"] and scores["published_mape"] == scores["model_mape"]
+    roi = fc.roi_forecast_table().set_index("channel")
+    assert roi.loc["trend", "method"] == METHOD and roi.loc["trend", "skill"] == pytest.approx(scores["skill"])
+    assert set(fc.skill["method"]) <= {METHOD, *NAIVE_METHODS}
+    assert (fc.skill["published_skill"] >= 0).all() and (fc.skill["published_total_skill"] >= 0).all()
+
+
+def test_naive_errors_are_scored_on_the_model_folds_and_days(weekly_and_trend):
+    """The 28-day naive error recomputed by hand on the two folds' held-out days."""
+    fc = weekly_and_trend
+    trend = fc.frame[(fc.frame["channel"] == "trend") & (fc.frame["metric"] == "spend") & ~fc.frame["is_forecast"]]
+    values = trend["actual"].to_numpy()
+    errors = actuals = 0.0
+    for fold in (1, 2):
+        cutoff = len(values) - fold * HORIZON
+        predicted = values[cutoff - 28:cutoff].mean()
+        held_out = values[cutoff:cutoff + HORIZON]
+        errors += np.abs(predicted - held_out).sum()
+        actuals += held_out.sum()
+    scores = fc.skill.set_index(["channel", "metric"]).loc[("trend", "spend")]
+    assert scores["naive_28d_mean_mape"] == pytest.approx(errors / actuals)
+    assert scores["folds"] == 2
+
+
+def test_a_series_without_held_out_actuals_keeps_the_model():
+    task = forecasting._SeriesTask(
+        channel="c", metric="revenue", history_dates=pd.date_range("2024-01-01", periods=60).to_numpy(),
+        horizon_dates=pd.date_range("2024-03-01", periods=7).to_numpy(), fit_mask=np.ones(60, bool),
+        fit_values=np.r_[np.ones(46), np.zeros(14)], yearly=False, holidays=None,
+        cutoffs=(np.datetime64("2024-02-15"),), horizon_days=14, interval_width=0.9, uncertainty_samples=20, seed=0,
+    )
+    result = forecasting._SeriesResult(
+        yhat=np.ones(67), yhat_lower=np.ones(67), yhat_upper=np.ones(67), horizon_paths=np.ones((7, 20)), sigma=0.1,
+        residuals=np.zeros(60), abs_error=3.0, abs_actual=0.0, folds=1, fold_totals=((3.0, 0.0),),
+        fit_seconds=0.0, backtest_seconds=0.0, cpu_seconds=0.0,
+    )
+    published, row = forecasting._score_and_fall_back(task, result)
+    assert published is result and row["method"] == METHOD
+    assert np.isnan(row["naive_mape"]) and np.isnan(row["skill"]) and np.isnan(row["published_skill"])
