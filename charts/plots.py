@@ -1,4 +1,4 @@
-"""The seven Spendwise report charts: prediction tables in, 1200x700 PNG bytes out.
+"""The eight Spendwise report charts: prediction tables in, 1200x700 PNG bytes out.
 
 Pure plotting on seaborn/matplotlib (Agg, no pyplot figures, no dagster); one palette for every chart.
 """
@@ -47,6 +47,7 @@ __all__ = [
     "revenue_contribution_chart",
     "roi_forecast_chart",
     "roi_timeseries_chart",
+    "spend_scenarios_chart",
     "write_png_atomic",
 ]
 
@@ -1050,6 +1051,85 @@ def _draw_revenue_contribution(df: pd.DataFrame, ctx: ChartContext) -> Figure:
 
 
 # --------------------------------------------------------------------------------------------
+# 8. Planned-spend scenarios
+
+
+def _scenario_label(name: str) -> str:
+    """``current_minus_20pct`` -> ``current −20%``; other names with spaces for underscores."""
+    text = str(name)
+    for word, sign in (("_minus_", " −"), ("_plus_", " +")):
+        if word in text and text.endswith("pct"):
+            head, _, amount = text.partition(word)
+            text = f"{head}{sign}{amount.removesuffix('pct')}%"
+    return text.replace("_", " ")
+
+
+def _draw_spend_scenarios(df: pd.DataFrame, ctx: ChartContext) -> Figure:
+    chart, table = "spend_scenarios", "ml_spend_scenarios"
+    numeric = ("horizon_days", "planned_spend", "incremental_revenue", "incremental_revenue_lower",
+               "incremental_revenue_upper", "baseline_revenue", "total_revenue", "total_revenue_lower",
+               "total_revenue_upper", "roi", "roi_lower", "roi_upper")
+    data = _prepare(df, chart, table, ("scenario", "channel", *numeric))
+    data = _as_float(_as_channel(_as_channel(data, chart, table), chart, table, "scenario"), numeric, chart, table)
+    is_total = data["channel"].str.strip().str.upper() == "TOTAL"
+    totals, rows = data[is_total], data[~is_total]
+    if totals.empty or rows.empty:
+        raise ValueError(f"{chart} chart: table {table} needs one TOTAL row and the channel rows of every scenario")
+    duplicated = data.loc[data.duplicated(["scenario", "channel"]), "scenario"].unique().tolist()
+    if duplicated:
+        raise ValueError(f"{chart} chart: scenario(s) {duplicated[:5]} repeat a channel in {table}; "
+                         "filter it to one run first")
+    totals = totals.iloc[::-1].set_index("scenario")  # the table's first plan on top
+    days = totals["horizon_days"].dropna().unique()
+    horizon = f"next {int(days[0])} days" if len(days) == 1 else "the horizon"
+    baseline = totals["baseline_revenue"].dropna().unique()
+    base_text = f"baseline {_compact(float(baseline[0]))} (no interval)" if len(baseline) == 1 else "baseline"
+    fig, body = _new_chart(
+        ctx, f"Spend plans: expected revenue, {horizon}",
+        f"bars: media revenue by channel · ◆ planned spend · whiskers: bootstrap interval · right: {base_text} + media",
+    )
+    ax = body.subplots()
+    order = _channel_order(rows["channel"].tolist())
+    colors = channel_colors(order)
+    media = rows.pivot_table(index="scenario", columns="channel", values="incremental_revenue", aggfunc="sum")
+    media = media.reindex(index=totals.index, columns=order).fillna(0.0).clip(lower=0.0)
+    pos = np.arange(len(totals), dtype=float)
+    left = np.zeros(len(totals))
+    for channel in order:
+        for bar in ax.barh(pos, media[channel].to_numpy(), left=left, height=0.55, color=colors[channel], zorder=2):
+            _tag(bar, channel)
+        left = left + media[channel].to_numpy()
+    spend = totals["planned_spend"].to_numpy()
+    lower, upper = totals["incremental_revenue_lower"].to_numpy(), totals["incremental_revenue_upper"].to_numpy()
+    window = _whisker_window(np.r_[totals["incremental_revenue"].to_numpy(), spend], lower, upper)
+    window = (min(window[0], 0.0), window[1])
+    _draw_whiskers(ax, pos, lower, upper, window)
+    ax.scatter(spend, pos, marker="D", s=70, color=_INK, edgecolors="white", linewidths=1.2, zorder=5)
+    ax.set_yticks(pos, [_scenario_label(n) for n in totals.index])
+    ax.set_ylim(-0.6, len(totals) - 0.4)
+    ax.set_xlim(window[0], _padded(window)[1])
+    _compact_axis(ax.xaxis)
+    ax.xaxis.set_major_locator(mticker.MaxNLocator(6))
+    ax.set_xlabel(f"media revenue and spend, {horizon}")
+    ax.grid(axis="y", visible=False)
+    ax.tick_params(axis="y", length=0)
+    labels = []
+    for row in totals.itertuples():
+        total = (f"{_compact(row.total_revenue)} ({_compact(row.total_revenue_lower)}–{_compact(row.total_revenue_upper)})"
+                 if np.isfinite(row.total_revenue) else "n/a")
+        roi = (f"ROI {_percent(row.roi)} ({_percent(row.roi_lower)} to {_percent(row.roi_upper)})"
+               if np.isfinite(row.roi) else "ROI n/a")
+        labels.append(f"total {total}\n{roi}")
+    twin = _right_labels(ax, pos, labels, "total revenue, media ROI")
+    handles = [Patch(color=colors[c], label=c) for c in order]
+    handles += [Line2D([], [], color=_INK, marker="D", linestyle="none", markersize=8, label="planned spend")]
+    body.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7),
+                fontsize=12 if len(handles) > 8 else 13)
+    twin.set_ylim(ax.get_ylim())
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
 # Public API
 
 _DRAWERS: dict[str, Callable[[pd.DataFrame, ChartContext], Figure]] = {
@@ -1060,6 +1140,7 @@ _DRAWERS: dict[str, Callable[[pd.DataFrame, ChartContext], Figure]] = {
     "attribution_comparison": _draw_attribution_comparison,
     "mmm_roas": _draw_mmm_roas,
     "revenue_contribution": _draw_revenue_contribution,
+    "spend_scenarios": _draw_spend_scenarios,
 }
 
 
@@ -1172,6 +1253,19 @@ def revenue_contribution_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
     return _png("revenue_contribution", df, ctx)
 
 
+def spend_scenarios_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
+    """Expected revenue of every spend plan over the horizon, with intervals, as a PNG.
+
+    df: ``ml_spend_scenarios`` with ``scenario, channel, horizon_days, planned_spend, incremental_revenue``
+    (with ``_lower``/``_upper``), ``baseline_revenue, total_revenue`` (with ``_lower``/``_upper``) and ``roi``
+    (with ``_lower``/``_upper``): channel rows and one ``TOTAL`` row per scenario. One bar per plan, the
+    table's first plan on top: media revenue stacked by channel (channel colours) with the TOTAL row's
+    bootstrap interval, a diamond at the planned spend (a bar past its diamond returns more than it costs),
+    and on the right total revenue (baseline + media) and media ROI, each with its interval.
+    """
+    return _png("spend_scenarios", df, ctx)
+
+
 CHARTS: dict[str, Callable[[pd.DataFrame, ChartContext], bytes]] = {
     "roi_forecast": roi_forecast_chart,
     "roi_timeseries": roi_timeseries_chart,
@@ -1180,6 +1274,7 @@ CHARTS: dict[str, Callable[[pd.DataFrame, ChartContext], bytes]] = {
     "attribution_comparison": attribution_comparison_chart,
     "mmm_roas": mmm_roas_chart,
     "revenue_contribution": revenue_contribution_chart,
+    "spend_scenarios": spend_scenarios_chart,
 }
 
 

@@ -425,6 +425,26 @@ def _ml_budget_recommendation(rules: _Rules, channels=None) -> None:
     rules.within(revenue, f"{revenue}_lower", f"{revenue}_upper")
 
 
+def _ml_spend_scenarios(rules: _Rules, channels=None, horizon_days: int = _DEFAULT_HORIZON_DAYS) -> None:
+    revenue = "incremental_revenue"
+    rules.published()
+    rules.not_null("scenario", "channel", "horizon_days", "daily_spend", "current_daily_spend", "planned_spend",
+                   revenue, f"{revenue}_lower", f"{revenue}_upper")
+    rules.unique("scenario", "channel")
+    rules.contains("channel", [TOTAL_ROW])
+    rules.channels(channels, extra=(TOTAL_ROW,))
+    rules.in_set("horizon_days", [horizon_days])
+    rules.non_negative("daily_spend", "current_daily_spend", "planned_spend", revenue, f"{revenue}_lower")
+    # The baseline is not split by channel: total revenue is on the TOTAL rows only.
+    total = rules._column("channel") == TOTAL_ROW, f"{TOTAL_ROW} rows"
+    rules.not_null("baseline_revenue", "total_revenue", "total_revenue_lower", "total_revenue_upper", when=total)
+    # A percent change from zero and the ROI of no spend are undefined; left empty there.
+    rules.not_null("change_pct", when=(rules._column("current_daily_spend") > 0, "rows with current_daily_spend > 0"))
+    rules.not_null("roi", "roi_lower", "roi_upper", when=(rules._column("daily_spend") > 0, "rows with daily_spend > 0"))
+    for measure in (revenue, "total_revenue", "roi"):
+        rules.within(measure, f"{measure}_lower", f"{measure}_upper")
+
+
 def _fct_channel_daily(rules: _Rules, channels=None, expected_days: int | None = None) -> None:
     counts = ("impressions", "reach", "clicks")
     rules.not_empty()
@@ -465,6 +485,7 @@ _BUILDERS: dict[str, Callable[..., None]] = {
     "ml_roi_timeseries": _ml_roi_timeseries,
     "ml_reach_ctr_timeseries": _ml_reach_ctr_timeseries,
     "ml_budget_recommendation": _ml_budget_recommendation,
+    "ml_spend_scenarios": _ml_spend_scenarios,
     "fct_channel_daily": _fct_channel_daily,
     "fct_revenue_daily": _fct_revenue_daily,
 }
@@ -482,6 +503,7 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "ml_roi_timeseries": ("channels",),
     "ml_reach_ctr_timeseries": ("channels",),
     "ml_budget_recommendation": ("channels",),
+    "ml_spend_scenarios": ("channels", "horizon_days"),
     "fct_channel_daily": ("channels", "expected_days"),
     "fct_revenue_daily": ("expected_days",),
 }
@@ -531,9 +553,10 @@ def suite_for(table: str, **params: Any) -> list:
     table: one of ``SUITES``.
     params (all optional):
         channels: channel names the table may contain (every table with a ``channel`` column;
-            ``ml_budget_recommendation`` also allows its ``TOTAL`` row). Catches a channel renamed
-            mid-series or an unexpected new one.
-        horizon_days: ``ml_roi_forecast`` only; every row's ``horizon_days`` must equal it (default 30).
+            ``ml_budget_recommendation`` and ``ml_spend_scenarios`` also allow their ``TOTAL`` rows).
+            Catches a channel renamed mid-series or an unexpected new one.
+        horizon_days: ``ml_roi_forecast`` and ``ml_spend_scenarios``; every row's ``horizon_days`` must equal
+            it (default 30).
         expected_days: ``fct_revenue_daily`` (row count) and ``fct_channel_daily`` (distinct dates):
             the calendar length, so a missing day fails.
 

@@ -290,6 +290,32 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         ),
         charts=("budget_recommendation",),
     ),
+    Table(
+        "ml_spend_scenarios", f"one row per spend plan and channel, plus a {TOTAL_ROW} row per plan", "spend_scenarios",
+        (
+            _c("scenario", "text", "the spend plan: current (every channel at its current daily spend), "
+               "budget_recommendation (ml_budget_recommendation's recommended spend), current_minus_20pct, "
+               "current_plus_20pct (every channel's current spend -/+20%)"),
+            _c("channel", "text", f"marketing channel, or {TOTAL_ROW} for all channels of the plan"),
+            _c("horizon_days", "integer", "days the plan runs (the next days after the model window)"),
+            _c("daily_spend", "number", "planned daily spend"),
+            _c("current_daily_spend", "number", "average daily spend over the media-mix window"),
+            _c("change_pct", "number", "planned vs current daily spend, in percent; empty when current spend is 0",
+               nullable=True),
+            _c("planned_spend", "number", "daily_spend times horizon_days"),
+            *_interval("incremental_revenue", "revenue the media-mix model expects the channel's spend to add over "
+                       "the horizon (steady-state response curve; interval from its bootstrap draws; on the "
+                       f"{TOTAL_ROW} row from the summed draws)"),
+            _c("baseline_revenue", "number", f"revenue without media over the horizon (the model window's average "
+               f"daily baseline times horizon_days, a point with no interval); {TOTAL_ROW} row only", nullable=True),
+            *(Column(c.name, c.type, c.description + f"; {TOTAL_ROW} row only", True)
+              for c in _interval("total_revenue", "baseline_revenue + incremental_revenue; the interval holds the "
+                                 "media draws only (the model publishes no baseline draws)")),
+            *(Column(c.name, c.type, c.description + " (empty when the plan spends nothing)", True)
+              for c in _interval("roi", "(incremental_revenue - planned_spend) / planned_spend")),
+        ),
+        charts=("spend_scenarios",),
+    ),
 )}
 
 CHARTS: dict[str, Chart] = {c.name: c for c in (
@@ -300,6 +326,7 @@ CHARTS: dict[str, Chart] = {c.name: c for c in (
     Chart("attribution_comparison", "Attribution model comparison", "channel_attribution"),
     Chart("mmm_roas", "Media mix ROAS by channel", "mmm_channel_roas"),
     Chart("revenue_contribution", "Revenue contribution: baseline and channels", "mmm_revenue_decomposition"),
+    Chart("spend_scenarios", "Planned-spend scenarios: expected revenue", "ml_spend_scenarios"),
 )}
 
 

@@ -173,6 +173,28 @@ def contribution_frame(channels: list[str], seed: int = 7, days: int = 180) -> p
     return _stamp(pd.concat(parts, ignore_index=True))
 
 
+def spend_scenarios_frame(channels: list[str], seed: int = 8) -> pd.DataFrame:
+    """The four published plans over known response curves, as core.spend_scenarios writes them."""
+    from core.spend_scenarios import PublishedCurves, spend_scenario
+
+    rng = np.random.default_rng(seed)
+    n, draws = len(channels), 40
+    current = rng.uniform(100, 1_500, n)
+    half = current * rng.uniform(0.5, 3.0, n)
+    beta = current * rng.uniform(1.5, 6.0, n)
+    curves = PublishedCurves(
+        tuple(channels), {c: (beta[i], half[i], 1.0) for i, c in enumerate(channels)},
+        {c: (beta[i] * rng.lognormal(0, 0.15, draws), np.full(draws, half[i]), np.ones(draws))
+         for i, c in enumerate(channels)},
+        dict(zip(channels, current)), baseline_daily=20_000.0, ci=0.95,
+    )
+    plans = {"current": {}, "budget_recommendation": dict(zip(channels, current * rng.uniform(0.7, 1.3, n))),
+             "current_minus_20pct": dict(zip(channels, current * 0.8)),
+             "current_plus_20pct": dict(zip(channels, current * 1.2))}
+    return _stamp(pd.concat([spend_scenario(curves, p, scenario=name) for name, p in plans.items()],
+                            ignore_index=True))
+
+
 FRAMES = {
     "roi_forecast": roi_forecast_frame,
     "roi_timeseries": roi_timeseries_frame,
@@ -181,6 +203,7 @@ FRAMES = {
     "attribution_comparison": attribution_frame,
     "mmm_roas": mmm_frame,
     "revenue_contribution": contribution_frame,
+    "spend_scenarios": spend_scenarios_frame,
 }
 
 
@@ -455,7 +478,7 @@ def test_bad_inputs_are_explained():
 def test_registry_maps_file_stems_to_functions():
     assert list(CHARTS) == [
         "roi_forecast", "roi_timeseries", "reach_ctr", "budget_recommendation",
-        "attribution_comparison", "mmm_roas", "revenue_contribution",
+        "attribution_comparison", "mmm_roas", "revenue_contribution", "spend_scenarios",
     ]
     assert all(fn.__name__ == f"{stem}_chart" for stem, fn in CHARTS.items())
 

@@ -201,6 +201,20 @@ def ml_budget_recommendation() -> pd.DataFrame:
     return published(table)
 
 
+def ml_spend_scenarios() -> pd.DataFrame:
+    """Two plans over the curves of three channels, one without current spend (as core.spend_scenarios writes)."""
+    from core.spend_scenarios import PublishedCurves, spend_scenario
+
+    draws = np.array([0.8, 1.0, 1.2])
+    curves = PublishedCurves(
+        tuple(CHANNELS), {c: (500.0, 100.0, 1.0) for c in CHANNELS},
+        {c: (500.0 * draws, np.full(3, 100.0), np.ones(3)) for c in CHANNELS},
+        {"display": 0.0, "search": 120.0, "social": 80.0}, baseline_daily=1000.0, ci=0.9,
+    )
+    plans = {"current": {}, "current_plus_20pct": {"search": 144.0, "social": 96.0}}
+    return published(pd.concat([spend_scenario(curves, p, scenario=n) for n, p in plans.items()], ignore_index=True))
+
+
 def fct_channel_daily(days: int = 10) -> pd.DataFrame:
     dates = pd.date_range("2024-01-01", periods=days, freq="D")
     n = days * len(CHANNELS)
@@ -241,6 +255,7 @@ VALID = {
     "ml_roi_timeseries": (ml_roi_timeseries, {"channels": CHANNELS}),
     "ml_reach_ctr_timeseries": (ml_reach_ctr_timeseries, {}),
     "ml_budget_recommendation": (ml_budget_recommendation, {"channels": CHANNELS}),
+    "ml_spend_scenarios": (ml_spend_scenarios, {"channels": CHANNELS, "horizon_days": 30}),
     "fct_channel_daily": (fct_channel_daily, {"channels": CHANNELS, "expected_days": 10}),
     "fct_revenue_daily": (fct_revenue_daily, {"expected_days": 10}),
 }
@@ -443,6 +458,21 @@ def test_budget_needs_total_row_valid_spend_and_reasons():
         "recommended_spend >= 0": [-1.0],
         "reason is not null": [None],
         "change_pct is not null (rows with current_spend > 0)": [None],
+    })
+
+
+def test_spend_scenarios_need_total_revenue_on_total_rows_and_roi_within_its_interval():
+    frame = ml_spend_scenarios()
+    total = frame.index[(frame["scenario"] == "current") & (frame["channel"] == "TOTAL")][0]
+    frame.loc[total, "total_revenue"] = np.nan
+    frame.loc[1, "roi_upper"] = frame.loc[1, "roi"] - 0.5
+    assert_failures(validate_table("ml_spend_scenarios", frame, channels=CHANNELS), {
+        "total_revenue is not null (TOTAL rows)": [None],
+        "total_revenue_lower <= total_revenue": [{"total_revenue": None,
+                                                  "total_revenue_lower": frame.loc[total, "total_revenue_lower"]}],
+        "total_revenue <= total_revenue_upper": [{"total_revenue_upper": frame.loc[total, "total_revenue_upper"],
+                                                  "total_revenue": None}],
+        "roi <= roi_upper": [{"roi_upper": frame.loc[1, "roi_upper"], "roi": frame.loc[1, "roi"]}],
     })
 
 

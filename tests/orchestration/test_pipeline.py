@@ -234,7 +234,8 @@ ATTRIBUTION = {"channel_attribution", "campaign_attribution", "campaign_channel_
 # Business revenue feeds the media mix, the budget and attributed revenue; forecasts use platform revenue.
 KEPT = {"empty_table": ATTRIBUTION,
         "revenue_in_cents": ATTRIBUTION | {"mmm_channel_roas", "mmm_diagnostics", "mmm_response_curves",
-                                           "mmm_revenue_decomposition", "ml_budget_recommendation"}}
+                                           "mmm_revenue_decomposition", "ml_budget_recommendation",
+                                           "ml_spend_scenarios"}}
 
 
 # The matrix runs on DuckDB only; PostgreSQL is covered by the negative-spend test above.

@@ -32,6 +32,21 @@ SENT: Counter = Counter()
 STATUSES: Counter = Counter()
 
 
+def publish_response_parameters(url: str) -> None:
+    """Two channels' curves (point and three draws), so POST /scenarios has a model to answer from."""
+    import pandas as pd
+
+    from core.warehouse import WarehouseClient
+    from tests.service.test_server import GENERATED_AT, RUN_ID
+
+    rows = [(channel, draw, 3000.0 * (1 + 0.1 * draw), 250.0, 1.0, 0.3, spend, 2500.0, 0.9)
+            for channel, spend in (("search", 300.0), ("social", 200.0)) for draw in range(4)]
+    parameters = pd.DataFrame(rows, columns=["channel", "draw", "coefficient", "saturation_half", "saturation_shape",
+                                             "adstock_decay", "current_daily_spend", "baseline_daily", "ci"])
+    WarehouseClient(url).publish_tables({"mmm_response_parameters": parameters}, run_id=RUN_ID,
+                                        generated_at=GENERATED_AT)
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """A live server on a DuckDB warehouse with three published tables, three charts, a test instance."""
@@ -41,6 +56,7 @@ def live(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     url = f"duckdb:///{root / 'warehouse.duckdb'}"
     publish_fixture_tables(url)
+    publish_response_parameters(url)
     write_charts(root / "charts")
 
     def launcher(instance) -> str:

@@ -827,7 +827,7 @@ def test_openapi_documents_every_endpoint_and_error(site):
     operations = {(path, method): op for path, ops in spec["paths"].items() for method, op in ops.items()}
     assert set(operations) == {
         ("/", "get"), ("/charts", "get"), ("/charts/{name}.png", "get"), ("/data", "get"),
-        ("/data/{table}", "get"), ("/status", "get"), ("/refresh", "post"),
+        ("/data/{table}", "get"), ("/status", "get"), ("/refresh", "post"), ("/scenarios", "post"),
     }
     for key, op in operations.items():
         assert op.get("summary"), key

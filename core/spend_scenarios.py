@@ -1,0 +1,300 @@
+"""Planned-spend scenarios: revenue and ROI over the next days at a given daily spend per channel, read off
+the media-mix model's steady-state response curves. Here, not in ml/, because the HTTP service computes them too.
+
+``ml.scenarios`` passes the fitted :class:`ml.mmm.ResponseModel` (the very curves the budget recommendation
+uses); the service passes :class:`PublishedCurves`, rebuilt from ``predictions.mmm_response_parameters``.
+Both go through :func:`spend_scenario`, so a plan gets one answer wherever it is asked.
+
+What the numbers are, and are not:
+
+- **Steady state.** A channel held at ``x`` per day adds ``coefficient * hill(x)`` per day once its adstock
+  has settled (the same curve the budget optimizes); the ramp from today's spend to the plan is not modelled.
+- **Baseline.** Revenue without media is the model window's average daily baseline (``baseline_daily``),
+  times the horizon. The published parameters carry it as one number with no draws, so the intervals of
+  total revenue come from the channels' response draws only: they are too narrow by the baseline's own
+  uncertainty, and know nothing of seasonality in the coming days.
+- **Conversions are not estimated.** The media-mix model is fitted on revenue; it has no conversion
+  response. Dividing revenue by an average order value would present that assumption (that incremental
+  sales are average sales) as a model output, without any interval for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from core.registry import TOTAL_ROW
+
+__all__ = [
+    "DEFAULT_HORIZON_DAYS", "MAX_HORIZON_DAYS", "MAX_SPEND_MULTIPLE", "SCENARIO_COLUMNS", "PlanError",
+    "PublishedCurves", "ResponseCurves", "complete_plan", "spend_scenario",
+]
+
+DEFAULT_HORIZON_DAYS = 30
+MAX_HORIZON_DAYS = 366
+# Planned daily spend above this multiple of the channel's current daily spend is refused: the curve was
+# fitted on spend near today's level and says nothing at that scale. A channel without current spend is
+# measured against the average current daily spend of the channels that spend.
+MAX_SPEND_MULTIPLE = 100.0
+PARAMETER_COLUMNS = (
+    "channel", "draw", "coefficient", "saturation_half", "saturation_shape", "current_daily_spend",
+    "baseline_daily", "ci",
+)
+SCENARIO_COLUMNS = [
+    "scenario", "channel", "horizon_days", "daily_spend", "current_daily_spend", "change_pct", "planned_spend",
+    "incremental_revenue", "incremental_revenue_lower", "incremental_revenue_upper", "baseline_revenue",
+    "total_revenue", "total_revenue_lower", "total_revenue_upper", "roi", "roi_lower", "roi_upper",
+]
+
+
+class ResponseCurves(Protocol):
+    """What a scenario reads from a media-mix model (``ml.mmm.ResponseModel`` provides it)."""
+
+    @property
+    def channel_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def current_daily_spend(self) -> pd.Series: ...
+
+    @property
+    def baseline_daily(self) -> float: ...
+
+    @property
+    def ci(self) -> float: ...
+
+    def channel_response(self, channel: str, daily_spend: Any, draws: bool = False) -> np.ndarray: ...
+
+
+class PlanError(ValueError):
+    """A plan that cannot be evaluated; ``problems`` holds one ``{channel, rule, message}`` per fault."""
+
+    def __init__(self, problems: list[dict[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(p["message"] for p in problems))
+
+
+# --------------------------------------------------------------------------- the published curves
+
+
+@dataclass(frozen=True)
+class PublishedCurves:
+    """The response curves as published in ``predictions.mmm_response_parameters`` (one row per channel and
+    draw: draw 0 the point estimate, 1..n bootstrap draws), evaluated as ``ml.mmm`` does:
+    ``coefficient * u^shape / (1 + u^shape)`` with ``u = daily_spend / saturation_half``."""
+
+    channel_names: tuple[str, ...]
+    point: Mapping[str, tuple[float, float, float]]  # coefficient, half, shape
+    draw_parameters: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    current: Mapping[str, float]
+    baseline_daily: float
+    ci: float
+
+    @classmethod
+    def from_parameters(cls, table: pd.DataFrame) -> PublishedCurves:
+        """Rebuild the curves from the published rows (extra columns such as ``run_id`` are ignored).
+
+        Raises ValueError naming the column or channel when the table is not one run's whole publication.
+        """
+        where = "predictions.mmm_response_parameters"
+        missing = [c for c in PARAMETER_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"{where} lacks column(s) {missing}; republish it (materialize media_mix_model)")
+        if table.empty:
+            raise ValueError(f"{where} has no rows; republish it (materialize media_mix_model)")
+        frame = table.loc[:, list(PARAMETER_COLUMNS)].copy()
+        frame["channel"] = frame["channel"].astype(str)
+        numeric = list(PARAMETER_COLUMNS[1:])
+        frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
+        bad = ~np.isfinite(frame[numeric].to_numpy()).all(axis=1)
+        if bad.any():
+            raise ValueError(f"{where} has {int(bad.sum())} row(s) with a missing or non-finite parameter, "
+                             f"channel(s) {sorted(set(frame.loc[bad, 'channel']))[:5]}")
+        for column in ("baseline_daily", "ci"):
+            if frame[column].nunique() != 1:
+                raise ValueError(f"{where}: {column} differs between rows; the rows come from more than one run")
+        names = tuple(sorted(frame["channel"].unique()))
+        point, draws, current, counts = {}, {}, {}, set()
+        for name, rows in frame.sort_values(["channel", "draw"]).groupby("channel", sort=True):
+            if rows["draw"].iloc[0] != 0 or len(rows) < 2:
+                raise ValueError(f"{where}: channel {name!r} needs draw 0 (the estimate) and bootstrap draws")
+            head, rest = rows.iloc[0], rows.iloc[1:]
+            point[name] = (float(head["coefficient"]), float(head["saturation_half"]), float(head["saturation_shape"]))
+            draws[name] = tuple(rest[c].to_numpy(dtype=float) for c in ("coefficient", "saturation_half",
+                                                                          "saturation_shape"))
+            current[name] = float(head["current_daily_spend"])
+            counts.add(len(rest))
+        if len(counts) != 1:
+            raise ValueError(f"{where}: channels have different numbers of bootstrap draws {sorted(counts)}")
+        return cls(names, point, draws, current, float(frame["baseline_daily"].iloc[0]), float(frame["ci"].iloc[0]))
+
+    @property
+    def current_daily_spend(self) -> pd.Series:
+        return pd.Series({c: self.current[c] for c in self.channel_names}, name="daily_spend", dtype=float)
+
+    def channel_response(self, channel: str, daily_spend: Any, draws: bool = False) -> np.ndarray:
+        x = np.asarray(daily_spend, dtype=float)
+        if draws:
+            expand = (-1,) + (1,) * x.ndim
+            beta, half, shape = (p.reshape(expand) for p in self.draw_parameters[channel])
+            return beta * _hill(x[None, ...], half, shape)
+        beta, half, shape = self.point[channel]
+        return beta * _hill(x, half, shape)
+
+
+def _hill(x: np.ndarray, half: Any, shape: Any) -> np.ndarray:
+    # The same operations as ml.mmm.transforms.hill_saturation, so both give identical numbers.
+    u = np.asarray(x, dtype=float) / half
+    us = np.power(u, shape)
+    return us / (1.0 + us)
+
+
+# --------------------------------------------------------------------------- plans
+
+
+def spend_caps(curves: ResponseCurves) -> dict[str, float]:
+    """The largest daily spend a plan may give each channel (see ``MAX_SPEND_MULTIPLE``)."""
+    current = curves.current_daily_spend.reindex(list(curves.channel_names)).astype(float)
+    spending = current[current > 0]
+    reference = float(spending.mean()) if len(spending) else 0.0
+    return {c: MAX_SPEND_MULTIPLE * (v if v > 0 else reference) for c, v in current.items()}
+
+
+def complete_plan(curves: ResponseCurves, plan: Mapping[str, Any]) -> dict[str, float]:
+    """Daily spend for every channel of the model: the plan's, and the current spend for channels it leaves out.
+
+    Raises :class:`PlanError` (a ValueError) naming every channel at fault and the rule it breaks: a channel
+    the model does not have, a value that is not a number, not finite, negative, or above the channel's cap
+    (``MAX_SPEND_MULTIPLE`` times its current daily spend).
+    """
+    if not isinstance(plan, Mapping):
+        raise PlanError([{"channel": "", "rule": "not_a_mapping", "message": "a plan maps channel names to planned "
+                          f"daily spend, e.g. {{'search': 350}}; got {type(plan).__name__}"}])
+    names = list(curves.channel_names)
+    current = curves.current_daily_spend.reindex(names).astype(float)
+    caps = spend_caps(curves)
+    problems: list[dict[str, str]] = []
+
+    def fault(channel: str, rule: str, message: str) -> None:
+        problems.append({"channel": channel, "rule": rule, "message": f"{channel!r}: {message}"})
+
+    complete = {c: float(current[c]) for c in names}
+    for channel, value in plan.items():
+        if channel not in complete:
+            fault(str(channel), "unknown_channel", f"unknown channel; the media-mix model has channels {names}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, Real):
+            fault(channel, "not_a_number", f"daily spend must be a number, got {value!r}")
+            continue
+        spend = float(value)
+        if not math.isfinite(spend):
+            fault(channel, "not_finite", f"daily spend must be a finite number, got {value!r}")
+        elif spend < 0:
+            fault(channel, "negative", f"daily spend must be >= 0, got {spend:,.2f}")
+        elif spend > caps[channel]:
+            basis = (f"{MAX_SPEND_MULTIPLE:g} times its current daily spend {current[channel]:,.2f}"
+                     if current[channel] > 0 else
+                     f"{MAX_SPEND_MULTIPLE:g} times the average current daily spend of the channels that spend "
+                     "(it spends nothing now)")
+            fault(channel, "above_cap", f"daily spend {spend:,.2f} is above the cap {caps[channel]:,.2f}, "
+                  f"{basis}: the response curve was fitted near current spend and says nothing at that scale")
+        else:
+            complete[channel] = spend
+    if problems:
+        raise PlanError(problems)
+    return complete
+
+
+def _horizon(horizon_days: Any) -> int:
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, (int, np.integer)) or not (
+            1 <= horizon_days <= MAX_HORIZON_DAYS):
+        raise ValueError(f"horizon_days must be a whole number of days from 1 to {MAX_HORIZON_DAYS}, got {horizon_days!r}")
+    return int(horizon_days)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def spend_scenario(
+    curves: ResponseCurves,
+    plan: Mapping[str, Any],
+    *,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
+    scenario: str = "custom",
+    ci: float | None = None,
+) -> pd.DataFrame:
+    """What the model expects over the next ``horizon_days`` at the plan's daily spend.
+
+    One row per channel (the model's order) plus a ``TOTAL`` row, columns ``SCENARIO_COLUMNS``:
+
+    - ``daily_spend`` (the plan's, or current spend for channels it leaves out), ``current_daily_spend``,
+      ``change_pct`` (NaN from zero) and ``planned_spend`` (daily spend times the horizon);
+    - ``incremental_revenue``: the channel's steady-state response times the horizon, with the interval of
+      its bootstrap draws (the TOTAL row: the interval of the summed draws, paired by draw, not a sum of
+      intervals); the budget recommendation computes its daily expected revenue the same way, so the
+      scenario of its plan is its ``recommended_expected_revenue`` times the horizon;
+    - ``baseline_revenue`` and ``total_revenue`` (baseline plus media), on the TOTAL row only (the baseline
+      is not split by channel; it carries no draws, so the interval is the media's shifted by it);
+    - ``roi`` = (incremental revenue - spend) / spend, with the interval of the draws; NaN without spend.
+
+    ``ci`` is the interval coverage (default the model's). Raises :class:`PlanError` for a bad plan (see
+    :func:`complete_plan`) and ValueError for a horizon outside 1..``MAX_HORIZON_DAYS`` or a bad ``ci``.
+    """
+    days = _horizon(horizon_days)
+    coverage = float(curves.ci) if ci is None else float(ci)
+    if not 0 < coverage < 1:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+    spend = complete_plan(curves, plan)
+    names = list(curves.channel_names)
+    x = np.array([spend[c] for c in names])
+    current = curves.current_daily_spend.reindex(names).to_numpy(dtype=float)
+    point = np.array([float(curves.channel_response(c, v)) for c, v in zip(names, x)])
+    draws = np.column_stack([np.asarray(curves.channel_response(c, v, draws=True), dtype=float).reshape(-1)
+                             for c, v in zip(names, x)])  # (draws, channels)
+    lo_q, hi_q = (1 - coverage) / 2, 1 - (1 - coverage) / 2
+
+    def band(values: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # As the budget recommendation does: the interval always holds its estimate.
+        return (np.minimum(np.quantile(values, lo_q, axis=0), estimate),
+                np.maximum(np.quantile(values, hi_q, axis=0), estimate))
+
+    lower, upper = band(draws, point)
+    total_draws = draws.sum(axis=1)
+    total_lower, total_upper = band(total_draws, np.array(point.sum()))
+    daily = np.append(x, x.sum())
+    media = np.append(point, point.sum())
+    media_lower = np.append(lower, float(total_lower))
+    media_upper = np.append(upper, float(total_upper))
+    baseline = days * float(curves.baseline_daily)
+    is_total = np.append(np.zeros(len(names), dtype=bool), True)
+    rows = pd.DataFrame({
+        "scenario": scenario,
+        "channel": [*names, TOTAL_ROW],
+        "horizon_days": days,
+        "daily_spend": daily,
+        "current_daily_spend": np.append(current, current.sum()),
+        "change_pct": _change_pct(daily, np.append(current, current.sum())),
+        "planned_spend": days * daily,
+        "incremental_revenue": days * media,
+        "incremental_revenue_lower": days * media_lower,
+        "incremental_revenue_upper": days * media_upper,
+        "baseline_revenue": np.where(is_total, baseline, np.nan),
+        "total_revenue": np.where(is_total, baseline + days * media, np.nan),
+        "total_revenue_lower": np.where(is_total, baseline + days * media_lower, np.nan),
+        "total_revenue_upper": np.where(is_total, baseline + days * media_upper, np.nan),
+    })
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for measure, revenue in (("roi", media), ("roi_lower", media_lower), ("roi_upper", media_upper)):
+            rows[measure] = np.where(daily > 0, (revenue - daily) / np.where(daily > 0, daily, 1.0), np.nan)
+    return rows[SCENARIO_COLUMNS]
+
+
+def _change_pct(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(old > 0, (new / np.where(old > 0, old, 1.0) - 1.0) * 100.0, np.nan)
+    return np.where(np.abs(pct) < 1e-7, 0.0, pct)
