@@ -1,6 +1,9 @@
 """Skill of ml.forecasting against its naive baselines, before and after issue 13, on two data families.
 
-Run: .venv/bin/python benchmarks/bench_forecast_skill.py [--seeds 42] [--n-jobs 2] [--out docs/forecast_skill.md]
+Run: .venv/bin/python benchmarks/bench_forecast_skill.py [--seeds 42 43] [--n-jobs 2] [--out docs/forecast_skill.md]
+
+Settings (trend prior, yearly-season threshold) were chosen on seeds 101 and 102 of both families; the
+report seeds are 42 and 43.
 
 "before" is the forecast as it was (Prophet, its default trend flexibility, country holidays only, no
 fallback): ``retail_peaks=False, changepoint_prior_scale=0.05``, scored by its own model errors. "after"
@@ -76,7 +79,7 @@ def medians(table: pd.DataFrame, where=None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43])
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", default="docs/forecast_skill.md")
     args = parser.parse_args()
@@ -100,6 +103,15 @@ def main() -> None:
         "**after**: as published now (trend prior, retail peak days, and the fallback: a series whose model",
         "does not beat naive on days, or is worse on totals, is published as the better baseline, named",
         "in `method`, and scores 0). `model skill (no fallback)` is the new model's own skill.",
+        "Settings were chosen on seeds 101 and 102 of both families; these are other seeds.",
+        "",
+        "What limits skill on the demo: its spend is generated as a weekly re-planned budget level (log",
+        "sd 0.6, little persistence) with 3-10 day pulses (pause, halve, double) every couple of weeks and",
+        "campaign flights (`ml.synthetic._budget_level`, `_flights`), and every other metric follows",
+        "spend. That movement is unforecastable by construction from the history alone: a model can only",
+        "find the level and the weekday pacing, which the naive means also find. Revenue that follows",
+        "planned spend is what the planned-spend scenarios (issue 13 item 3) answer. The second family has",
+        "structure a model can use (growth, yearly seasons, retail peaks, trends), and there the gain shows.",
         "",
     ]
     summary = []
