@@ -56,7 +56,7 @@ def fit_media_mix_model(
     hyperparameter_uncertainty: bool = True,
     prior_strength: float = 1.0,
     hyperparameter_prior: Mapping[str, tuple[float, float]] | None = None,
-    robust: bool = False,
+    robust: bool = True,
     widen_unbounded_levels: bool = True,
     decay_grid: Sequence[float] = DEFAULT_DECAY_GRID,
     delay_grid: Sequence[int] = DEFAULT_DELAY_GRID,
@@ -81,13 +81,13 @@ def fit_media_mix_model(
       first days carry the spend before it (warm-up), and chosen per channel between geometric
       (:func:`geometric_adstock`, peak on the spend day) and delayed-geometric
       (:func:`~ml.mmm.transforms.delayed_adstock`, peak ``delay`` days later, as for TV and video):
-      ``delay_grid`` lists the delays (default ``(0,)``: geometric only; the opt-in
-      :data:`~ml.mmm.search.DELAYED_DELAY_GRID` is ``(0, 2, 4, 7)``, variants ``default`` and
-      ``delayed_robust`` in docs/mmm_accuracy.md), delay 0 takes every decay of ``decay_grid``,
+      ``delay_grid`` lists the delays (default ``(0, 2, 4, 7)``; ``(0,)`` is geometric only, the
+      earlier default, variant ``geometric_plain`` in docs/mmm_accuracy.md), delay 0 takes every decay of ``decay_grid``,
       longer delays the decays 0.4 and 0.7. Both kernels sum to one, so the
       steady-state response curves (and the budget) do not depend on the kernel; the chosen delay is
       in ``diagnostics["hyperparameters"][channel]["adstock_delay"]``.
-    * Robust baseline (``robust``, default off until it measurably helps; :mod:`ml.mmm.robust`). Before the curve search a
+    * Robust baseline (``robust``, default on since it helped together with delayed carryover on the
+      benchmark's choose seeds; :mod:`ml.mmm.robust`). Before the curve search a
       preliminary least-squares fit on the curve history (every channel at the search's start
       curve) looks for one permanent level shift (a step in the baseline; scanned on histories of a
       year or more against a straight trend, kept when it lowers the squared error by 40 robust
