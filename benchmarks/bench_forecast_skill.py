@@ -68,6 +68,12 @@ def score(daily: pd.DataFrame, n_jobs: int) -> tuple[pd.DataFrame, dict[str, flo
     return table, timings
 
 
+def target(table: pd.DataFrame) -> str:
+    days, totals = table["after skill"].median(), table["after total skill"].median()
+    verdict = {True: "met", False: "not met"}
+    return f"days {verdict[bool(days >= 0.2)]}, 30-day totals {verdict[bool(totals >= 0.2)]}"
+
+
 def medians(table: pd.DataFrame, where=None) -> str:
     rows = table if where is None else table[where]
     return (f"median skill on days {rows['before skill'].median():.3f} before, {rows['after skill'].median():.3f} "
@@ -111,7 +117,10 @@ def main() -> None:
         "spend. That movement is unforecastable by construction from the history alone: a model can only",
         "find the level and the weekday pacing, which the naive means also find. Revenue that follows",
         "planned spend is what the planned-spend scenarios (issue 13 item 3) answer. The second family has",
-        "structure a model can use (growth, yearly seasons, retail peaks, trends), and there the gain shows.",
+        "structure a model can use (growth, yearly seasons, retail peaks, trends) but 10-30% daily noise",
+        "on every metric, which no model removes: skill shows on its 30-day totals rather than its days.",
+        "The fallback asks a model to beat naive on days and not lose on totals, so a model that wins on",
+        "totals but not on days is replaced too (compare `before total skill` with `after total skill`).",
         "",
     ]
     summary = []
@@ -126,7 +135,7 @@ def main() -> None:
             print(table.round(3).to_string())
             print(f"   seconds: before {timings['before']:.1f} (CPU {timings['before_cpu']:.1f}), "
                   f"after {timings['after']:.1f} (CPU {timings['after_cpu']:.1f})\n", flush=True)
-            summary.append(f"| {title} | {medians(table)} |")
+            summary.append(f"| {title} | {medians(table)} | {target(table)} |")
             lines += [
                 f"## {title}",
                 "",
@@ -141,7 +150,8 @@ def main() -> None:
                 f"CPU, after {timings['after']:.1f} s wall / {timings['after_cpu']:.1f} s CPU.",
                 "",
             ]
-    lines[len(lines):len(lines)] = ["## Summary", "", "| data | result |", "|---|---|", *summary, ""]
+    lines += ["## Summary", "", "Target (issue 13): median skill >= 0.2 after the fallback, never below 0.", "",
+              "| data | result | target |", "|---|---|---|", *summary, ""]
     Path(args.out).write_text("\n".join(lines))
     print(f"wrote {args.out}")
 
