@@ -73,7 +73,8 @@ class MediaMixConfig(Config):
 
 
 @asset(
-    deps=[AssetKey(["analytics", "fct_channel_daily"]), AssetKey(["analytics", "fct_revenue_daily"])],
+    deps=[AssetKey(["analytics", "fct_channel_daily"]), AssetKey(["analytics", "fct_revenue_daily"]),
+          AssetKey(["analytics", "stg_events__calendar"])],
     group_name="media_mix",
     kinds=python_kinds("scikit-learn"),
     description=asset_description("media_mix_model", "Adstock + saturation media-mix model with bootstrap intervals."),
@@ -88,7 +89,9 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
         warehouse.read_table("analytics", "fct_channel_daily", ["date", "channel", "spend"]),
         warehouse.read_table("analytics", "fct_revenue_daily", ["date", "revenue"]),
     )
-    result = fit_media_mix_model(daily, **config.model_dump())
+    event_days = _user_event_days(warehouse)
+    result = fit_media_mix_model(daily, holidays=event_days, **config.model_dump())
+    result.diagnostics["user_event_days"] = len(event_days)
     channels = {"channels": sorted(result.channels["channel"])}
     yield from check_and_publish(
         context, warehouse,
@@ -106,6 +109,17 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
         metadata={"media_mix_model": _mmm_metadata(result)},
     )
     yield _identifiable_check(result.review)
+
+
+def _user_event_days(warehouse: Warehouse) -> list:
+    """The days of the user's events calendar (events.csv: promotions, outages...), left out of the
+    regression like holidays; none when the calendar is empty or its model not built yet."""
+    from core.calendar_file import event_days
+
+    if not warehouse.table_exists("analytics", "stg_events__calendar"):
+        return []
+    events = warehouse.read_table("analytics", "stg_events__calendar", ["event_date", "event_end_date"])
+    return event_days(events.rename(columns={"event_date": "date", "event_end_date": "end_date"}))
 
 
 def _identifiable_check(review) -> AssetCheckResult:
@@ -170,6 +184,7 @@ def _mmm_metadata(result) -> dict:
         "curve_history": f"{diag.get('curve_start_date')} to {diag.get('end_date')} "
         f"({diag.get('curve_history_days')} days; adstock/saturation chosen here)",
         "days_left_out": int(diag.get("n_holiday_days", 0)),
+        "user_event_days": int(diag.get("user_event_days", 0)),
         "ridge_alpha": float(diag.get("ridge_alpha", float("nan"))),
         "hyperparameters": MetadataValue.json(
             ch.set_index("channel")[["adstock_decay", "saturation_half", "saturation_shape"]].round(4).to_dict("index")

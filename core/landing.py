@@ -27,6 +27,7 @@ from core.raw_contract import (
     read_raw_dir,
     validate_raw_frame,
 )
+from core.calendar_file import CALENDAR_FILE, CALENDAR_TABLE, read_calendar_csv
 from core.refresh_lock import RefreshInProgress, RefreshLock, describe_holder
 from core.settings import RAW_SCHEMA, WarehouseUrl
 from core.warehouse import WarehouseBusy, WarehouseClient, WarehouseLockTimeout
@@ -105,7 +106,7 @@ def read_drop(drop: str | Path) -> dict[str, pd.DataFrame]:
     """The raw tables a drop holds (any of the three), typed by the contract; RawDataError lists every problem.
 
     A `channels.csv` in the drop (alone or with raw files) becomes `channel_metadata` and
-    `channel_aliases`, which the merge replaces whole.
+    `channel_aliases`, an `events.csv` `calendar_events`: the merge replaces those whole.
 
     A drop with all three files goes through `read_raw_dir` itself; a partial drop has each present
     file checked by the same `validate_raw_frame`. Two files for one table, or none at all, reject it.
@@ -115,9 +116,9 @@ def read_drop(drop: str | Path) -> dict[str, pd.DataFrame]:
     found = {t: [drop / f"{t}{s}" for s in _SUFFIXES if (drop / f"{t}{s}").is_file()] for t in RAW_TABLES}
     found[ad_reporting.RAW_TABLE] += ad_reporting.find_campaign_reports(drop)
     present = {t: paths for t, paths in found.items() if paths}
-    channels_csv = drop / CHANNELS_FILE
-    if not present and channels_csv.is_file():  # only new channel metadata / aliases
-        return read_channels_csv(channels_csv)
+    channels_csv, events_csv = drop / CHANNELS_FILE, drop / CALENDAR_FILE
+    if not present and (channels_csv.is_file() or events_csv.is_file()):  # only channels.csv / events.csv
+        return _whole_files(channels_csv, events_csv)
     if not present:
         raise RawDataError([
             f"{drop.name}: holds none of the raw files ({', '.join(f'{t}.csv' for t in RAW_TABLES)}, "
@@ -145,11 +146,10 @@ def read_drop(drop: str | Path) -> dict[str, pd.DataFrame]:
         if problems:
             raise RawDataError(problems)
     problems = []
-    if channels_csv.is_file():
-        try:
-            frames.update(read_channels_csv(channels_csv))
-        except RawDataError as exc:
-            problems.extend(exc.problems)
+    try:
+        frames.update(_whole_files(channels_csv, events_csv))
+    except RawDataError as exc:
+        problems.extend(exc.problems)
     for table, df in frames.items():
         if table not in MERGE_KEYS:
             continue
@@ -160,6 +160,20 @@ def read_drop(drop: str | Path) -> dict[str, pd.DataFrame]:
                 f"{table}: {int(duplicated.sum()):,} rows share their ({', '.join(keys)}) with another row of "
                 "the drop; each key may appear once per drop (aggregate or deduplicate the export)"
             )
+    if problems:
+        raise RawDataError(problems)
+    return frames
+
+
+def _whole_files(channels_csv: Path, events_csv: Path) -> dict[str, pd.DataFrame]:
+    """The tables of a drop's channels.csv and events.csv (those present), which replace theirs whole."""
+    frames, problems = {}, []
+    for path, read in ((channels_csv, read_channels_csv), (events_csv, read_calendar_csv)):
+        if path.is_file():
+            try:
+                frames.update(read(path))
+            except RawDataError as exc:
+                problems.extend(exc.problems)
     if problems:
         raise RawDataError(problems)
     return frames
@@ -189,8 +203,11 @@ def merge_raw_tables(warehouse: WarehouseClient, frames: Mapping[str, pd.DataFra
                 continue  # kept as the last channels.csv left it
             warehouse.execute(con, f"DROP TABLE IF EXISTS {q(RAW_SCHEMA)}.{q(table)}")
             warehouse.load_frame(con, empty if given is None else given, RAW_SCHEMA, table)
+        if CALENDAR_TABLE in frames:  # events.csv: the whole calendar again
+            warehouse.execute(con, f"DROP TABLE IF EXISTS {q(RAW_SCHEMA)}.{q(CALENDAR_TABLE)}")
+            warehouse.load_frame(con, frames[CALENDAR_TABLE], RAW_SCHEMA, CALENDAR_TABLE)
         for table, df in frames.items():
-            if table in CHANNEL_TABLES:
+            if table in CHANNEL_TABLES or table == CALENDAR_TABLE:
                 continue
             target = f"{q(RAW_SCHEMA)}.{q(table)}"
             staging_name = f"{table}{_STAGING}_{token}"

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from core.warehouse import WarehouseClient
 
 # The day each table's rows belong to.
-_DAY_COLUMN = {"ad_performance_daily": "date", "touchpoints": "occurred_at", "conversions": "occurred_at"}
+_DAY_COLUMN = {"ad_performance_daily": "date", "touchpoints": "occurred_at", "conversions": "occurred_at",
+               "calendar_events": "date"}
 
 # What to do about a rule whose message does not say it already (matched on the rule's words).
 FIXES: tuple[tuple[str, str], ...] = (
@@ -138,6 +139,8 @@ def _aliases(frame: pd.DataFrame | None) -> dict[str, str]:
 
 
 def _describe(summary: FileSummary, frames: dict, known: KnownChannels, aliases: dict[str, str]) -> None:
+    import pandas as pd
+
     table = summary.tables[0]
     if table == "channel_metadata":
         meta = frames.get("channel_metadata")
@@ -151,6 +154,8 @@ def _describe(summary: FileSummary, frames: dict, known: KnownChannels, aliases:
         return
     summary.rows = len(df)
     days = df[_DAY_COLUMN[table]].dropna()
+    if table == "calendar_events":  # events may last several days
+        days = pd.concat([days, df["end_date"].dropna()])
     if not days.empty:
         summary.first_day, summary.last_day = f"{days.min():%Y-%m-%d}", f"{days.max():%Y-%m-%d}"
     if "channel" in df.columns:
@@ -215,7 +220,7 @@ def format_preflight(check: Preflight) -> str:
             lines.append(f"  rows: {f.rows:,}")
             if f.first_day:
                 lines.append(f"  days: {f.first_day} to {f.last_day}")
-            if f.channels or f.tables[0] != "conversions":
+            if f.channels or f.tables[0] in ("ad_performance_daily", "touchpoints", "channel_metadata"):
                 shown = [f"{c} (= {f.mapped[c]})" if c in f.mapped else c for c in f.channels]
                 lines.append(f"  channels ({len(f.channels)}): {', '.join(shown) or 'none'}")
                 if f.new_channels is None:

@@ -569,8 +569,8 @@ class RawFolder:
 
 def read_raw_dir(folder: str | Path, *, channels: bool = False) -> dict[str, pd.DataFrame]:
     """Read and validate `<table>.csv|.csv.gz|.parquet` for every raw table in `folder`; with
-    `channels`, also the optional `channels.csv` (as `channel_metadata` and `channel_aliases`, empty
-    without the file). The ad export may instead be `ad_reporting__campaign_report.csv|.csv.gz|.parquet`
+    `channels`, also the optional files: `channels.csv` (as `channel_metadata` and `channel_aliases`)
+    and `events.csv` (as `calendar_events`, see `core.calendar_file`), each empty without its file. The ad export may instead be `ad_reporting__campaign_report.csv|.csv.gz|.parquet`
     (see `core.ad_reporting`).
 
     Every file is checked (size, columns, values) before the error lists all problems at once.
@@ -632,6 +632,18 @@ def scan_raw_dir(folder: str | Path, *, channels: bool = False) -> RawFolder:
             problems.extend(exc.problems)
     elif channels:
         frames.update(channel_tables())
+    if channels:  # the other optional file: the promotions and events calendar
+        from core.calendar_file import CALENDAR_FILE, CALENDAR_TABLE, calendar_table, read_calendar_csv
+
+        events_csv = folder / CALENDAR_FILE
+        if events_csv.exists():
+            found.sources[CALENDAR_TABLE] = events_csv
+            try:
+                frames.update(read_calendar_csv(events_csv))
+            except RawDataError as exc:
+                problems.extend(exc.problems)
+        else:
+            frames[CALENDAR_TABLE] = calendar_table()
     return found
 
 
@@ -767,8 +779,9 @@ def replace_raw_tables(
 ):
     """Validate and swap in all raw tables (plus `extra` ones, e.g. ground truth) in one transaction.
 
-    The channel tables (`channel_metadata`, `channel_aliases`) come from `frames` when given there
-    (see `read_channels_csv`, `channel_tables`) and are written empty otherwise.
+    The channel tables (`channel_metadata`, `channel_aliases`) and `calendar_events` come from
+    `frames` when given there (see `read_channels_csv`, `channel_tables`, `core.calendar_file`) and
+    are written empty otherwise.
 
     `drop_ground_truth` removes demo `ground_truth_*` tables in the same transaction, so a user's
     own data is never reported against the demo's truth.
@@ -777,9 +790,11 @@ def replace_raw_tables(
     if missing:
         raise RawDataError([f"raw tables {missing} are missing: all of {list(RAW_TABLES)} are replaced together"])
     typed = {name: validate_raw_frame(name, df) for name, df in frames.items() if name in RAW_TABLES}
-    # Always written (empty without channels.csv), so the dbt sources exist.
-    channels = {name: frames[name] for name in CHANNEL_TABLES if name in frames}
-    typed.update({**channel_tables(), **channels})
+    # Always written (empty without channels.csv / events.csv), so the dbt sources exist.
+    from core.calendar_file import CALENDAR_TABLE, calendar_table
+
+    optional = {name: frames[name] for name in (*CHANNEL_TABLES, CALENDAR_TABLE) if name in frames}
+    typed.update({**channel_tables(), CALENDAR_TABLE: calendar_table(), **optional})
     typed.update(dict(extra or {}))
     drop = []
     if drop_ground_truth:

@@ -146,3 +146,23 @@ def test_media_mix_run_config_reaches_the_model_and_a_bad_country_is_refused(duc
     assert "holiday_country='XX' is not in the holidays calendar" in error.message + (error.cause.message if error.cause else "")
     # The failed run kept the previous tables.
     assert wh.read_table("predictions", "mmm_diagnostics", ["run_id"])["run_id"].unique().tolist() == [result.run_id]
+
+
+def test_the_users_events_calendar_is_left_out_of_the_media_mix(duckdb_url):
+    """events.csv's days (through the staging model dbt builds from raw.calendar_events) are left out of
+    the regression like holidays, and the UI says how many there were."""
+    marts = _marts(days=240)
+    wh = _warehouse(duckdb_url, marts)
+    # Window 2025-03-02 .. 2025-08-28: a three-day sale and a one-day outage in it.
+    events = pd.DataFrame({"event_date": pd.to_datetime(["2025-05-09", "2025-07-01"]),
+                           "event_end_date": pd.to_datetime(["2025-05-11", "2025-07-01"]),
+                           "event_name": ["Spring sale", "Checkout outage"], "event_kind": ["promotion", "outage"]})
+    wh.publish_tables({"stg_events__calendar": events}, schema="analytics", stamp=False)
+    config = {"n_bootstrap": 10, "curve_history_days": 200, "retail_peaks": False}
+    result = materialize([media_mix_model], resources={"warehouse": wh},
+                         run_config={"ops": {"media_mix_model": {"config": config}}})
+    metadata = result.asset_materializations_for_node("media_mix_model")[0].metadata
+    assert metadata["user_event_days"].value == 4
+    assert metadata["days_left_out"].value == 4
+    diagnostics = wh.read_table("predictions", "mmm_diagnostics", ["metric", "value"]).set_index("metric")["value"]
+    assert diagnostics["user_event_days"] == 4 and diagnostics["n_holiday_days"] == 4

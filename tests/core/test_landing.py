@@ -115,3 +115,18 @@ def test_process_drop_files_merged_and_rejected_drops(tmp_path):
     assert outcome.status == "rejected"
     assert (landing / "processed" / "good" / "ad_performance_daily.csv").exists()
     assert "not finite" in (landing / "rejected" / "bad" / "REASON.txt").read_text()
+
+
+def test_an_events_csv_drop_replaces_the_calendar_whole(tmp_path):
+    url = WarehouseUrl.parse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    client = WarehouseClient(url)
+    frames = read_drop(write(tmp_path / "one", {"events.csv": "date,end_date,name\n2026-03-06,2026-03-08,Sale\n"}))
+    assert set(frames) == {"calendar_events"}
+    merge_raw_tables(client, frames)
+    merge_raw_tables(client, read_drop(write(tmp_path / "two", {
+        "events.csv": "date,name\n2026-04-01,Outage\n2026-05-01,Launch\n",
+        "ad_performance_daily.csv": AD_HEADER + "2026-10-01,ctv,pai-00,100,5,10\n"})))
+    events = client.read_table(RAW_SCHEMA, "calendar_events").sort_values("date")
+    assert events["name"].tolist() == ["Outage", "Launch"]  # the later file is the whole calendar
+    with pytest.raises(RawDataError, match="events.csv: line 2: date 'soon' is not a day"):
+        read_drop(write(tmp_path / "three", {"events.csv": "date\nsoon\n"}))

@@ -97,7 +97,7 @@ def test_replacement_is_atomic_and_drops_demo_truth(tmp_path):
     frames["touchpoints"] = frames["touchpoints"].iloc[:2]
     replace_raw_tables(wh, frames, drop_ground_truth=True)
     assert wh.row_counts("raw") == {"ad_performance_daily": 2, "conversions": 1, "touchpoints": 2,
-                                    "channel_metadata": 0, "channel_aliases": 0}
+                                    "channel_metadata": 0, "channel_aliases": 0, "calendar_events": 0}
 
 
 def test_cli_load_exits_2_with_the_message_and_leaves_the_warehouse_untouched(tmp_path):
@@ -113,7 +113,7 @@ def test_cli_load_exits_2_with_the_message_and_leaves_the_warehouse_untouched(tm
     assert proc.returncode == 2
     assert "ad_performance_daily.csv: column 'clicks': 1 row(s) are not whole numbers" in proc.stderr
     assert Warehouse(url=url).row_counts("raw") == {"ad_performance_daily": 2, "conversions": 1, "touchpoints": 3,
-                                                   "channel_metadata": 0, "channel_aliases": 0}
+                                                   "channel_metadata": 0, "channel_aliases": 0, "calendar_events": 0}
     ok = subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "load", str(_write(tmp_path / "ok", _good_tables(), "parquet"))],
         capture_output=True, text=True, env=env,

@@ -27,6 +27,7 @@ def digest(path: Path) -> str:
 def test_check_of_a_good_folder_prints_each_file_and_writes_nothing(tmp_path):
     folder = write_folder(tmp_path / "in", campaign_report())
     (folder / "channels.csv").write_text("channel,aliases\npaid_search,google_ads|cpc\nmeta,facebook_ads\n")
+    (folder / "events.csv").write_text("date,end_date,name\n2026-10-01,2026-10-02,Sale\n2026-09-30,,Launch\n")
     warehouse = tmp_path / "w.duckdb"
     proc = spendwise(folder, f"duckdb:///{warehouse}", "--check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -40,6 +41,7 @@ def test_check_of_a_good_folder_prints_each_file_and_writes_nothing(tmp_path):
     assert "channels not compared with the warehouse: no warehouse at" in out
     assert "Result: clean" in out and "problems" not in out
     assert "Channel names" not in out  # every name maps to a channel of both files
+    assert "events.csv -> raw.calendar_events\n  rows: 2\n  days: 2026-09-30 to 2026-10-02\n" in out
     assert not warehouse.exists()  # no warehouse was created, not even an empty one
     assert not any(p.name.startswith("w.duckdb") for p in tmp_path.iterdir())
 
