@@ -7,6 +7,8 @@ from assets.forecasts import channel_forecasts
 from assets.media_mix import budget_recommendation, media_mix_model
 from assets.quality_gates import QUALITY_CHECKS
 from assets.scenarios import spend_scenarios
+from assets.triangulation import channel_triangulation
 
-ASSETS: list = [attribution, media_mix_model, budget_recommendation, spend_scenarios, channel_forecasts, *chart_assets]
+ASSETS: list = [attribution, media_mix_model, budget_recommendation, spend_scenarios, channel_forecasts,
+                channel_triangulation, *chart_assets]
 ASSET_CHECKS: list = [*QUALITY_CHECKS, *CHANNEL_CHECKS]

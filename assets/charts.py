@@ -10,7 +10,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from assets.resources import ChartStore, Warehouse
 from core import registry
 
-MODEL_WINDOW_ASSETS = {"media_mix_model", "budget_recommendation", "spend_scenarios"}
+MODEL_WINDOW_ASSETS = {"media_mix_model", "budget_recommendation", "spend_scenarios", "channel_triangulation"}
 PREVIEW_WIDTH = 480  # the UI preview is a thumbnail, so the event log stays small
 
 

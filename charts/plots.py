@@ -1,4 +1,4 @@
-"""The eight Spendwise report charts: prediction tables in, 1200x700 PNG bytes out.
+"""The nine Spendwise report charts: prediction tables in, 1200x700 PNG bytes out.
 
 Pure plotting on seaborn/matplotlib (Agg, no pyplot figures, no dagster); one palette for every chart.
 """
@@ -39,6 +39,7 @@ __all__ = [
     "CHARTS",
     "ChartContext",
     "attribution_comparison_chart",
+    "channel_triangulation_chart",
     "budget_recommendation_chart",
     "channel_colors",
     "mmm_roas_chart",
@@ -1132,6 +1133,91 @@ def _draw_spend_scenarios(df: pd.DataFrame, ctx: ChartContext) -> Figure:
 # --------------------------------------------------------------------------------------------
 # Public API
 
+# --------------------------------------------------------------------------------------------
+# 9. Triangulation: platform claims, attribution, incrementality
+
+_VIEWS = (  # (column, legend label, colour): the three revenue views, claimed to measured
+    ("platform_revenue", "platform-claimed revenue", "#b0b7c3"),
+    ("attributed_revenue", "Markov-attributed revenue", "#5b7db1"),
+    ("mmm_contribution", "incremental revenue (media mix)", _UP),
+)
+
+
+def _draw_channel_triangulation(df: pd.DataFrame, ctx: ChartContext) -> Figure:
+    chart, table = "channel_triangulation", "channel_triangulation"
+    measures = ("attributed_revenue", "mmm_contribution")
+    numeric = ("platform_revenue", *(f"{m}{s}" for m in measures for s in ("", "_lower", "_upper")),
+               "platform_overclaim", "attribution_vs_incrementality")
+    data = _prepare(df, chart, table, ("channel", *numeric, "identifiable"))
+    data = _as_float(_as_channel(data, chart, table), numeric, chart, table)
+    _one_row_per_channel(data, chart, table)
+    data["_flagged"] = data["identifiable"].map(_not_identifiable).astype(bool)
+    size = data[["platform_revenue", "attributed_revenue", "mmm_contribution"]].max(axis=1, skipna=True).fillna(0.0)
+    data = data.assign(_size=size).sort_values(["_size", "channel"], ascending=[True, False], kind="stable")
+
+    fig, body = _new_chart(ctx, "Platform claims vs attribution vs incrementality",
+                           "revenue over the media-mix window · whiskers: 95% interval · "
+                           "right: claimed and Markov per unit of incremental")
+    ax = body.subplots()
+    pos = np.arange(len(data), dtype=float)
+    height = 0.27
+    offsets = (height, 0.0, -height)
+    values = np.column_stack([data[c].to_numpy() for c, _, _ in _VIEWS])
+    lower = data[["attributed_revenue_lower", "mmm_contribution_lower"]].to_numpy()
+    upper = data[["attributed_revenue_upper", "mmm_contribution_upper"]].to_numpy()
+    window = _whisker_window(np.nan_to_num(values).ravel(), lower.ravel(), upper.ravel())
+    window = (min(window[0], 0.0), window[1])
+    flagged = data["_flagged"].to_numpy()
+    for j, ((column, label, color), offset) in enumerate(zip(_VIEWS, offsets)):
+        # Bars take the view's colour, not the channel's: the swatch beside the name carries the channel.
+        bars = ax.barh(pos + offset, np.nan_to_num(values[:, j]), height=height, color=color, label=label, zorder=2)
+        for bar, is_flagged in zip(bars, flagged):
+            if is_flagged and column == "mmm_contribution":
+                bar.set_alpha(0.35)
+                bar.set_hatch("xx")
+                bar.set_edgecolor(_UNIDENTIFIED)
+                bar.set_linestyle((0, (3, 2)))
+        if j > 0:
+            _draw_whiskers(ax, pos + offset, lower[:, j - 1], upper[:, j - 1], window, size=7)
+    notes = []
+    for i in np.flatnonzero(data["platform_revenue"].isna().to_numpy()):
+        notes.append(ax.annotate("no platform revenue reported", (0.0, pos[i] + height), xytext=(6, 0),
+                                 textcoords="offset points", va="center", ha="left", fontsize=11,
+                                 fontstyle="italic", color=_MUTED))
+    ax.set_yticks(pos, data["channel"].tolist())
+    for tick, is_flagged in zip(ax.get_yticklabels(), flagged):
+        if is_flagged:
+            tick.set_color(_UNIDENTIFIED)
+    ax.set_ylim(-0.6, len(data) - 0.4)
+    ax.set_xlim(window[0], _padded(window)[1])
+    _compact_axis(ax.xaxis)
+    ax.set_xlabel("revenue over the window")
+    ax.grid(axis="y", visible=False)
+    ax.tick_params(axis="y", length=0)
+    colors = channel_colors(data["channel"])
+    for i, channel in enumerate(data["channel"]):
+        swatch = ax.annotate("■", xy=(0.0, pos[i]), xycoords=ax.get_yaxis_transform(), xytext=(-11, 0),
+                             textcoords="offset points", ha="center", va="center", fontsize=17, color=colors[channel])
+        _tag(swatch, channel)
+    ax.tick_params(axis="y", pad=22)
+
+    labels = [f"claimed {_ratio(p)} · Markov {_ratio(m)}" + (" · not identifiable" if f else "")
+              for p, m, f in zip(data["platform_overclaim"], data["attribution_vs_incrementality"], flagged)]
+    twin = _right_labels(ax, pos, labels, "per unit of incremental")
+    for tick, is_flagged in zip(twin.get_yticklabels(), flagged):
+        if is_flagged:
+            tick.set_color(_UNIDENTIFIED)
+            tick.set_fontstyle("italic")
+    handles = [Patch(facecolor=color, label=label) for _, label, color in _VIEWS]
+    if flagged.any():
+        handles.append(Patch(facecolor="#ffffff", edgecolor=_UNIDENTIFIED, hatch="xx", linestyle=(0, (3, 2)),
+                             label="not identifiable: incrementality and ratios not supported by the data"))
+    body.legend(handles=handles, loc="outside lower center", ncols=2 if flagged.any() else 3, fontsize=13)
+    _keep_texts_inside(fig, ax, notes)
+    twin.set_ylim(ax.get_ylim())
+    return fig
+
+
 _DRAWERS: dict[str, Callable[[pd.DataFrame, ChartContext], Figure]] = {
     "roi_forecast": _draw_roi_forecast,
     "roi_timeseries": _draw_roi_timeseries,
@@ -1141,6 +1227,7 @@ _DRAWERS: dict[str, Callable[[pd.DataFrame, ChartContext], Figure]] = {
     "mmm_roas": _draw_mmm_roas,
     "revenue_contribution": _draw_revenue_contribution,
     "spend_scenarios": _draw_spend_scenarios,
+    "channel_triangulation": _draw_channel_triangulation,
 }
 
 
@@ -1266,6 +1353,19 @@ def spend_scenarios_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
     return _png("spend_scenarios", df, ctx)
 
 
+def channel_triangulation_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
+    """Per channel, the three revenue views side by side over the media-mix window, as a PNG.
+
+    df: ``channel_triangulation`` with ``channel, platform_revenue, attributed_revenue, mmm_contribution``
+    (the last two with ``_lower``/``_upper``), ``platform_overclaim, attribution_vs_incrementality`` and
+    ``identifiable``. Three bars per channel (platform claim grey, Markov blue, media-mix incremental green)
+    with interval whiskers, largest channel on top; on the right each channel's claimed and attributed
+    revenue per unit of incremental revenue. A channel without platform revenue says so; a channel the
+    media-mix model cannot identify has its incremental bar crossed out and its ratios greyed.
+    """
+    return _png("channel_triangulation", df, ctx)
+
+
 CHARTS: dict[str, Callable[[pd.DataFrame, ChartContext], bytes]] = {
     "roi_forecast": roi_forecast_chart,
     "roi_timeseries": roi_timeseries_chart,
@@ -1275,6 +1375,7 @@ CHARTS: dict[str, Callable[[pd.DataFrame, ChartContext], bytes]] = {
     "mmm_roas": mmm_roas_chart,
     "revenue_contribution": revenue_contribution_chart,
     "spend_scenarios": spend_scenarios_chart,
+    "channel_triangulation": channel_triangulation_chart,
 }
 
 

@@ -445,6 +445,26 @@ def _ml_spend_scenarios(rules: _Rules, channels=None, horizon_days: int = _DEFAU
         rules.within(measure, f"{measure}_lower", f"{measure}_upper")
 
 
+def _channel_triangulation(rules: _Rules, channels=None) -> None:
+    rules.published()
+    rules.not_null("channel", "window_start_date", "window_end_date", "spend", "attributed_revenue",
+                   "attributed_revenue_lower", "attributed_revenue_upper", "mmm_contribution", "mmm_contribution_lower",
+                   "mmm_contribution_upper", "identifiable", "reading")
+    rules.unique("channel")
+    rules.channels(channels)
+    rules.one_value("window_start_date")
+    rules.one_value("window_end_date")
+    rules.non_negative("spend", "platform_conversions", "platform_revenue", "attributed_revenue_lower",
+                       "platform_overclaim_lower", "attribution_vs_incrementality_lower")
+    # A ratio's bounds exist only with the ratio (its upper end may be unbounded, hence empty).
+    for measure in ("attributed_revenue", "mmm_contribution"):
+        rules.within(measure, f"{measure}_lower", f"{measure}_upper")
+    for ratio in ("platform_overclaim", "attribution_vs_incrementality"):
+        rules.not_null(f"{ratio}_lower", when=rules.present_rows(ratio))
+        rules.at_least(ratio, f"{ratio}_lower")
+        rules.at_least(f"{ratio}_upper", ratio, when=rules.present_rows(f"{ratio}_upper"))
+
+
 def _fct_channel_daily(rules: _Rules, channels=None, expected_days: int | None = None) -> None:
     counts = ("impressions", "reach", "clicks")
     rules.not_empty()
@@ -486,6 +506,7 @@ _BUILDERS: dict[str, Callable[..., None]] = {
     "ml_reach_ctr_timeseries": _ml_reach_ctr_timeseries,
     "ml_budget_recommendation": _ml_budget_recommendation,
     "ml_spend_scenarios": _ml_spend_scenarios,
+    "channel_triangulation": _channel_triangulation,
     "fct_channel_daily": _fct_channel_daily,
     "fct_revenue_daily": _fct_revenue_daily,
 }
@@ -504,6 +525,7 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "ml_reach_ctr_timeseries": ("channels",),
     "ml_budget_recommendation": ("channels",),
     "ml_spend_scenarios": ("channels", "horizon_days"),
+    "channel_triangulation": ("channels",),
     "fct_channel_daily": ("channels", "expected_days"),
     "fct_revenue_daily": ("expected_days",),
 }

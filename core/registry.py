@@ -316,6 +316,46 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         ),
         charts=("spend_scenarios",),
     ),
+    Table(
+        "channel_triangulation", "one row per channel of the media-mix model", "channel_triangulation",
+        (
+            _CHANNEL,
+            _c("window_start_date", "date", "first day of the media-mix model's window, which every number here "
+               "covers"),
+            _c("window_end_date", "date", "last day of that window"),
+            _c("spend", "number", "ad spend over the window"),
+            _c("platform_conversions", "number", "conversions the ad platform claims over the window (its own "
+               "report in the ad export); empty when the export has no conversions for the channel", nullable=True),
+            _c("platform_revenue", "number", "revenue the ad platform claims over the window; empty when the export "
+               "has no revenue for the channel", nullable=True),
+            *_interval("attributed_revenue", "revenue Markov attribution credits to the channel over the window: its "
+                       "credit on all journeys (channel_attribution, model markov; the path table is not dated) "
+                       "times the share of converted journeys' revenue that converted in the window; interval from "
+                       "the Markov share interval"),
+            *_interval("mmm_contribution", "incremental revenue the media-mix model credits to the channel over the "
+                       "window (mmm_channel_roas.contribution)"),
+            *(Column(c.name, c.type, c.description, True) for c in (
+                _c("platform_overclaim", "number", "platform_revenue / mmm_contribution: how many times the "
+                   "incremental revenue the platform claims (above 1: over-claims); empty without platform revenue "
+                   "or without a positive contribution"),
+                _c("platform_overclaim_lower", "number", "platform_revenue / mmm_contribution_upper (the "
+                   "contribution interval turned over: a 95% interval)"),
+                _c("platform_overclaim_upper", "number", "platform_revenue / mmm_contribution_lower; empty when "
+                   "that lower end is 0 (unbounded)"),
+                _c("attribution_vs_incrementality", "number", "attributed_revenue / mmm_contribution: how many times "
+                   "the incremental revenue Markov credits; empty without a positive contribution"),
+                _c("attribution_vs_incrementality_lower", "number", "attributed_revenue_lower / "
+                   "mmm_contribution_upper (joins the ends of both intervals: wider than 95%)"),
+                _c("attribution_vs_incrementality_upper", "number", "attributed_revenue_upper / "
+                   "mmm_contribution_lower; empty when that lower end is 0 (unbounded)"),
+            )),
+            _c("identifiable", "boolean", "the media-mix model's review verdict (mmm_channel_roas.identifiable): "
+               "when false, the contribution and both ratios are not supported by the data"),
+            _c("reading", "text", "the row in words: what the platform claims and Markov credits per unit of "
+               "incremental revenue, and why a ratio is empty or not to be trusted"),
+        ),
+        charts=("channel_triangulation",),
+    ),
 )}
 
 CHARTS: dict[str, Chart] = {c.name: c for c in (
@@ -327,6 +367,8 @@ CHARTS: dict[str, Chart] = {c.name: c for c in (
     Chart("mmm_roas", "Media mix ROAS by channel", "mmm_channel_roas"),
     Chart("revenue_contribution", "Revenue contribution: baseline and channels", "mmm_revenue_decomposition"),
     Chart("spend_scenarios", "Planned-spend scenarios: expected revenue", "ml_spend_scenarios"),
+    Chart("channel_triangulation", "Platform claims, attribution and incrementality by channel",
+          "channel_triangulation"),
 )}
 
 

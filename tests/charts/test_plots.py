@@ -195,6 +195,30 @@ def spend_scenarios_frame(channels: list[str], seed: int = 8) -> pd.DataFrame:
                             ignore_index=True))
 
 
+def triangulation_frame(channels: list[str], seed: int = 9) -> pd.DataFrame:
+    """channel_triangulation as ml.triangulation writes it: the first channel without platform revenue, the
+    third not identifiable with a contribution interval reaching 0 (no upper ratio bound)."""
+    rng = np.random.default_rng(seed)
+    n = len(channels)
+    contribution = rng.uniform(2e3, 4e4, n)
+    c_lo, c_hi = contribution * rng.uniform(0.4, 0.9, n), contribution * rng.uniform(1.1, 1.8, n)
+    c_lo[2] = 0.0
+    claimed = contribution * rng.uniform(0.8, 3.0, n)
+    claimed[0] = np.nan
+    attributed = contribution * rng.uniform(0.3, 1.5, n)
+    a_lo, a_hi = attributed * 0.85, attributed * 1.15
+    with np.errstate(divide="ignore"):
+        frame = pd.DataFrame({
+            "channel": channels, "platform_revenue": claimed,
+            "attributed_revenue": attributed, "attributed_revenue_lower": a_lo, "attributed_revenue_upper": a_hi,
+            "mmm_contribution": contribution, "mmm_contribution_lower": c_lo, "mmm_contribution_upper": c_hi,
+            "platform_overclaim": claimed / contribution,
+            "attribution_vs_incrementality": attributed / contribution,
+            "identifiable": [i != 2 for i in range(n)],
+        })
+    return frame
+
+
 FRAMES = {
     "roi_forecast": roi_forecast_frame,
     "roi_timeseries": roi_timeseries_frame,
@@ -204,6 +228,7 @@ FRAMES = {
     "mmm_roas": mmm_frame,
     "revenue_contribution": contribution_frame,
     "spend_scenarios": spend_scenarios_frame,
+    "channel_triangulation": triangulation_frame,
 }
 
 
@@ -478,7 +503,7 @@ def test_bad_inputs_are_explained():
 def test_registry_maps_file_stems_to_functions():
     assert list(CHARTS) == [
         "roi_forecast", "roi_timeseries", "reach_ctr", "budget_recommendation",
-        "attribution_comparison", "mmm_roas", "revenue_contribution", "spend_scenarios",
+        "attribution_comparison", "mmm_roas", "revenue_contribution", "spend_scenarios", "channel_triangulation",
     ]
     assert all(fn.__name__ == f"{stem}_chart" for stem, fn in CHARTS.items())
 

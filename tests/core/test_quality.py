@@ -215,6 +215,18 @@ def ml_spend_scenarios() -> pd.DataFrame:
     return published(pd.concat([spend_scenario(curves, p, scenario=n) for n, p in plans.items()], ignore_index=True))
 
 
+def channel_triangulation() -> pd.DataFrame:
+    """Platform claims (display has none), Markov credit and the mmm_channel_roas example, as ml.triangulation writes
+    them: display has no contribution, so its ratios are empty."""
+    from ml.triangulation import triangulate
+
+    markov = channel_attribution().query("model == 'markov'")
+    platform = pd.DataFrame({"channel": CHANNELS, "conversions": [np.nan, 300.0, 90.0],
+                             "revenue": [np.nan, 21000.0, 5000.0]})
+    return published(triangulate(platform, markov, mmm_channel_roas(), window_start="2024-01-01",
+                                 window_end="2024-05-31", window_fraction=0.4))
+
+
 def fct_channel_daily(days: int = 10) -> pd.DataFrame:
     dates = pd.date_range("2024-01-01", periods=days, freq="D")
     n = days * len(CHANNELS)
@@ -256,6 +268,7 @@ VALID = {
     "ml_reach_ctr_timeseries": (ml_reach_ctr_timeseries, {}),
     "ml_budget_recommendation": (ml_budget_recommendation, {"channels": CHANNELS}),
     "ml_spend_scenarios": (ml_spend_scenarios, {"channels": CHANNELS, "horizon_days": 30}),
+    "channel_triangulation": (channel_triangulation, {"channels": CHANNELS}),
     "fct_channel_daily": (fct_channel_daily, {"channels": CHANNELS, "expected_days": 10}),
     "fct_revenue_daily": (fct_revenue_daily, {"expected_days": 10}),
 }
@@ -476,6 +489,17 @@ def test_spend_scenarios_need_total_revenue_on_total_rows_and_roi_within_its_int
     })
 
 
+def test_triangulation_ratio_outside_its_interval_and_negative_claim():
+    frame = channel_triangulation()
+    frame.loc[1, "platform_overclaim_upper"] = frame.loc[1, "platform_overclaim"] - 0.5
+    frame.loc[2, "platform_revenue"] = -5.0
+    result = validate_table("channel_triangulation", frame, channels=CHANNELS)
+    assert_failures(result, {
+        "platform_overclaim <= platform_overclaim_upper (rows with platform_overclaim_upper)": [],
+        "platform_revenue >= 0": [-5.0],
+    })
+
+
 def test_channel_daily_clicks_above_impressions_duplicates_and_missing_day():
     frame = fct_channel_daily()
     frame.loc[6, "clicks"] = frame.loc[6, "impressions"] + 10
@@ -676,6 +700,9 @@ def test_suites_name_the_columns_ml_publishes():
     assert sorted(gated_columns("mmm_channel_roas")) == sorted(mmm.CHANNEL_COLUMNS + mmm.review.PUBLISHED_REVIEW_COLUMNS)
     for table in ("channel_attribution", "campaign_attribution", "campaign_channel_attribution"):
         assert set(report.MEASURES) <= set(gated_columns(table))
+    from ml import triangulation
+
+    assert gated_columns("channel_triangulation") == triangulation.COLUMNS
 
 
 def test_real_attribution_tables_pass():

@@ -28,7 +28,7 @@ def test_spendwise_run_writes_everything_and_records_the_run(tmp_path, dbt_manif
     assert "raw.touchpoints" in out
     assert f"predictions: {len(registry.TABLES)} tables" in out
     assert ", 0 failed" in out and "Checks: " in out
-    assert f"Charts: 8 PNG in {tmp_path / 'charts'}" in out
+    assert f"Charts: {len(registry.CHARTS)} PNG in {tmp_path / 'charts'}" in out
     assert "Total time:" in out
     assert "password" not in out.lower()
     instance = DagsterInstance.from_config(str(home))
@@ -41,7 +41,7 @@ def test_spendwise_run_writes_everything_and_records_the_run(tmp_path, dbt_manif
     assert (home / "dagster.yaml").exists()
     assert sorted(p.stem for p in (tmp_path / "charts").glob("*.png")) == sorted(
         ["roi_forecast", "roi_timeseries", "reach_ctr", "budget_recommendation", "attribution_comparison",
-         "mmm_roas", "revenue_contribution", "spend_scenarios"]
+         "mmm_roas", "revenue_contribution", "spend_scenarios", "channel_triangulation"]
     )
 
 
