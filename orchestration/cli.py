@@ -76,7 +76,8 @@ def _while_no_refresh_runs(command: str, action):
             lock.release()
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace, compact: bool = False) -> int:
+    """Write the demo data set; `compact` (what `run` shows) says it in one line instead of one per table."""
     from ml.synthetic import CHANNEL_METADATA, generate_demo_data
     from core.raw_contract import RAW_TABLES, channel_tables
 
@@ -89,9 +90,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     published = _write_raw_tables("demo", core, extra=truth)
     if isinstance(published, int):
         return published
+    seconds = time.perf_counter() - started
+    if compact:
+        main = [t for t in published if t.table in RAW_TABLES]
+        print(f"Demo data (scale {args.scale}, seed {args.seed}) written in {seconds:.1f} s: "
+              + ", ".join(f"{t.qualified_name} {t.rows:,} rows" for t in main)
+              + f" and {len(published) - len(main)} more tables (channels, ground truth)")
+        return 0
     for t in published:
         print(f"  {t.qualified_name:<40} {t.rows:>12,} rows")
-    print(f"demo data (scale {args.scale}, seed {args.seed}) written in {time.perf_counter() - started:.1f} s")
+    print(f"demo data (scale {args.scale}, seed {args.seed}) written in {seconds:.1f} s")
     return 0
 
 
@@ -171,14 +179,24 @@ def _refresh_guarded(command: str, action) -> int:
         return EXIT_NO_WAREHOUSE
 
 
+def _verbose(args: argparse.Namespace) -> bool:
+    """dbt's per-node log on the terminal: asked for, or a caller that logs INFO to a file (POST /refresh)."""
+    return args.verbose or getattr(args, "log_level", "WARNING").upper() in ("INFO", "DEBUG")
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
+    from orchestration.progress import terminal_apart
     from orchestration.refresh import format_summary, run_refresh
 
     def refresh() -> int:
-        outcome = run_refresh(
-            tags={"spendwise/trigger": args.trigger}, run_id=args.run_id, log_level=args.log_level
-        )
-        print(format_summary(outcome, _warehouse()))
+        started = time.perf_counter()
+        verbose = _verbose(args)
+        with terminal_apart(verbose) as terminal:
+            outcome = run_refresh(
+                tags={"spendwise/trigger": args.trigger}, run_id=args.run_id, log_level=args.log_level,
+                progress=terminal, verbose=verbose,
+            )
+        print(format_summary(outcome, _warehouse(), total_seconds=time.perf_counter() - started))
         return 0 if outcome.ok else EXIT_REFRESH_FAILED
 
     return _refresh_guarded("refresh", refresh)
@@ -188,6 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """demo + refresh + summary: what `make run` does, holding the refresh lock from the demo data on."""
     from core.refresh_lock import RefreshLock
     from core.settings import get_settings
+    from orchestration.progress import terminal_apart
     from orchestration.refresh import format_summary, new_run_id, run_refresh
 
     def run() -> int:
@@ -195,10 +214,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         lock = RefreshLock(get_settings().warehouse)
         lock.acquire(new_run_id())  # no demo data is written under a running refresh
         try:
-            code = cmd_demo(args)
+            code = cmd_demo(args, compact=not args.verbose)
             if code:
                 return code
-            outcome = run_refresh(lock=lock)
+            with terminal_apart(args.verbose) as terminal:
+                outcome = run_refresh(lock=lock, progress=terminal, verbose=args.verbose)
         finally:
             lock.release()
         print()
@@ -231,6 +251,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Spendwise charts and data on http://{args.host}:{args.port}/ (API at /docs, Ctrl-C stops)")
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+VERBOSE_HELP = ("also print what the steps print (dbt's per-node log, one table per demo line); it is always in "
+                "the run's logs in the Dagster UI")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,10 +293,17 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # POST /refresh names the run first
     refresh.add_argument("--trigger", default="cli", help=argparse.SUPPRESS)
     refresh.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)  # a child logs INFO to a file
+    refresh.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     refresh.set_defaults(func=cmd_refresh)
 
-    run = sub.add_parser("run", help="demo + refresh + summary (make run)")
+    run = sub.add_parser(
+        "run", help="demo + refresh + summary (make run)",
+        description="Write the demo data, refresh everything once with a progress line per step, then a summary: "
+        "what was published, the checks, three headline numbers and where to look next.",
+        epilog=REFRESH_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     demo_args(run)
+    run.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser(

@@ -8,12 +8,14 @@ and tags the run with its identity, so a second refresh is refused and a killed 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 from core.processes import ProcessIdentity
 from core.refresh_lock import RefreshLock, describe_holder
@@ -126,6 +128,8 @@ def run_refresh(
     log_level: str = "WARNING",
     run_id: str | None = None,
     lock: RefreshLock | None = None,
+    progress: TextIO | None = None,
+    verbose: bool = False,
 ) -> RefreshOutcome:
     """Materialize every asset once, in-process, recorded in `instance` (default: DAGSTER_HOME's).
 
@@ -133,6 +137,8 @@ def run_refresh(
     run exists the warehouse must be there (WarehouseMissing / WarehouseUnavailable) and this
     process takes its refresh lock (RefreshInProgress names the holder), unless the caller passes
     a `lock` it already holds for `run_id`. The run carries this process's identity in its tags.
+    With a `progress` stream, a line per step (or group of check or chart steps) is written there
+    as the run goes (orchestration.progress); `verbose`: the steps' own output shares that stream.
     """
     settings = get_settings()
     require_warehouse(settings.warehouse)
@@ -142,16 +148,18 @@ def run_refresh(
         lock = RefreshLock(settings.warehouse)
         lock.acquire(run_id)
     try:
-        return _execute(instance, tags, log_level, run_id)
+        return _execute(instance, tags, log_level, run_id, progress, verbose)
     finally:
         if own_lock:
             lock.release()
 
 
-def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str) -> RefreshOutcome:
+def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str,
+             progress: TextIO | None = None, verbose: bool = False) -> RefreshOutcome:
     from dagster import DagsterInstance
 
     from orchestration.dbt import prepare_manifest
+    from orchestration.progress import RunProgress, describe_steps
 
     ensure_dagster_home()
     prepare_manifest()
@@ -159,16 +167,27 @@ def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str)
 
     instance = instance or DagsterInstance.get()
     job = defs.resolve_job_def(REFRESH_JOB_NAME)
+    steps = None
+    if progress is not None:
+        steps = RunProgress(progress, describe_steps(defs.resolve_asset_graph()), total=len(job.graph.nodes),
+                            interleaved=verbose)
+        shown = "shown here as well" if verbose else "--verbose shows it here"
+        progress.write(f"Refresh: Dagster run {run_id}, {steps.total} steps (what the steps print, dbt's per-node "
+                       f"log included, is in the run's logs in `make dev`; {shown})\n")
+        progress.flush()
+        instance.add_event_listener(run_id, steps.on_event)
     started = time.perf_counter()
     result = job.execute_in_process(
         instance=instance,
         run_id=run_id,
         raise_on_error=False,
         tags={"spendwise/trigger": "cli", **(tags or {}), **ProcessIdentity.current().to_tags()},
-        # dbt's own progress lines still print; Dagster's per-event DEBUG lines live in the UI.
+        # Dagster's per-event lines live in the UI; dbt's per-node log goes to stdout (see progress.py).
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     seconds = time.perf_counter() - started
+    if steps is not None:
+        steps.finish()
     checks = [
         CheckEvaluation(
             asset=ev.asset_key.to_user_string(),
@@ -239,11 +258,12 @@ def _literal(client: WarehouseClient, text: str) -> str:
 
 
 def format_summary(outcome: RefreshOutcome | None, warehouse, total_seconds: float | None = None) -> str:
-    """The short report `make run` ends with: tables and rows, checks, charts, timings.
+    """The short report a refresh ends with: tables, checks, charts, headline numbers, what next, timings.
 
-    Reads the warehouse read-only and never creates it; raises WarehouseMissing when it is not
-    there and WarehouseUnavailable when it cannot be reached. While a refresh writes to DuckDB the
-    row counts are left out with a note instead of waiting.
+    Without an `outcome` (`spendwise status`) every table is listed with its rows; after a run each
+    schema is one line. Reads the warehouse read-only and never creates it; raises WarehouseMissing
+    when it is not there and WarehouseUnavailable when it cannot be reached. While a refresh writes
+    to DuckDB the row counts are left out with a note instead of waiting.
     """
     settings = get_settings()
     client = warehouse if isinstance(warehouse, WarehouseClient) else getattr(warehouse, "client", warehouse)
@@ -251,9 +271,11 @@ def format_summary(outcome: RefreshOutcome | None, warehouse, total_seconds: flo
     try:
         for schema in (RAW_SCHEMA, ANALYTICS_SCHEMA, PREDICTIONS_SCHEMA):
             counts = _row_counts(client, schema)
-            if counts:
+            if counts and outcome is None:
                 lines.append(f"  {schema}: {len(counts)} tables")
                 lines.extend(f"    {name:<34} {rows:>12,} rows" for name, rows in counts.items())
+            elif counts:
+                lines.append(f"  {schema}: {len(counts)} tables, {sum(counts.values()):,} rows")
     except (WarehouseMissing, WarehouseUnavailable):
         raise
     except WarehouseBusy as exc:
@@ -262,10 +284,116 @@ def format_summary(outcome: RefreshOutcome | None, warehouse, total_seconds: flo
         lines.extend(_run_lines(outcome))
     charts = sorted(settings.charts_dir.glob("*.png")) if settings.charts_dir.exists() else []
     lines.append(f"Charts: {len(charts)} PNG in {settings.charts_dir}")
-    lines.append(f"Dagster instance: {os.environ.get('DAGSTER_HOME', DEFAULT_DAGSTER_HOME)} (make dev opens the UI)")
+    dagster_home = os.environ.get("DAGSTER_HOME", DEFAULT_DAGSTER_HOME)
+    if outcome is None:
+        lines.append(f"Dagster instance: {dagster_home} (make dev opens the UI)")
+    else:
+        lines.extend(headline_lines(client, outcome.run_id))
+        lines.append(f"Next: `make dev` shows this run, its logs and the asset graph on http://127.0.0.1:3000 "
+                     f"(instance {dagster_home})")
+        lines.append(f"      `make serve` serves the charts and tables on http://127.0.0.1:8000; "
+                     f"the PNGs are in {settings.charts_dir}")
     if total_seconds is not None:
         lines.append(f"Total time: {total_seconds:.1f} s")
     return "\n".join(lines)
+
+
+_GAIN_INTERVAL = re.compile(r"interval ([+-][\d,]+(?:\.\d+)?) to ([+-][\d,]+(?:\.\d+)?)")
+
+
+def headline_lines(client: WarehouseClient, run_id: str) -> list[str]:
+    """Three numbers from what run `run_id` published, each with its interval: the media mix's top
+    channel by ROAS (identifiable channels first), the budget recommendation's expected gain, and the
+    forecast's ROI over its horizon. A table the run did not publish is said to be so."""
+    def rows(table: str, columns: str, where: str = "") -> list[tuple]:
+        """This run's rows of a predictions table; none when the table is not there."""
+        # A connection per read: on PostgreSQL a failed statement would spoil the ones after it.
+        with client.connect(read_only=True, wait=False) as con:
+            if not client.fetch(con, "SELECT 1 FROM information_schema.tables WHERE table_schema = "
+                                f"{client.placeholder} AND table_name = {client.placeholder}", (PREDICTIONS_SCHEMA, table)):
+                return []
+            return client.fetch(
+                con, f"SELECT {columns} FROM {client.ident(PREDICTIONS_SCHEMA)}.{client.ident(table)} "
+                     f"WHERE run_id = {client.placeholder}{where}", (run_id,))
+
+    lines = []
+    for read in (_top_roas_line, _budget_gain_line, _roi_forecast_line):
+        try:
+            lines.append("  " + read(rows))
+        except (WarehouseBusy, WarehouseMissing, WarehouseUnavailable) as exc:
+            return [f"Headline numbers: skipped ({' '.join(str(exc).split())[:160]})"]
+        except Exception as exc:  # a column gone: say so, keep the rest
+            lines.append(f"  {read.__doc__.split(':')[0]}: unavailable ({' '.join(str(exc).split())[:120]})")
+    if all(NOT_PUBLISHED in line for line in lines):
+        return ["Headline numbers: none, this run did not publish the predictions they come from"]
+    return ["Headline numbers:", *lines]
+
+
+NOT_PUBLISHED = "not published by this run"
+
+
+def _top_roas_line(rows) -> str:
+    """Top channel by media-mix ROAS: the highest ROAS among identifiable channels, with its interval."""
+    found = rows("mmm_channel_roas", "channel, roas, roas_lower, roas_upper, identifiable", " AND roas IS NOT NULL")
+    if not found:
+        return f"Top channel by media-mix ROAS: {NOT_PUBLISHED}"
+    level = _interval_level(rows)
+    trusted = [r for r in found if r[4]] or found
+    channel, roas, lower, upper, identifiable = max(trusted, key=lambda r: r[1])
+    line = (f"Top channel by media-mix ROAS: {channel} {roas:.2f} revenue per unit of spend "
+            f"({level}interval {lower:.2f} to {upper:.2f})")
+    if not identifiable:
+        line += "; no channel passed the model's review, so read it with care"
+    higher = [r for r in found if not r[4] and r[1] > roas]
+    if higher and identifiable:
+        line += "; " + ", ".join(f"{r[0]} {r[1]:.2f}" for r in higher) + " higher but not identifiable"
+    return line
+
+
+def _interval_level(rows) -> str:
+    try:
+        found = rows("mmm_diagnostics", "value", " AND metric = 'ci'")
+        return f"{float(found[0][0]):.0%} " if found and found[0][0] is not None else ""
+    except Exception:
+        return ""
+
+
+def _budget_gain_line(rows) -> str:
+    """Budget recommendation: the TOTAL row's expected daily revenue gain and its interval."""
+    from core.registry import TOTAL_ROW
+
+    found = rows("ml_budget_recommendation",
+                 "current_spend, recommended_spend, current_expected_revenue, recommended_expected_revenue, reason",
+                 f" AND channel = '{TOTAL_ROW}'")
+    if not found:
+        return f"Budget recommendation: {NOT_PUBLISHED}"
+    current_spend, recommended_spend, current, recommended, reason = found[0]
+    if (reason or "").startswith("keep"):
+        return f"Budget recommendation: {reason.split(';')[0]}"
+    gain = recommended - current
+    same = abs(recommended_spend - current_spend) <= 0.005 * max(abs(current_spend), 1e-9)
+    spend = (f"at the same daily spend ({current_spend:,.0f})" if same
+             else f"at {recommended_spend:,.0f} daily spend instead of {current_spend:,.0f}")
+    line = f"Budget recommendation: {gain:+,.2f} media revenue/day ({gain / max(abs(current), 1e-9):+.1%}) {spend}"
+    match = _GAIN_INTERVAL.search(reason or "")
+    return line + (f", interval {match.group(1)} to {match.group(2)}" if match else "")
+
+
+def _roi_forecast_line(rows) -> str:
+    """ROI forecast: the channels' summed forecast spend and revenue over the horizon, as one ROI."""
+    found = [r for r in rows("ml_roi_forecast", "horizon_days, predicted_spend, predicted_revenue, roi_lower, roi_upper")
+             if r[2] is not None and r[1]]
+    if not found:
+        return f"ROI forecast: {NOT_PUBLISHED} (or no platform revenue in the data)"
+    spend = sum(r[1] for r in found)
+    roi = sum(r[2] for r in found) / spend - 1
+    line = (f"ROI forecast, next {max(r[0] for r in found)} days: {roi:.2f} on {spend:,.0f} forecast spend, "
+            "platform-reported revenue")
+    if all(r[3] is not None and r[4] is not None for r in found):
+        lower = sum(r[1] * (1 + r[3]) for r in found) / spend - 1
+        upper = sum(r[1] * (1 + r[4]) for r in found) / spend - 1
+        line += f" ({lower:.2f} to {upper:.2f} if every channel lands at the same end of its 95% interval)"
+    return line
 
 
 def _plural(n: int, word: str) -> str:
