@@ -52,7 +52,7 @@ browser: ## Debian's chromium for the browser test (apt-get as root; otherwise s
 	  fi; }
 
 test: $(STAMP) $(MANIFEST) browser ## the whole test suite, PostgreSQL and browser tests included
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: $(STAMP) $(MANIFEST) ## the suite without tests marked slow
 	$(BIN)/python -m pytest -q -m "not slow"
