@@ -49,7 +49,7 @@ def _run_chromium(binary: Path, profile: Path, *args: str) -> subprocess.Complet
 
 @pytest.fixture(scope="module")
 def browsed(chromium, tmp_path_factory):
-    """The page with all seven charts rendered, as Chromium's DOM dump and a screenshot."""
+    """The page with every registry chart rendered, as Chromium's DOM dump and a screenshot."""
     root = tmp_path_factory.mktemp("browser")
     url = f"duckdb:///{root / 'warehouse.duckdb'}"
     publish_fixture_tables(url)

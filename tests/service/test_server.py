@@ -86,7 +86,8 @@ def write_charts(charts_dir: Path, names=RENDERED) -> dict[str, bytes]:
     charts_dir.mkdir(parents=True, exist_ok=True)
     colors = ["#1b7f3b", "#1a5fb4", "#c0392b", "#8e44ad", "#e67e22", "#16a085", "#2c3e50"]
     written = {}
-    for name, color in zip(names, colors):
+    for i, name in enumerate(names):  # as many charts as the registry has, colours repeating
+        color = colors[i % len(colors)]
         data = png_bytes(name, color)
         (charts_dir / f"{name}.png").write_bytes(data)
         written[name] = data
