@@ -10,12 +10,11 @@ whole with each load (written empty without the file).
 
 from __future__ import annotations
 
-import csv
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.raw_contract import RawDataError, _csv_records, _is_blank
+from core.raw_contract import RawDataError, small_csv_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,31 +43,11 @@ def calendar_table(rows: list[tuple[date, date, str | None, str | None]] = ()) -
 def read_calendar_csv(path: str | Path) -> dict[str, pd.DataFrame]:
     """Validate events.csv and return `{"calendar_events": frame}`; every problem names its line."""
     path = Path(path)
-    try:
-        records = [(line, r) for line, r in _csv_records(path) if not _is_blank(r)]
-    except (csv.Error, OSError, UnicodeDecodeError) as exc:
-        raise RawDataError([f"{path.name}: cannot be read: {exc}"]) from None
-    if not records:
-        raise RawDataError([f"{path.name}: is empty; expected a header with {list(CALENDAR_COLUMNS)}"])
-    header_line, header = records[0][0], [h.strip().lower() for h in records[0][1]]
-    problems = []
-    unknown = [h for h in header if h not in CALENDAR_COLUMNS]
-    if unknown:
-        problems.append(f"{path.name}: line {header_line}: unknown column(s) {unknown}; the columns are "
-                        f"{list(CALENDAR_COLUMNS)} (all but 'date' may be left out)")
-    if "date" not in header:
-        problems.append(f"{path.name}: line {header_line}: no 'date' column; found {header}")
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        problems.append(f"{path.name}: line {header_line}: column(s) {repeated} appear twice")
-    if problems:
-        raise RawDataError(problems)
-    rows = []
-    for line, record in records[1:]:
-        if len(record) != len(header):
-            problems.append(f"{path.name}: line {line}: {len(record)} field(s), the header has {len(header)}")
+    problems, rows = [], []
+    for line, row in small_csv_rows(path, CALENDAR_COLUMNS, "date"):
+        if isinstance(row, str):
+            problems.append(row)
             continue
-        row = {h: (v.strip() or None) for h, v in zip(header, record)}
         start = _day(row.get("date"))
         end = _day(row.get("end_date")) if row.get("end_date") else start
         if start is None:

@@ -721,36 +721,47 @@ def _channel_frames(rows: list[tuple[int | None, dict]], source: str) -> dict[st
     }
 
 
+def small_csv_rows(path: Path, columns: tuple[str, ...], key: str) -> list[tuple[int, dict[str, str | None] | str]]:
+    """The rows of a small metadata CSV (channels.csv, events.csv) as `(line, {column: text or None})`,
+    or `(line, problem)` for a row whose field count differs from the header's. Raises RawDataError
+    when the file cannot be read, is empty, or its header has unknown, repeated or no `key` column;
+    every problem names the file and line."""
+    try:
+        records = [(line, r) for line, r in _csv_records(path) if not _is_blank(r)]
+    except (csv.Error, OSError, UnicodeDecodeError) as exc:
+        raise RawDataError([f"{path.name}: cannot be read: {exc}"]) from None
+    if not records:
+        raise RawDataError([f"{path.name}: is empty; expected a header with {list(columns)}"])
+    header_line, header = records[0][0], [h.strip().lower() for h in records[0][1]]
+    problems = []
+    unknown = [h for h in header if h not in columns]
+    if unknown:
+        problems.append(f"{path.name}: line {header_line}: unknown column(s) {unknown}; "
+                        f"the columns are {list(columns)} (all but {key!r} may be left out)")
+    if key not in header:
+        problems.append(f"{path.name}: line {header_line}: no {key!r} column; found {header}")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        problems.append(f"{path.name}: line {header_line}: column(s) {repeated} appear twice")
+    if problems:
+        raise RawDataError(problems)
+    return [
+        (line, {h: (v.strip() or None) for h, v in zip(header, record)} if len(record) == len(header)
+         else f"{path.name}: line {line}: {len(record)} field(s), the header has {len(header)}")
+        for line, record in records[1:]
+    ]
+
+
 def read_channels_csv(path: str | Path) -> dict[str, pd.DataFrame]:
     """Validate channels.csv (columns channel, channel_group, is_paid, description, aliases; aliases
     separated by `|`) and return `channel_metadata` and `channel_aliases`; problems name their line."""
     path = Path(path)
     problems: list[str] = []
     rows: list[tuple[int | None, dict]] = []
-    try:
-        records = list(_csv_records(path))
-    except (csv.Error, OSError, UnicodeDecodeError) as exc:
-        raise RawDataError([f"{path.name}: cannot be read: {exc}"]) from None
-    records = [(line, r) for line, r in records if not _is_blank(r)]
-    if not records:
-        raise RawDataError([f"{path.name}: is empty; expected a header with {list(CHANNEL_COLUMNS)}"])
-    header = [h.strip().lower() for h in records[0][1]]
-    unknown = [h for h in header if h not in CHANNEL_COLUMNS]
-    if unknown:
-        problems.append(f"{path.name}: line {records[0][0]}: unknown column(s) {unknown}; "
-                        f"the columns are {list(CHANNEL_COLUMNS)} (all but 'channel' may be left out)")
-    if "channel" not in header:
-        problems.append(f"{path.name}: line {records[0][0]}: no 'channel' column; found {header}")
-    repeated = sorted({h for h in header if header.count(h) > 1})
-    if repeated:
-        problems.append(f"{path.name}: line {records[0][0]}: column(s) {repeated} appear twice")
-    if problems:
-        raise RawDataError(problems)
-    for line, record in records[1:]:
-        if len(record) != len(header):
-            problems.append(f"{path.name}: line {line}: {len(record)} field(s), the header has {len(header)}")
+    for line, row in small_csv_rows(path, CHANNEL_COLUMNS, "channel"):
+        if isinstance(row, str):
+            problems.append(row)
             continue
-        row = {h: (v.strip() or None) for h, v in zip(header, record)}
         paid = row.get("is_paid")
         if paid is not None:
             if paid.lower() in _TRUE:

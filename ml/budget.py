@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq, minimize
 
+from core.spend_scenarios import ResponseCurves
+
 __all__ = ["BudgetRecommendation", "SteadyStateResponses", "recommend_budget"]
 
 TABLE_COLUMNS = [
@@ -24,27 +26,13 @@ TOTAL = "TOTAL"
 _PEAK_GRID = 513
 
 
-class SteadyStateResponses(Protocol):
+class SteadyStateResponses(ResponseCurves, Protocol):
     """What the optimizer reads from a media-mix model.
 
     :class:`ml.mmm.ResponseModel` provides it, whether rebuilt from the published
     ``mmm_response_parameters`` table (``ResponseModel.from_parameters``) or held by a fitted
     :class:`ml.mmm.MediaMixResult`, which provides it too.
     """
-
-    @property
-    def channel_names(self) -> tuple[str, ...]: ...
-
-    @property
-    def current_daily_spend(self) -> pd.Series: ...
-
-    @property
-    def baseline_daily(self) -> float: ...
-
-    @property
-    def ci(self) -> float: ...
-
-    def channel_response(self, channel: str, daily_spend: Any, draws: bool = False) -> np.ndarray: ...
 
     def channel_marginal_roas(self, channel: str, daily_spend: Any, draws: bool = False) -> np.ndarray: ...
 
