@@ -7,6 +7,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 MANIFEST := dbt_project/target/manifest.json
 STAMP := $(VENV)/.installed
+# pytest-xdist workers for `make test`: one per core here (2); tests of one file stay on one worker
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install manifest run refresh demo test test-fast browser dev serve bench lock clean
@@ -52,10 +54,10 @@ browser: ## Debian's chromium for the browser test (apt-get as root; otherwise s
 	  fi; }
 
 test: $(STAMP) $(MANIFEST) browser ## the whole test suite, PostgreSQL and browser tests included
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-fast: $(STAMP) $(MANIFEST) ## the suite without tests marked slow
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 dev: $(STAMP) $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml ## Dagster UI + daemon (schedules, landing sensor on data/landing) on http://127.0.0.1:3000
 	@landing="$${SPENDWISE_LANDING_DIR:-$(CURDIR)/data/landing}"; mkdir -p "$$landing"; \

@@ -302,6 +302,7 @@ def summarise(refreshes: list[Refresh], loop: LoadLoop, published: dict[str, dic
         "refresh_seconds": [round(r.seconds) for r in refreshes],
         "requests": len(answers),
         "rate": len(answers) / (loop.stopped - loop.started),
+        "requests_during_refreshes": len(during),
         "rate_during_refreshes": len(during) / (last - first),
         "statuses": Counter(a.status if a.error is None else f"{a.status} {a.error}" for a in answers),
         "transport_errors": dict(loop.transport_errors),

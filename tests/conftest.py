@@ -88,11 +88,25 @@ def duckdb_url(tmp_path) -> str:
 
 
 @pytest.fixture(scope="session")
-def dbt_manifest() -> str:
-    """The dbt manifest the Dagster definitions load (what `make manifest` prepares)."""
+def dbt_manifest(tmp_path_factory) -> str:
+    """The dbt manifest the Dagster definitions load (what `make manifest` prepares).
+
+    Parsed once per test session. Under pytest-xdist (`make test` runs two workers) the workers
+    share one parse: the first takes a lock and parses, the others wait for it and reuse the file,
+    so no worker reads a manifest that another one is rewriting."""
+    import fcntl
+
     from orchestration.dbt import prepare_manifest
 
-    return str(prepare_manifest(force=True))
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return str(prepare_manifest(force=True))
+    shared = tmp_path_factory.getbasetemp().parent  # the same folder for every worker of this session
+    with open(shared / "dbt_manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "dbt_manifest.parsed"
+        manifest = prepare_manifest(force=not done.exists())
+        done.touch()
+    return str(manifest)
 
 
 @pytest.fixture(scope="session")
