@@ -50,6 +50,9 @@ class Table:
     served: bool = True  # readable over HTTP (/data) and meant for BI tools
     # Intervals whose columns predate the naming rule (public ml_* columns that BI already reads).
     named_intervals: tuple[Interval, ...] = ()
+    # Each publication also appends its rows to predictions_history.<name> (core.history); off for tables
+    # rebuilt whole from that history every run, which would only store copies of it.
+    history: bool = True
     intervals: tuple[Interval, ...] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -135,3 +135,60 @@ def get_settings() -> Settings:
         charts_dir=Path(os.environ.get("SPENDWISE_CHARTS_DIR") or DEFAULT_CHARTS_DIR),
         dagster_home=Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME),
     )
+
+
+# History of the prediction tables (core.history): every publication also appends its rows to
+# HISTORY_SCHEMA.<table>, and runs older than the retention are deleted in the same transaction.
+HISTORY_SCHEMA = "predictions_history"
+HISTORY_RETENTION_DAYS_ENV = "SPENDWISE_HISTORY_RETENTION_DAYS"
+HISTORY_RETENTION_RUNS_ENV = "SPENDWISE_HISTORY_RETENTION_RUNS"
+# 35 days: every day of the default 30-day forecast horizon can still be scored when it arrives.
+DEFAULT_HISTORY_RETENTION_DAYS = 35
+
+
+@dataclass(frozen=True)
+class HistoryRetention:
+    """How long published runs stay in the history: a run goes when it is older than `days` or is not
+    among the newest `runs` runs of its table; None leaves that limit off (both None: keep everything).
+
+    The seeds' 7-day expiry is `SPENDWISE_HISTORY_RETENTION_DAYS=7`.
+    """
+
+    days: float | None = DEFAULT_HISTORY_RETENTION_DAYS
+    runs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.days is not None and not (isinstance(self.days, (int, float)) and self.days > 0):
+            raise ValueError(f"history retention days must be a number above 0 or None, got {self.days!r}")
+        if self.runs is not None and not (isinstance(self.runs, int) and not isinstance(self.runs, bool)
+                                          and self.runs >= 1):
+            raise ValueError(f"history retention runs must be a whole number of at least 1 or None, got {self.runs!r}")
+
+    @classmethod
+    def from_env(cls) -> HistoryRetention:
+        """SPENDWISE_HISTORY_RETENTION_DAYS (default 35; `off` keeps every day) and
+        SPENDWISE_HISTORY_RETENTION_RUNS (default off; e.g. 336 keeps a week of 30-minute refreshes).
+        Read at each publication, so a changed value applies from the next refresh."""
+        return cls(days=_retention_limit(HISTORY_RETENTION_DAYS_ENV, float, DEFAULT_HISTORY_RETENTION_DAYS),
+                   runs=_retention_limit(HISTORY_RETENTION_RUNS_ENV, int, None))
+
+    def describe(self) -> str:
+        parts = ([f"{self.days:g} days"] if self.days is not None else []) + (
+            [f"the newest {self.runs} runs"] if self.runs is not None else [])
+        return " and ".join(parts) if parts else "every run (no retention limit)"
+
+
+def _retention_limit(name: str, kind: type, default):
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() in ("off", "none", "0"):
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value != value or value <= 0 or value == float("inf"):
+        what = "a number of days above 0, e.g. 7 or 35" if kind is float else "a whole number of runs, e.g. 336"
+        raise ValueError(f"{name}={raw!r} is not {what} (or 'off' for no limit)")
+    return value

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from core.settings import PREDICTIONS_SCHEMA, RAW_SCHEMA, WarehouseUrl
+from core.settings import PREDICTIONS_SCHEMA, RAW_SCHEMA, HistoryRetention, WarehouseUrl
 
 if TYPE_CHECKING:  # pandas is imported where used, so Definitions load without it
     import pandas as pd
+
+    from core.history import HistoryWrite
 
 _STAGING_SUFFIX = "__spendwise_staging"
 
@@ -33,6 +35,7 @@ class PublishedTable:
     table: str
     rows: int
     columns: tuple[str, ...]
+    history: HistoryWrite | None = None  # the rows appended to its history and the runs retention removed
 
     @property
     def qualified_name(self) -> str:
@@ -174,10 +177,14 @@ class WarehouseClient:
     `wait=False` (the HTTP service) fail at once with WarehouseBusy instead.
     """
 
-    def __init__(self, url: WarehouseUrl | str, *, lock_timeout: float | None = None):
-        """lock_timeout: seconds a PostgreSQL write waits for a lock (default SPENDWISE_LOCK_TIMEOUT_SECONDS)."""
+    def __init__(self, url: WarehouseUrl | str, *, lock_timeout: float | None = None,
+                 history_retention: HistoryRetention | None = None):
+        """lock_timeout: seconds a PostgreSQL write waits for a lock (default SPENDWISE_LOCK_TIMEOUT_SECONDS).
+        history_retention: which runs the prediction history keeps (default HistoryRetention.from_env(),
+        read at each publication)."""
         self.url = url if isinstance(url, WarehouseUrl) else WarehouseUrl.parse(url)
         self.lock_timeout = lock_timeout
+        self.history_retention = history_retention
 
     @property
     def kind(self) -> str:
@@ -517,6 +524,7 @@ class WarehouseClient:
         allow_empty: bool = False,
         stamp: bool = True,
         drop: list[str] | tuple[str, ...] = (),
+        history: bool | None = None,
     ) -> list[PublishedTable]:
         """Replace several tables in one transaction: all of them change, or none does.
 
@@ -525,8 +533,15 @@ class WarehouseClient:
         in the same transaction. On PostgreSQL no statement waits longer than the lock timeout
         (`lock_timeout`, default SPENDWISE_LOCK_TIMEOUT_SECONDS) for another session's lock: then
         WarehouseLockTimeout names that session and nothing is changed.
+
+        `history` (default: every run-stamped publication to the predictions schema) also appends each
+        table's rows to `predictions_history.<table>` and deletes the runs outside the retention
+        (core.history), in the same transaction: a failed publication leaves no history rows either.
+        Registry tables declared with `history=False` are left out.
         """
         import pandas as pd
+
+        from core.history import keeps_history, record_history
 
         if not frames:
             raise ValueError("publish_tables needs at least one table")
@@ -544,13 +559,22 @@ class WarehouseClient:
                 df = df.assign(run_id=run_id or "manual", generated_at=pd.Timestamp(generated_at))
             prepared[table] = _normalise_frame(df)
 
+        if history is None:
+            history = stamp and schema == PREDICTIONS_SCHEMA
+        if history and not stamp:
+            raise ValueError(f"{schema}: a history needs run-stamped rows; publish with stamp=True")
+        retention = (self.history_retention or HistoryRetention.from_env()) if history else None
         token = uuid.uuid4().hex[:8]
+        written: dict[str, HistoryWrite] = {}
         with self.write_transaction(schema) as con:
             for table, df in prepared.items():
                 staging = f"{table}{_STAGING_SUFFIX}_{token}"
                 self.load_frame(con, df, schema, staging)
                 self.swap_in(con, schema, staging, table, cascade=schema == RAW_SCHEMA)
+                if history and keeps_history(table):
+                    written[table] = record_history(self, con, schema, table, generated_at=generated_at,
+                                                    retention=retention)
             for table in drop:
                 with self._bounded_lock_wait(con, schema, table, "access exclusive"):
                     self.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
-        return [PublishedTable(schema, t, len(df), tuple(df.columns)) for t, df in prepared.items()]
+        return [PublishedTable(schema, t, len(df), tuple(df.columns), written.get(t)) for t, df in prepared.items()]
