@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core import ad_reporting
+from core import ad_reporting, audit
 from core.raw_contract import (
     CHANNEL_TABLES,
     CHANNELS_FILE,
@@ -182,7 +182,8 @@ def _whole_files(channels_csv: Path, events_csv: Path) -> dict[str, pd.DataFrame
 # ------------------------------------------------------------------------------------------- merging
 
 
-def merge_raw_tables(warehouse: WarehouseClient, frames: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+def merge_raw_tables(warehouse: WarehouseClient, frames: Mapping[str, pd.DataFrame], *,
+                     source: str | None = None, actor: str = "landing") -> dict[str, int]:
     """Upsert each frame into its raw table by MERGE_KEYS, all tables in one transaction.
 
     Each frame lands in a staging table; rows of the raw table with a key in it are deleted and the
@@ -190,7 +191,8 @@ def merge_raw_tables(warehouse: WarehouseClient, frames: Mapping[str, pd.DataFra
     yet is created from the drop. The channel tables (`channel_metadata`, `channel_aliases`, from a
     drop's channels.csv) are not merged but replaced whole, as channels.csv is the whole list; a
     warehouse fed only by drops gets them empty, so the dbt sources exist. Returns the rows merged
-    per table.
+    per table. The merge is recorded in the audit log (core.audit) in the same transaction: `source`
+    (the drop's folder name), `actor` and the rows per table.
     """
     def q(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
@@ -222,7 +224,9 @@ def merge_raw_tables(warehouse: WarehouseClient, frames: Mapping[str, pd.DataFra
                 columns = ", ".join(q(c) for c in df.columns)
                 warehouse.execute(con, f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staging}")
             warehouse.execute(con, f"DROP TABLE {staging}")
-    return {table: len(df) for table, df in frames.items()}
+        rows = {table: len(df) for table, df in frames.items()}
+        audit.record_in(warehouse, con, "landing_merge", actor=actor, detail={"drop": source, "rows": rows})
+    return rows
 
 
 # ------------------------------------------------------------------------------------------- one drop
@@ -273,7 +277,7 @@ def process_drop(drop: str | Path, landing: str | Path, url: WarehouseUrl) -> Dr
     except RefreshInProgress as exc:
         return DropOutcome(drop.name, "left", f"the raw tables are not written while a refresh runs ({exc})")
     try:
-        rows = merge_raw_tables(WarehouseClient(url), frames)
+        rows = merge_raw_tables(WarehouseClient(url), frames, source=drop.name)
     except (WarehouseBusy, WarehouseLockTimeout) as exc:  # WarehouseUnavailable is a WarehouseBusy
         return DropOutcome(drop.name, "left", f"the warehouse cannot be written now: {exc}")
     except Exception as exc:  # the rows do not fit the raw tables: the transaction was rolled back

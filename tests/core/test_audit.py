@@ -76,3 +76,22 @@ def test_postgres_refuses_update_delete_and_truncate_even_for_the_owner(pg_url):
                 client.execute(con, statement)
     audit.record(client, "purge", actor="cli:a")  # the guard is created once and kept
     assert [r["actor"] for r in audit.entries(client)] == ["cli:a", "cli:a"]
+
+
+def test_a_landing_merge_is_recorded_with_its_drop_and_rows_and_a_rejected_one_is_not(tmp_path):
+    from core.landing import READY_MARKER, process_drop
+    from core.settings import WarehouseUrl
+
+    header = "date,channel,campaign_id,impressions,clicks,spend\n"
+    url = WarehouseUrl.parse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    landing = tmp_path / "landing"
+    for name, spend in (("drop-1", "10"), ("drop-2", "inf")):
+        (landing / name).mkdir(parents=True)
+        (landing / name / "ad_performance_daily.csv").write_text(header + f"2026-10-01,ctv,c-1,100,5,{spend}\n")
+        (landing / name / READY_MARKER).write_text("")
+    assert process_drop(landing / "drop-1", landing, url).status == "merged"
+    assert process_drop(landing / "drop-2", landing, url).status == "rejected"
+    rows = audit.entries(WarehouseClient(url))
+    assert [(r["action"], r["actor"]) for r in rows] == [("landing_merge", "landing")]
+    assert rows[0]["detail"]["drop"] == "drop-1"
+    assert rows[0]["detail"]["rows"]["ad_performance_daily"] == 1
