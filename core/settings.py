@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -111,11 +111,82 @@ class WarehouseUrl:
         }
 
 
+WEBHOOK_URLS_ENV = "SPENDWISE_WEBHOOK_URLS"
+WEBHOOK_CONFIG_ENV = "SPENDWISE_WEBHOOK_CONFIG"
+WEBHOOK_SECRET_ENV = "SPENDWISE_WEBHOOK_SECRET"
+WEBHOOK_ATTEMPTS_ENV = "SPENDWISE_WEBHOOK_ATTEMPTS"
+WEBHOOK_TIMEOUT_ENV = "SPENDWISE_WEBHOOK_TIMEOUT_SECONDS"
+WEBHOOK_BACKOFF_ENV = "SPENDWISE_WEBHOOK_BACKOFF_SECONDS"
+WEBHOOK_DEADLINE_ENV = "SPENDWISE_WEBHOOK_DEADLINE_SECONDS"
+PUBLIC_URL_ENV = "SPENDWISE_PUBLIC_URL"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+def _positive_number(environ, name: str, default: float, integer: bool = False) -> float:
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        value = -1
+    if not value > 0 or value != value or value == float("inf"):
+        kind = "a whole number above 0 (e.g. 4)" if integer else "a number of seconds above 0 (e.g. 5 or 0.5)"
+        raise ValueError(f"{name}={raw!r} is not {kind}")
+    return value
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Where refresh events go and how hard delivery tries (core.webhooks reads the config file)."""
+
+    urls: tuple[str, ...] = ()
+    config_file: Path | None = None
+    secret: str = field(default="", repr=False)  # signs every event; never logged
+    attempts: int = 4
+    timeout_seconds: float = 5.0  # one attempt
+    backoff_seconds: float = 1.0  # wait before the 2nd attempt; doubles after each failed one
+    deadline_seconds: float = 30.0  # every attempt to every URL ends within this, whatever the receivers do
+    public_url: str = DEFAULT_PUBLIC_URL  # base of the /data and /charts links in an event
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.urls or self.config_file)
+
+    @classmethod
+    def from_env(cls, environ=None) -> WebhookSettings:
+        """SPENDWISE_WEBHOOK_* and SPENDWISE_PUBLIC_URL; ValueError naming the variable when one is wrong."""
+        environ = os.environ if environ is None else environ
+        urls = tuple(u.strip() for u in (environ.get(WEBHOOK_URLS_ENV) or "").split(",") if u.strip())
+        config = (environ.get(WEBHOOK_CONFIG_ENV) or "").strip()
+        secret = environ.get(WEBHOOK_SECRET_ENV) or ""
+        if (urls or config) and not secret:
+            raise ValueError(
+                f"webhooks are configured ({WEBHOOK_URLS_ENV if urls else WEBHOOK_CONFIG_ENV}) but "
+                f"{WEBHOOK_SECRET_ENV} is not set: set it to a long random string shared with the receivers, "
+                "which use it to verify each event's signature"
+            )
+        public_url = (environ.get(PUBLIC_URL_ENV) or DEFAULT_PUBLIC_URL).strip().rstrip("/")
+        if urlparse(public_url).scheme not in ("http", "https") or not urlparse(public_url).netloc:
+            raise ValueError(f"{PUBLIC_URL_ENV}={public_url!r} is not an http(s) URL such as https://spendwise.example.com")
+        return cls(
+            urls=urls,
+            config_file=Path(config).expanduser() if config else None,
+            secret=secret,
+            attempts=int(_positive_number(environ, WEBHOOK_ATTEMPTS_ENV, 4, integer=True)),
+            timeout_seconds=_positive_number(environ, WEBHOOK_TIMEOUT_ENV, 5.0),
+            backoff_seconds=_positive_number(environ, WEBHOOK_BACKOFF_ENV, 1.0),
+            deadline_seconds=_positive_number(environ, WEBHOOK_DEADLINE_ENV, 30.0),
+            public_url=public_url,
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     warehouse: WarehouseUrl
     charts_dir: Path
     dagster_home: Path
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @property
     def dbt_target(self) -> str:
@@ -134,6 +205,7 @@ def get_settings() -> Settings:
         warehouse=warehouse,
         charts_dir=Path(os.environ.get("SPENDWISE_CHARTS_DIR") or DEFAULT_CHARTS_DIR),
         dagster_home=Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME),
+        webhooks=WebhookSettings.from_env(),
     )
 
 
