@@ -99,5 +99,5 @@ def test_refresh_exits_1_and_names_the_failed_check_on_bad_raw_data(tmp_path, db
                           text=True, env=env, timeout=900)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert re.search(r"\d+ of \d+ START", proc.stdout), proc.stdout[-3000:]
-    assert re.search(r"^ +\d+:\d\d  spendwise_dbt_models .* FAILED \(", proc.stdout, flags=re.M), proc.stdout[-3000:]
-    assert "source_unique_combination_raw_ad_performance_daily" in proc.stdout.split("FAILED [blocking]")[-1]
+    assert "FAILED [blocking] raw/ad_performance_daily :: source_unique_combination" in proc.stdout, proc.stdout[-3000:]
+    assert "Total time:" in proc.stdout.split("FAILED [blocking]")[-1]
