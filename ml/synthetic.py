@@ -14,7 +14,10 @@ import pandas as pd
 import pyarrow as pa
 from scipy.signal import lfilter
 
-__all__ = ["CHANNELS", "CHANNEL_METADATA", "INTERACTIONS", "DemoDataset", "generate_demo_data", "true_roas"]
+__all__ = [
+    "CHANNELS", "CHANNEL_METADATA", "CHANNEL_ROLES", "INTERACTIONS", "ROLES", "DemoDataset",
+    "generate_demo_data", "true_roas",
+]
 
 CHANNELS: tuple[str, ...] = (
     "search", "social", "display", "video", "email", "affiliate", "shopping", "podcast",
@@ -37,20 +40,37 @@ INTERACTIONS: tuple[str, ...] = (
     "impression", "click", "visit", "email_open", "email_click", "video_view",
 )
 
+# Where in a journey a channel's touches fall, by its funnel role: awareness early, consideration in
+# the middle, capture last before the purchase, retargeting after a first visit. Relative weight of
+# a touch at relative position 0 (first) .. 1 (last) of its journey, in five equal bins.
+ROLES: tuple[str, ...] = ("awareness", "consideration", "capture", "retargeting")
+_ROLE_POSITION_WEIGHTS = np.array([
+    (3.0, 2.0, 1.0, 0.45, 0.2),    # awareness
+    (0.5, 1.3, 2.0, 1.3, 0.6),     # consideration
+    (0.2, 0.45, 1.0, 2.0, 3.5),    # capture
+    (0.0, 0.8, 1.5, 2.0, 2.0),     # retargeting: never the first touch
+])
+_POSITION_BINS = _ROLE_POSITION_WEIGHTS.shape[1]
+
 _SECONDS_PER_DAY = 86_400
 _JOURNEY_WINDOW_DAYS = 30
-# Scale 1 is a small online shop: about 6,000 a day in sales, 40 orders a day and 200k tracked
+# Scale 1 is a small online shop: about 6,000 a day in sales, 40 orders a day and ~550k tracked
 # touches over two years. Everything that counts money, orders or touches grows linearly with scale.
 _DAILY_REVENUE = 6_000.0
 _AVERAGE_ORDER_VALUE = 150.0
-_TOUCHPOINTS_PER_DAY = 200_000 / 730
+_TOUCHED_CONVERSION_RATE = 0.06  # touched users who ever buy: a few percent, as in real traffic
 _MIN_ORDER_CENTS = 500
 _MEDIA_SHARE = 0.43           # media contribution / revenue over the whole period
 _NOISE_SHARE = 0.04           # daily noise sd / expected revenue
 _TOUCHED_BASELINE_SHARE = 0.4  # non-incremental sales whose buyer had seen ads anyway
 _REPEAT_SHARE = 0.22          # conversions that are a later purchase of an earlier buyer
-_AFTER_CAUSAL_SHARE = 0.15    # other touches of an ad-caused journey that come after the causal one
-_MAX_JOURNEY_TOUCHES = 8
+_MAX_JOURNEY_TOUCHES = 16
+# Planned journey length 1 + negative binomial(2, 0.4): mean 4 touches, a long tail, rarely past 12.
+_LENGTH_NB = (2, 0.4)
+# Days between touches: lognormal, median one day (mean ~1.6); the last touch of a journey that was
+# not ad-caused comes a median half day before the purchase.
+_GAP_MEDIAN_DAYS, _GAP_SIGMA = 1.0, 1.0
+_LAST_GAP_MEDIAN_DAYS = 0.5
 
 
 @dataclass(frozen=True)
@@ -73,65 +93,79 @@ class _ChannelSpec:
     touches_per_spend: float  # relative tracked touches per unit of spend
     interaction: tuple[float, ...]         # INTERACTIONS mix of ordinary touches
     causal_interaction: tuple[float, ...]  # mix of the touch that caused a sale (more engaged)
+    role: str                 # one of ROLES: where the channel's touches fall in a journey
 
 
 # Spend shares sum to 1; email and podcast stay under 5 % of spend, search, social and video take
-# 18-30 % each, so those three carry enough signal for a 180-day media-mix model. Platforms over-claim most where view-through credit is generous (display) or where they
-# capture demand that exists anyway (brand search, affiliate coupons); podcast is under-tracked.
+# 18-30 % each, so those three carry enough signal for a 180-day media-mix model. Platforms
+# over-claim most where view-through credit is generous (display, video, social: an impression
+# seen days before an organic purchase counts); click-based search, shopping and owned email claim
+# modestly, affiliate coupons somewhat more; podcast has no pixel and is under-tracked. Campaigns
+# whose theme is retargeting or remarketing reach only users who already visited (never a first touch).
 _SPECS: tuple[_ChannelSpec, ...] = (
     _ChannelSpec(
         "search", 0.30, 2.4, 0.15, 2.2, 1.0,
         ("Brand", "Generic", "Competitor", "Category", "Long Tail", "Seasonal", "Remarketing Lists"),
         4, (14, 60), (7, 45), (1.06, 1.05, 1.03, 1.01, 0.96, 0.92, 0.97),
-        55.0, 0.045, 1.3, 1.9, 1.0, (0, 0.7, 0.3, 0, 0, 0), (0, 0.8, 0.2, 0, 0, 0),
+        55.0, 0.045, 1.3, 1.3, 1.0, (0, 0.7, 0.3, 0, 0, 0), (0, 0.8, 0.2, 0, 0, 0),
+        role="capture",
     ),
     _ChannelSpec(
         "social", 0.25, 2.0, 0.35, 2.2, 1.2,
         ("Prospecting", "Lookalike", "Retargeting", "Creator Collab", "Catalog", "Seasonal Promo",
          "Engagement"),
         2, (14, 45), (7, 40), (0.94, 0.95, 0.97, 1.0, 1.05, 1.08, 1.01),
-        9.0, 0.012, 2.2, 1.5, 1.3, (0.55, 0.3, 0.1, 0, 0, 0.05), (0.3, 0.55, 0.1, 0, 0, 0.05),
+        9.0, 0.012, 2.2, 2.3, 1.3, (0.55, 0.3, 0.1, 0, 0, 0.05), (0.3, 0.55, 0.1, 0, 0, 0.05),
+        role="awareness",
     ),
     _ChannelSpec(
         "display", 0.08, 1.0, 0.45, 1.5, 1.3,
         ("Prospecting", "Retargeting", "Contextual", "Open Exchange", "Private Marketplace",
          "Seasonal"),
         0, (10, 30), (10, 45), (1.02, 1.02, 1.01, 1.0, 0.99, 0.97, 0.99),
-        2.5, 0.004, 3.0, 2.8, 1.6, (0.82, 0.15, 0.03, 0, 0, 0), (0.6, 0.35, 0.05, 0, 0, 0),
+        2.5, 0.004, 3.0, 3.2, 1.6, (0.82, 0.15, 0.03, 0, 0, 0), (0.6, 0.35, 0.05, 0, 0, 0),
+        role="awareness",
     ),
     _ChannelSpec(
         "video", 0.18, 1.8, 0.6, 2.0, 1.4,
         ("Brand Awareness", "Product Demo", "In-Stream", "Connected TV", "Bumper"),
         0, (14, 42), (14, 60), (0.95, 0.96, 0.98, 1.0, 1.04, 1.06, 1.01),
-        14.0, 0.006, 1.8, 1.6, 1.1, (0.25, 0.1, 0, 0, 0, 0.65), (0.1, 0.25, 0, 0, 0, 0.65),
+        14.0, 0.006, 1.8, 2.6, 1.1, (0.25, 0.1, 0, 0, 0, 0.65), (0.1, 0.25, 0, 0, 0, 0.65),
+        role="awareness",
     ),
     _ChannelSpec(
         "email", 0.025, 5.0, 0.1, 2.5, 1.0,
         ("Newsletter", "Abandoned Cart", "Win-back", "Promotions"),
         2, (3, 10), (5, 25), (1.3, 0.8, 1.2, 0.8, 1.1, 0.7, 1.1),
-        0.8, 0.03, 1.05, 1.4, 4.0, (0, 0, 0, 0.65, 0.35, 0), (0, 0, 0, 0.35, 0.65, 0),
+        0.8, 0.03, 1.05, 1.15, 4.0, (0, 0, 0, 0.65, 0.35, 0), (0, 0, 0, 0.35, 0.65, 0),
+        role="capture",
     ),
     _ChannelSpec(
         "affiliate", 0.05, 2.2, 0.25, 2.0, 1.0,
         ("Coupon Partners", "Content Publishers", "Loyalty Portals"),
         2, (30, 90), (7, 30), (1.0, 1.0, 1.0, 1.0, 1.02, 1.01, 0.98),
-        5.0, 0.02, 1.4, 1.7, 0.8, (0, 0.55, 0.45, 0, 0, 0), (0, 0.7, 0.3, 0, 0, 0),
+        5.0, 0.02, 1.4, 1.6, 0.8, (0, 0.55, 0.45, 0, 0, 0), (0, 0.7, 0.3, 0, 0, 0),
+        role="capture",
     ),
     _ChannelSpec(
         "shopping", 0.08, 3.0, 0.2, 2.0, 1.0,
         ("Smart Shopping", "Best Sellers", "New Arrivals", "Clearance", "Performance Max"),
         2, (20, 60), (7, 40), (1.03, 1.02, 1.0, 0.99, 0.98, 0.97, 1.01),
-        14.0, 0.02, 1.5, 1.6, 1.0, (0.3, 0.65, 0.05, 0, 0, 0), (0.1, 0.85, 0.05, 0, 0, 0),
+        14.0, 0.02, 1.5, 1.4, 1.0, (0.3, 0.65, 0.05, 0, 0, 0), (0.1, 0.85, 0.05, 0, 0, 0),
+        role="capture",
     ),
     _ChannelSpec(
         "podcast", 0.035, 0.8, 0.7, 1.4, 2.0,
         ("Host-read Network A", "Host-read Network B", "Programmatic Audio"),
         0, (21, 56), (14, 60), (1.2, 1.1, 1.0, 1.0, 0.95, 0.85, 0.9),
-        22.0, 0.001, 1.1, 0.45, 0.35, (0.6, 0, 0.4, 0, 0, 0), (0.4, 0, 0.6, 0, 0, 0),
+        22.0, 0.001, 1.1, 0.5, 0.35, (0.6, 0, 0.4, 0, 0, 0), (0.4, 0, 0.6, 0, 0, 0),
+        role="awareness",
     ),
 )
 assert tuple(s.name for s in _SPECS) == CHANNELS
 assert abs(sum(s.spend_share for s in _SPECS) - 1.0) < 1e-9
+assert all(s.role in ROLES for s in _SPECS)
+CHANNEL_ROLES: dict[str, str] = {s.name: s.role for s in _SPECS}
 
 # Baseline sales by weekday (Monday..Sunday): weekend browsing converts on Sunday and Monday.
 _BASELINE_WEEKLY = np.array([1.04, 1.0, 0.98, 0.97, 0.95, 0.99, 1.07])
@@ -179,8 +213,9 @@ def generate_demo_data(
     ----------
     scale:
         Size of the business, 0.01 to 1000. Spend, revenue, conversions and touchpoints grow
-        linearly with it: scale 1 gives about 6,000 a day in sales, ~29k conversions and ~200k
-        touchpoints over 730 days; scale 50 about 10M touchpoints. True ROAS does not depend on it.
+        linearly with it: scale 1 gives about 6,000 a day in sales, ~29k conversions and ~740k
+        touchpoints over 730 days (6% of touched users buy, so most touches are of users who never
+        do); scale 50 about 37M touchpoints. True ROAS does not depend on it.
     seed:
         Seed of the random generator; output is identical for identical
         ``(scale, seed, end, days)``.
@@ -198,18 +233,31 @@ def generate_demo_data(
     ``adstocked_spend_t = decay * adstocked_spend_{t-1} + (1 - decay) * spend_t`` (normalized
     geometric adstock in daily-spend units, zero before the first day) and
     ``contribution_t = max_daily_effect * a^shape / (a^shape + saturation_half^shape)``.
+    The journeys never change that revenue: they only say which users and touches lie behind it.
+
+    Journeys: every sale is organic (no touches), touched but not ad-caused, or caused by one
+    channel in proportion to that day's contributions; an ad-caused sale has a touch of its channel
+    on a day whose spend built the adstock behind it. Journeys have 1 + negative binomial touches
+    (mean 4) with lognormal gaps (median one day) inside the 30-day window, and each channel's
+    touches fall where its role (``CHANNEL_ROLES``) puts them: awareness early, capture last.
+    Users who never buy have journeys planned the same way and cut off after a random number of
+    touches; 6% of touched users buy (``_TOUCHED_CONVERSION_RATE``).
 
     Returns
     -------
     DemoDataset with
     ``ad_performance_daily``: date, channel, campaign_id, campaign_name, impressions, reach, clicks,
     spend, conversions, revenue. One row per campaign and live day; conversions and revenue are
-    platform-reported and over-claim (podcast under-claims) relative to the truth.
+    platform-reported and over-claim by channel (view-through heavy display, video and social the
+    most, search and email modestly; podcast under-claims) relative to the truth.
     ``touchpoints``: touchpoint_id, user_id, occurred_at, channel, campaign_id, interaction; ids
     follow time order.
     ``conversions``: conversion_id, user_id, occurred_at, revenue; all sales, organic included.
     ``ground_truth_channels``: channel, adstock_decay, saturation_half, saturation_shape,
-    max_daily_effect, total_spend, total_contribution, true_roas.
+    max_daily_effect, total_spend, total_contribution, true_roas, role (funnel role),
+    incremental_conversions (sales the channel caused), platform_revenue (what its platform
+    reports in ``ad_performance_daily``) and platform_overclaim (platform_revenue /
+    total_contribution: what a platform-versus-incrementality comparison should find).
     ``ground_truth_daily``: date, channel, spend, adstocked_spend, contribution.
     ``ground_truth_revenue_daily``: date, baseline, media_contribution, noise, revenue; revenue
     equals the day's conversions revenue to the cent.
@@ -258,8 +306,10 @@ def generate_demo_data(
     campaign_table, campaign_weights = _campaign_choice_tables(spend, live, campaign_channel)
     journeys = _JourneyContext(rng, days, touch_weight, campaign_table, campaign_weights)
     conv_touches = _converting_touches(journeys, conv, cause, lag_weights)
-    target_touches = _TOUCHPOINTS_PER_DAY * days * scale
-    nonconv_touches = _nonconverting_touches(journeys, target_touches - len(conv_touches.time))
+    # Touched users who never buy, so that _TOUCHED_CONVERSION_RATE of all touched users convert.
+    n_touched_buyers = np.unique(user_root[cause >= -1]).size
+    n_never = int(round(n_touched_buyers * (1.0 - _TOUCHED_CONVERSION_RATE) / _TOUCHED_CONVERSION_RATE))
+    nonconv_touches = _nonconverting_touches(journeys, n_never)
 
     # User ids: one per repeat-buyer chain and one per non-converting journey, shuffled so that
     # ids carry no information about time or outcome.
@@ -271,8 +321,10 @@ def generate_demo_data(
         user_ids[roots.size + nonconv_touches.journey],
     ])
 
-    ad_performance = _platform_report(
-        rng, dates, spend, live, campaign_channel, contribution, channel_spend
+    # Its own stream, so that the platform report does not move when the journeys change.
+    ad_performance, platform_revenue = _platform_report(
+        np.random.default_rng([seed, 1]), dates, spend, live, campaign_channel, contribution,
+        channel_spend,
     )
     touchpoints = _touchpoint_frame(start, conv_touches, nonconv_touches, touch_user)
     conversions = _conversion_frame(start, conv, user_ids[conv_user])
@@ -294,6 +346,10 @@ def generate_demo_data(
         "total_spend": total_spend,
         "total_contribution": total_contribution,
         "true_roas": total_contribution / total_spend,
+        "role": _strings(np.array([ROLES.index(s.role) for s in _SPECS]), ROLES),
+        "incremental_conversions": np.bincount(cause[cause >= 0], minlength=len(CHANNELS)),
+        "platform_revenue": platform_revenue,
+        "platform_overclaim": platform_revenue / total_contribution,
     })
     truth_revenue = pd.DataFrame({
         "date": dates,
@@ -393,7 +449,7 @@ def _check_arguments(scale: Any, seed: Any, end: Any, days: Any) -> tuple[float,
         raise ValueError(f"scale must be a number in (0.01, 1000], got {scale!r}") from None
     if not np.isfinite(scale) or not 0.01 <= scale <= 1000:
         raise ValueError(
-            f"scale must be in [0.01, 1000] (1.0 is ~200k touchpoints, 50 is ~10M), got {scale}"
+            f"scale must be in [0.01, 1000] (1.0 is ~740k touchpoints, 50 is ~37M), got {scale}"
         )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -640,20 +696,42 @@ def _lag_weights(channel_spend: np.ndarray, decay: np.ndarray) -> np.ndarray:
 def _campaign_choice_tables(
     spend: np.ndarray, live: np.ndarray, campaign_channel: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per (day, channel) weights over that channel's campaigns, padded to the largest channel."""
+    """Per (day, channel, first touch or not) weights over that channel's campaigns.
+
+    Padded to the largest channel. Retargeting campaigns reach only users who already visited, so
+    they are left out of a journey's first touch, unless they are the channel's only live ones.
+    """
     days = spend.shape[0]
     width = max(len(s.campaigns) for s in _SPECS)
     table = np.zeros((len(CHANNELS), width), dtype=np.int64)
-    weights = np.zeros((days, len(CHANNELS), width))
-    for c in range(len(CHANNELS)):
+    weights = np.zeros((days, len(CHANNELS), 2, width))
+    for c, spec in enumerate(_SPECS):
         members = np.flatnonzero(campaign_channel == c)
         table[c, : members.size] = members
-        weights[:, c, : members.size] = np.where(live[:, members], spend[:, members], 0.0)
-    return table, weights.reshape(days * len(CHANNELS), width)
+        later = np.where(live[:, members], spend[:, members], 0.0)
+        retargeting = np.array([_is_retargeting(theme) for theme in spec.campaigns])
+        first = np.where(retargeting, 0.0, later)
+        first = np.where(first.sum(axis=1, keepdims=True) > 0, first, later)
+        weights[:, c, 0, : members.size] = first
+        weights[:, c, 1, : members.size] = later
+    return table, weights.reshape(days * len(CHANNELS) * 2, width)
+
+
+def _is_retargeting(theme: str) -> bool:
+    return "retargeting" in theme.lower() or "remarketing" in theme.lower()
+
+
+def _position_bin(position: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Bin of a touch's relative position in its journey: 0 first .. _POSITION_BINS - 1 last.
+
+    A journey of one touch counts as its last touch: it is the one just before the purchase.
+    """
+    relative = np.where(length > 1, position / np.maximum(length - 1, 1), 1.0)
+    return np.minimum((relative * _POSITION_BINS).astype(np.int64), _POSITION_BINS - 1)
 
 
 class _JourneyContext:
-    """What every touch draw needs: which channel and campaign reached users on a given day."""
+    """What every touch draw needs: which channel and campaign reached users where and when."""
 
     def __init__(
         self,
@@ -665,22 +743,50 @@ class _JourneyContext:
     ) -> None:
         self.rng = rng
         self.days = days
-        self.touch_weight = touch_weight
+        self.daily_reach = touch_weight.sum(axis=1)
+        role_weights = _ROLE_POSITION_WEIGHTS[[ROLES.index(s.role) for s in _SPECS]]  # (C, bins)
+        # (days * bins, channels): the day's touch mix reweighted by each channel's role at a position.
+        self.channel_weights = (touch_weight[:, None, :] * role_weights.T[None, :, :]).reshape(
+            days * _POSITION_BINS, len(CHANNELS)
+        )
+        # (length * channels, positions): where in a journey of a given length a channel's touch
+        # falls, for the touch that caused the sale.
+        positions = np.arange(_MAX_JOURNEY_TOUCHES)
+        self.causal_position_weights = np.zeros((_MAX_JOURNEY_TOUCHES, len(CHANNELS), _MAX_JOURNEY_TOUCHES))
+        for length in range(1, _MAX_JOURNEY_TOUCHES + 1):
+            bins = _position_bin(positions[:length], np.full(length, length))
+            self.causal_position_weights[length - 1, :, :length] = role_weights[:, bins]
+        self.causal_position_weights = self.causal_position_weights.reshape(-1, _MAX_JOURNEY_TOUCHES)
         self.campaign_table = campaign_table
         self.campaign_weights = campaign_weights
         self.interaction = np.array([s.interaction for s in _SPECS])
         self.causal_interaction = np.array([s.causal_interaction for s in _SPECS])
 
-    def channels_on(self, day: np.ndarray) -> np.ndarray:
-        return _grouped_choice(self.touch_weight, day, self.rng)
+    def lengths(self, n: int) -> np.ndarray:
+        """Planned journey lengths: 1 + negative binomial, capped at _MAX_JOURNEY_TOUCHES."""
+        extra = self.rng.negative_binomial(*_LENGTH_NB, n)
+        return 1 + np.minimum(extra, _MAX_JOURNEY_TOUCHES - 1)
 
-    def campaigns(self, day: np.ndarray, channel: np.ndarray) -> np.ndarray:
-        slot = _grouped_choice(self.campaign_weights, day * len(CHANNELS) + channel, self.rng)
+    def gaps(self, n: int, median_days: float = _GAP_MEDIAN_DAYS) -> np.ndarray:
+        """Seconds between consecutive touches."""
+        return self.rng.lognormal(np.log(median_days * _SECONDS_PER_DAY), _GAP_SIGMA, n)
+
+    def channels_at(self, day: np.ndarray, position_bin: np.ndarray) -> np.ndarray:
+        return _grouped_choice(self.channel_weights, day * _POSITION_BINS + position_bin, self.rng)
+
+    def causal_positions(self, length: np.ndarray, channel: np.ndarray) -> np.ndarray:
+        return _grouped_choice(
+            self.causal_position_weights, (length - 1) * len(CHANNELS) + channel, self.rng
+        )
+
+    def campaigns(self, day: np.ndarray, channel: np.ndarray, first: np.ndarray) -> np.ndarray:
+        group = (day * len(CHANNELS) + channel) * 2 + (~first).astype(np.int64)
+        slot = _grouped_choice(self.campaign_weights, group, self.rng)
         return self.campaign_table[channel, slot]
 
-    def interactions(self, channel: np.ndarray, causal: bool) -> np.ndarray:
-        table = self.causal_interaction if causal else self.interaction
-        return _grouped_choice(table, channel, self.rng)
+    def interactions(self, channel: np.ndarray, causal: np.ndarray) -> np.ndarray:
+        table = np.concatenate([self.interaction, self.causal_interaction])
+        return _grouped_choice(table, channel + len(CHANNELS) * causal.astype(np.int64), self.rng)
 
 
 @dataclass(frozen=True)
@@ -693,8 +799,13 @@ class _Touches:
     n_journeys: int
 
 
-def _journey_lengths(rng: np.random.Generator, n: int, mean_extra: float) -> np.ndarray:
-    return 1 + np.minimum(rng.poisson(mean_extra, n), _MAX_JOURNEY_TOUCHES - 1)
+def _within_journey(owner: np.ndarray, values: np.ndarray, n_journeys: int) -> tuple[np.ndarray, np.ndarray]:
+    """Running sum of ``values`` within each journey (rows grouped by ``owner``, ascending) and
+    each journey's total."""
+    running = np.cumsum(values)
+    totals = np.bincount(owner, weights=values, minlength=n_journeys)
+    before = np.cumsum(totals) - totals
+    return running - before[owner], totals
 
 
 def _converting_touches(
@@ -702,82 +813,101 @@ def _converting_touches(
 ) -> _Touches:
     """Touches of converting journeys within the window before each conversion.
 
-    A sale caused by channel c gets a c touch on a day whose spend built the adstock behind
-    the sale, usually the journey's last touch; the other touches (and all touches of
-    non-incremental but touched sales) follow the day's spend mix.
+    A sale caused by channel c has a c touch on a day whose spend built the adstock behind the
+    sale, at a position in the journey that suits c's role (awareness early, capture last).
+    The touches before it are spaced by lognormal gaps (squeezed into the window when they would
+    leave it), the ones after it are spread between it and the purchase. Every other touch, and
+    every touch of a non-incremental but touched sale, is drawn from its day's spend mix weighted
+    by the channels' roles at that position.
     """
     rng = ctx.rng
     journey = np.flatnonzero(cause >= -1)
+    n = journey.size
     media = cause[journey] >= 0
     conv_time = conv.time[journey]
     conv_day = conv.day[journey]
-    length = _journey_lengths(rng, journey.size, 2.5)
+    length = ctx.lengths(n)
 
-    # Causal touch: lag drawn in proportion to each earlier day's share of the adstock.
+    # Anchor touch: the causal touch of an ad-caused sale, or the last touch of another one.
     m_idx = np.flatnonzero(media)
     m_channel = cause[journey[m_idx]]
     m_day = conv_day[m_idx]
     lag_rows = lag_weights.reshape(-1, _JOURNEY_WINDOW_DAYS)
     lag = _grouped_choice(lag_rows, m_day * len(CHANNELS) + m_channel, rng)
-    causal_day = m_day - lag
     time_of_conv = conv_time[m_idx] - m_day * float(_SECONDS_PER_DAY)
     span = np.where(lag == 0, time_of_conv, float(_SECONDS_PER_DAY))
-    causal_time = causal_day * float(_SECONDS_PER_DAY) + rng.random(m_idx.size) * span
-    anchor = conv_time.copy()
-    anchor[m_idx] = causal_time
-
     window_start = np.maximum(conv_time - _JOURNEY_WINDOW_DAYS * _SECONDS_PER_DAY, 0.0)
-    n_other = length - media
-    owner = np.repeat(np.arange(journey.size), n_other)
-    after = media[owner] & (rng.random(owner.size) < _AFTER_CAUSAL_SHARE)
-    u = rng.random(owner.size)
-    a, t_end, w0 = anchor[owner], conv_time[owner], window_start[owner]
-    other_time = np.where(after, a + u * (t_end - a), a - (a - w0) * u**1.6)
-    del a, t_end, w0, u, after
-    other_day = np.minimum((other_time // _SECONDS_PER_DAY).astype(np.int64), ctx.days - 1)
-    other_channel = ctx.channels_on(other_day)
+    anchor_time = conv_time - np.minimum(
+        ctx.gaps(n, _LAST_GAP_MEDIAN_DAYS), 0.5 * (conv_time - window_start)
+    )
+    anchor_time[m_idx] = (m_day - lag) * float(_SECONDS_PER_DAY) + rng.random(m_idx.size) * span
+    anchor_pos = length - 1
+    anchor_pos[m_idx] = ctx.causal_positions(length[m_idx], m_channel)
 
-    time = np.concatenate([causal_time, other_time])
-    day = np.concatenate([causal_day, other_day])
-    channel = np.concatenate([m_channel, other_channel])
-    campaign = ctx.campaigns(day, channel)
-    interaction = np.concatenate([
-        ctx.interactions(m_channel, causal=True), ctx.interactions(other_channel, causal=False),
-    ])
+    owner = np.repeat(np.arange(n), length)
+    position = np.arange(owner.size) - (np.cumsum(length) - length)[owner]
+    before = position < anchor_pos[owner]
+    after = position > anchor_pos[owner]
+    gap = ctx.gaps(owner.size)
+    # Before the anchor: offsets back from it are the sums of the gaps between, squeezed into
+    # the time left in the window where needed.
+    running, total_before = _within_journey(owner, np.where(before, gap, 0.0), n)
+    room = 0.98 * (anchor_time - window_start)
+    squeeze = np.where(total_before > room, room / np.maximum(total_before, 1e-9), 1.0)
+    back = (total_before[owner] - running + np.where(before, gap, 0.0)) * squeeze[owner]
+    # After the anchor: forward gaps, rescaled so that the last touch still precedes the sale.
+    forward, total_after = _within_journey(owner, np.where(after, gap, 0.0), n)
+    closing = ctx.gaps(n, _LAST_GAP_MEDIAN_DAYS)
+    share = forward / (total_after + closing)[owner]
+    a = anchor_time[owner]
+    time = np.where(before, a - back, np.where(after, a + (conv_time[owner] - a) * share, a))
+    del running, back, forward, share, a, gap
+
+    day = np.minimum((time // _SECONDS_PER_DAY).astype(np.int64), ctx.days - 1)
+    channel = ctx.channels_at(day, _position_bin(position, length[owner]))
+    causal = np.zeros(owner.size, dtype=bool)
+    causal_rows = (np.cumsum(length) - length)[m_idx] + anchor_pos[m_idx]
+    causal[causal_rows] = True
+    channel[causal_rows] = m_channel
     return _Touches(
-        journey=journey[np.concatenate([m_idx, owner])],
+        journey=journey[owner],
         time=time,
         channel=channel,
-        campaign=campaign,
-        interaction=interaction,
-        n_journeys=journey.size,
+        campaign=ctx.campaigns(day, channel, position == 0),
+        interaction=ctx.interactions(channel, causal),
+        n_journeys=n,
     )
 
 
-def _nonconverting_touches(ctx: _JourneyContext, n_touches: float) -> _Touches:
-    """Journeys of users who never buy: ending on days in proportion to that day's ad reach."""
+def _nonconverting_touches(ctx: _JourneyContext, n_journeys: int) -> _Touches:
+    """Journeys of users who never buy: planned like converting ones, cut off at random.
+
+    A journey has a planned length from the same distribution as converting journeys, keeps its
+    first 1..length touches (uniformly), and ends on a day drawn in proportion to that day's ad
+    reach. Positions and gaps follow the same rules, so only the missing end tells them apart.
+    """
     rng = ctx.rng
-    mean_length = 2.8
-    n_journeys = max(int(round(n_touches / mean_length)), 0)
-    daily = ctx.touch_weight.sum(axis=1)
-    end_day = _grouped_choice(daily[None, :], np.zeros(n_journeys, dtype=np.int64), rng)
+    length = ctx.lengths(n_journeys)
+    kept = 1 + np.floor(rng.random(n_journeys) * length).astype(np.int64)
+    end_day = _grouped_choice(ctx.daily_reach[None, :], np.zeros(n_journeys, dtype=np.int64), rng)
     end_time = (end_day + rng.random(n_journeys)) * float(_SECONDS_PER_DAY)
-    length = _journey_lengths(rng, n_journeys, mean_length - 1.0)
-    owner = np.repeat(np.arange(n_journeys), length)
-    first = np.cumsum(length) - length
-    back = np.minimum(end_time[owner], _JOURNEY_WINDOW_DAYS * float(_SECONDS_PER_DAY))
-    offset = back * rng.random(owner.size) ** 1.3
-    offset[first] = 0.0  # the journey's last touch is on its end day
-    time = end_time[owner] - offset
-    del back, offset
+    owner = np.repeat(np.arange(n_journeys), kept)
+    position = np.arange(owner.size) - (np.cumsum(kept) - kept)[owner]
+    last = position == kept[owner] - 1
+    gap = np.where(last, 0.0, ctx.gaps(owner.size))
+    running, total = _within_journey(owner, gap, n_journeys)
+    room = 0.98 * np.minimum(end_time, _JOURNEY_WINDOW_DAYS * float(_SECONDS_PER_DAY))
+    squeeze = np.where(total > room, room / np.maximum(total, 1e-9), 1.0)
+    time = end_time[owner] - (total[owner] - running + gap) * squeeze[owner]
+    del running, gap
     day = np.minimum((time // _SECONDS_PER_DAY).astype(np.int64), ctx.days - 1)
-    channel = ctx.channels_on(day)
+    channel = ctx.channels_at(day, _position_bin(position, length[owner]))
     return _Touches(
         journey=owner,
         time=time,
         channel=channel,
-        campaign=ctx.campaigns(day, channel),
-        interaction=ctx.interactions(channel, causal=False),
+        campaign=ctx.campaigns(day, channel, position == 0),
+        interaction=ctx.interactions(channel, np.zeros(owner.size, dtype=bool)),
         n_journeys=n_journeys,
     )
 
@@ -813,8 +943,8 @@ def _platform_report(
     campaign_channel: np.ndarray,
     contribution: np.ndarray,
     channel_spend: np.ndarray,
-) -> pd.DataFrame:
-    """What each ad platform reports per campaign and live day."""
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """What each ad platform reports per campaign and live day, and its revenue claim per channel."""
     day, campaign = np.nonzero(live)
     channel = campaign_channel[campaign]
     n_campaigns = spend.shape[1]
@@ -849,6 +979,7 @@ def _platform_report(
     )
 
     ids, names = _campaign_labels()
+    claimed_per_channel = np.bincount(channel, weights=revenue, minlength=len(CHANNELS))
     return pd.DataFrame({
         "date": dates.to_numpy()[day],
         "channel": _strings(channel, CHANNELS),
@@ -860,7 +991,7 @@ def _platform_report(
         "spend": row_spend,
         "conversions": conversions,
         "revenue": revenue,
-    })
+    }), claimed_per_channel
 
 
 def _touchpoint_frame(
