@@ -29,6 +29,9 @@ STALE_AFTER = 2 * SCHEDULE_INTERVAL
 REFRESH_JOB_NAME = "refresh_all"
 REFRESH_TAG = ("spendwise/refresh", "true")
 LOCAL_INSTANCE_TEMPLATE = REPO_ROOT / "deploy" / "dagster.local.yaml"
+# The HTTP service's bearer tokens: the API token may do everything, the read token only read.
+API_TOKEN_ENV = "SPENDWISE_API_TOKEN"
+READ_TOKEN_ENV = "SPENDWISE_READ_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,9 @@ class Settings:
     warehouse: WarehouseUrl
     charts_dir: Path
     dagster_home: Path
+    # Bearer tokens of the HTTP service (service.auth); empty: not configured. Never logged (repr=False).
+    api_token: str = field(default="", repr=False)
+    read_token: str = field(default="", repr=False)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @property
@@ -205,6 +211,8 @@ def get_settings() -> Settings:
         warehouse=warehouse,
         charts_dir=Path(os.environ.get("SPENDWISE_CHARTS_DIR") or DEFAULT_CHARTS_DIR),
         dagster_home=Path(os.environ.get("DAGSTER_HOME") or DEFAULT_DAGSTER_HOME),
+        api_token=(os.environ.get(API_TOKEN_ENV) or "").strip(),
+        read_token=(os.environ.get(READ_TOKEN_ENV) or "").strip(),
         webhooks=WebhookSettings.from_env(),
     )
 

@@ -11,7 +11,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from core.settings import Settings, get_settings
+from service.auth import check_token_settings
 from service.dagster_bridge import DagsterBridge, RefreshLauncher
+from service.events import DEFAULT_KEEPALIVE_SECONDS, DEFAULT_POLL_SECONDS
 from service.errors import install_error_handlers
 from service.reader import WarehouseReader
 from service.routes import ROUTERS
@@ -35,8 +37,9 @@ class HeadAsGet:
                 message = {**message, "body": b""}
             await send(message)
 
-        # A copy: the server still knows the request was HEAD (uvicorn then sends no body either).
-        await self.app({**scope, "method": "GET"}, receive, without_body)
+        # A copy: the server still knows the request was HEAD (uvicorn then sends no body either). The flag
+        # lets an endless stream (GET /events) answer with its headers only.
+        await self.app({**scope, "method": "GET", "spendwise.head": True}, receive, without_body)
 
 
 @contextlib.asynccontextmanager
@@ -50,6 +53,8 @@ def create_app(
     *,
     dagster_instance: Any = None,
     refresh_launcher: RefreshLauncher | None = None,
+    events_poll_seconds: float = DEFAULT_POLL_SECONDS,
+    events_keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS,
 ) -> FastAPI:
     """The FastAPI app for one warehouse, charts folder and Dagster instance.
 
@@ -58,21 +63,30 @@ def create_app(
         one in settings.dagster_home, opened at the first /status or /refresh).
     refresh_launcher: `launcher(instance) -> run_id`, starting a refresh without waiting (default:
         a detached child process running `python -m orchestration.cli refresh --run-id ID`).
+    events_poll_seconds / events_keepalive_seconds: how often GET /events looks for changes, and the
+        silence after which it sends a keep-alive comment.
+
+    Raises ValueError when SPENDWISE_READ_TOKEN is set without SPENDWISE_API_TOKEN.
     """
     settings = settings or get_settings()
+    check_token_settings(settings)
     app = FastAPI(
         title="Spendwise charts and data",
         version="1.0.0",
         summary="Charts rendered by the pipeline, the prediction tables behind them, pipeline status and refresh.",
         description=(
-            "Read-only access to the `predictions` tables of the Spendwise warehouse (JSON or CSV, with "
-            "filters and pagination), the PNG charts of the last refresh, asset freshness from the Dagster "
-            "instance, and a way to start a refresh. `GET /` is a page for people. Every GET endpoint also "
-            "answers HEAD (same status and headers, no body)."
+            "Read-only access to the `predictions` tables of the Spendwise warehouse (JSON with filters and "
+            "pagination, CSV and Excel exports), the PNG charts of the last refresh, asset freshness from the "
+            "Dagster instance, a way to start a refresh, live updates (server-sent events) and Prometheus "
+            "metrics. `GET /` is a page for people. Every GET endpoint also answers HEAD (same status and "
+            "headers, no body). Bearer tokens: SPENDWISE_API_TOKEN guards refreshes, scenarios and exports, "
+            "SPENDWISE_READ_TOKEN (optional) everything else; with neither set no token is needed."
         ),
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.state.events_poll_seconds = events_poll_seconds
+    app.state.events_keepalive_seconds = events_keepalive_seconds
     app.state.reader = WarehouseReader(settings.warehouse)
     app.state.bridge = DagsterBridge(
         settings.dagster_home,

@@ -231,6 +231,17 @@ class DagsterBridge:
                                             message=describe_holder(holder))
             return self.launcher(instance)
 
+    def latest_refresh(self) -> dict | None:
+        """The latest refresh run as plain values (run_id, status, trigger, started_at, ended_at, reason),
+        None before the first; read from the instance's run storage, so every server process sees it."""
+        instance = self.instance()
+        try:
+            return last_refresh_run(instance)
+        except Exception as exc:
+            raise DagsterUnavailable(
+                f"cannot read runs from the Dagster instance in {self.dagster_home} ({exc.__class__.__name__}: {exc})"
+            ) from exc
+
     def status(self, now: datetime | None = None) -> StatusReport:
         """Last materialization, latest check results and staleness of every asset the instance knows.
 

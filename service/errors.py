@@ -55,8 +55,12 @@ class ApiError(Exception):
 
 _ERROR_DESCRIPTIONS = {
     400: "A parameter value cannot be used (filter on a table without that column, unknown parameter, bad date)",
+    401: "A bearer token is needed (the server has SPENDWISE_READ_TOKEN or SPENDWISE_API_TOKEN set) or the one "
+         "sent is not valid",
+    403: "The read token was sent where the API token is needed, or a page on another site tried to change state",
     404: "Unknown name, or a chart/table that has not been produced yet",
     409: "A refresh run is already queued or running",
+    415: "A form or plain-text body was sent; state-changing endpoints take JSON or no body",
     422: "A parameter has the wrong type or is out of range",
     503: "A refresh is writing the DuckDB warehouse (refresh_running), or the warehouse or the Dagster "
          "instance is busy or unreachable; retry after Retry-After seconds",
@@ -68,6 +72,10 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     responses: dict[int | str, dict[str, Any]] = {}
     for code in codes:
         responses[code] = {"model": ErrorBody, "description": _ERROR_DESCRIPTIONS[code]}
+        if code == 401:
+            responses[code]["headers"] = {
+                "WWW-Authenticate": {"description": "the bearer challenge", "schema": {"type": "string"}}
+            }
         if code == 503:
             responses[code]["headers"] = {
                 "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}

@@ -34,6 +34,7 @@ class TableInfo(BaseModel):
     columns: list[ColumnInfo] | None
     json_url: str
     csv_url: str
+    xlsx_url: str
 
 
 class DataPage(BaseModel):

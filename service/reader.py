@@ -5,6 +5,7 @@ DuckDB none at all while a refresh runs (core.refresh_lock), so readers never ma
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -38,6 +39,42 @@ class TableStats:
     run_id: str | None
 
 
+class _SharedOrExclusive:
+    """Many holders at once, or one alone; a waiting exclusive holder goes before new shared ones."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive and not self._waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._exclusive and not self._shared)
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
 def not_published(table: str) -> ApiError:
     return ApiError(
         404, "table_not_published",
@@ -60,6 +97,9 @@ class WarehouseReader:
         self.client = WarehouseClient(url)
         self.schema = schema
         self.refresh_lock = RefreshLock(url) if url.kind == "duckdb" else None
+        # DuckDB refuses, within one process, a read-write connection to a file while read-only ones are
+        # open (and the reverse): the service's own writes (audit rows) wait for the reads to finish.
+        self._gate = _SharedOrExclusive() if url.kind == "duckdb" else None
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[Any]:
@@ -67,8 +107,21 @@ class WarehouseReader:
             holder = self.refresh_lock.holder()  # a non-blocking probe; never creates the lock file
             if holder is not None:
                 raise RefreshRunning(holder)
-        with self.client.connect(read_only=True, wait=False, application_name=APPLICATION_NAME) as con:
-            yield con
+        with self._gate.shared() if self._gate else contextlib.nullcontext():
+            with self.client.connect(read_only=True, wait=False, application_name=APPLICATION_NAME) as con:
+                yield con
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[WarehouseClient]:
+        """The client, for one short write by the service itself (an audit row), while no read of this
+        process holds the DuckDB file."""
+        with self._gate.exclusive() if self._gate else contextlib.nullcontext():
+            yield self.client
+
+    def read_connection(self):
+        """A short read-only connection under the same rules as the table reads (context manager), for the
+        other schemas the service reports on (metrics: raw, ops)."""
+        return self._connect()
 
     def _qualified(self, table: str) -> str:
         return f"{self.client.ident(self.schema)}.{self.client.ident(table)}"

@@ -105,11 +105,13 @@ class TablePage:
         names = [c.name for c in self.columns]
         return [dict(zip(names, row)) for row in zip(*self.json_columns())] if self.rows else []
 
-    def csv_text(self) -> str:
-        """Header row, then the JSON values: empty for null, true/false for booleans."""
+    def csv_text(self, header: bool = True) -> str:
+        """Header row (unless `header=False`: a later chunk of a streamed export), then the JSON values:
+        empty for null, true/false for booleans."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow([c.name for c in self.columns])
+        if header:
+            writer.writerow([c.name for c in self.columns])
         columns = self.json_columns()
         for row in zip(*columns) if columns else ():
             writer.writerow(["" if v is None else ("true" if v is True else "false" if v is False else v)

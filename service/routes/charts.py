@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from email.utils import format_datetime
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from core import registry
+from service.auth import caller_for_read
 from service.chart_files import chart_files, etag_matches, read_chart, strong_etag
 from service.deps import AppSettings
 from service.errors import HOW_TO_PUBLISH, ApiError, error_responses
@@ -17,7 +18,7 @@ from service.models import ChartInfo
 
 CHART_CACHE_CONTROL = "public, max-age=60"
 
-router = APIRouter(tags=["charts"])
+router = APIRouter(tags=["charts"], dependencies=[Depends(caller_for_read)], responses=error_responses(401))
 
 
 @router.get("/charts", response_model=list[ChartInfo], summary="List the charts",

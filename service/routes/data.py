@@ -1,17 +1,21 @@
-"""GET /data and GET /data/{table}: the served registry tables, as an index and as pages of JSON or CSV."""
+"""GET /data and GET /data/{table}: the served registry tables, as an index and as pages of JSON, or as
+CSV (streamed) and Excel exports."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from core import registry
-from service.deps import Reader
+from service.audit import audit
+from service.auth import ReadCaller, caller_for_read, require_write
+from service.deps import AppSettings, Reader
 from service.errors import ApiError, error_responses
+from service.exports import XLSX_MEDIA_TYPE, Export
 from service.models import ColumnInfo, DataPage, TableInfo
 from service.reader import (
     DEFAULT_LIMIT, FILTER_COLUMNS, MAX_FILTER_VALUES, MAX_LIMIT, MAX_OFFSET, TableStats,
@@ -20,7 +24,7 @@ from service.values import Column, TablePage
 
 DATA_PARAMETERS = frozenset({*FILTER_COLUMNS, "limit", "offset", "format"})
 
-router = APIRouter(tags=["data"])
+router = APIRouter(tags=["data"], dependencies=[Depends(caller_for_read)], responses=error_responses(401))
 
 
 def column_infos(table: str, columns: list[Column]) -> list[dict[str, Any]]:
@@ -38,6 +42,7 @@ def _table_info(table: registry.Table, stats: TableStats | None) -> TableInfo:
         run_id=stats.run_id if stats else None,
         columns=[ColumnInfo(**c) for c in column_infos(table.name, stats.columns)] if stats else None,
         json_url=f"/data/{table.name}", csv_url=f"/data/{table.name}?format=csv",
+        xlsx_url=f"/data/{table.name}?format=xlsx",
     )
 
 
@@ -52,21 +57,28 @@ def list_tables(reader: Reader) -> list[TableInfo]:
 @router.get(
     "/data/{table}", response_model=DataPage, summary="Rows of one published table",
     description=(
-        "JSON by default; `format=csv` gives CSV (same page, header row first). Filters apply only to "
+        "JSON by default (one page: `limit`, default 1000). `format=csv` and `format=xlsx` are exports: every "
+        "matching row from `offset` on (or `limit` rows), header row first; CSV is streamed in chunks, xlsx is "
+        "one Excel sheet (at most 1,048,575 rows) with typed numbers, dates and UTC timestamps. Exports need the "
+        "API token when SPENDWISE_API_TOKEN is set, and are recorded in the audit log. Filters apply only to "
         "tables with the column: `channel` and `model` (repeat for several values), `date_from` and "
         "`date_to` (inclusive, on the `date` column). Rows are ordered by date, then by the columns "
         "in table order. `X-Total-Count` gives the number of matching rows."
     ),
     responses={
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}},
-              "description": "a page of rows (JSON) or CSV",
+        200: {"content": {"text/csv": {"schema": {"type": "string"}},
+                          XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+              "description": "a page of rows (JSON), or the CSV or Excel export",
               "headers": {"X-Total-Count": {"schema": {"type": "integer"}}}},
-        **error_responses(400, 404, 422, 503),
+        **error_responses(400, 401, 403, 404, 422, 503),
     },
 )
 def table_data(
     request: Request,
     reader: Reader,
+    settings: AppSettings,
+    caller: ReadCaller,
+    background: BackgroundTasks,
     table: str = PathParam(description="published table name",
                            json_schema_extra={"enum": list(registry.served_tables())}),
     channel: list[str] | None = Query(None, description="keep rows of these channels", max_length=MAX_FILTER_VALUES),
@@ -79,9 +91,11 @@ def table_data(
                                   json_schema_extra={"format": "date"}),
     date_to: str | None = Query(None, description="last date, YYYY-MM-DD (inclusive)",
                                 json_schema_extra={"format": "date"}),
-    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="rows per page"),
+    limit: int | None = Query(None, ge=1, le=MAX_LIMIT,
+                              description=f"rows per page (JSON default {DEFAULT_LIMIT}); exports: rows to send "
+                              "(default every matching row)"),
     offset: int = Query(0, ge=0, le=MAX_OFFSET, description="rows to skip"),
-    fmt: Literal["json", "csv"] = Query("json", alias="format", description="json or csv"),
+    fmt: Literal["json", "csv", "xlsx"] = Query("json", alias="format", description="json, csv or xlsx"),
 ) -> Response:
     served = registry.served_tables()
     if table not in served:
@@ -93,8 +107,23 @@ def table_data(
             f"unknown query parameter {unknown[0][:40]!r}; allowed: {', '.join(sorted(DATA_PARAMETERS))}",
         )
     filters = _filters(channel, campaign_id, model, date_from, date_to)
-    page = reader.table_page(table, filters, limit, offset)
-    return _page_response(page, fmt, limit, offset)
+    if fmt == "json":
+        limit = limit or DEFAULT_LIMIT
+        return _page_response(reader.table_page(table, filters, limit, offset), limit, offset)
+    require_write(settings, caller, f"exporting {table} as {fmt}")
+    export = Export(reader, table, filters, limit, offset)
+    used = sorted(name for name, value in filters.items() if value)
+    background.add_task(audit, reader, "http_export", caller,
+                        {"table": table, "format": fmt, "rows": export.rows, "filters": used})
+    headers = {"X-Total-Count": str(export.first.total), "Cache-Control": "no-cache",
+               "Content-Disposition": f'attachment; filename="{table}.{fmt}"'}
+    if fmt == "xlsx":
+        return Response(export.xlsx_bytes(), media_type=XLSX_MEDIA_TYPE, headers=headers, background=background)
+    if export.rows <= len(export.first.rows):  # one chunk: sent whole, with its Content-Length
+        return Response(b"".join(export.csv_chunks()), media_type="text/csv; charset=utf-8", headers=headers,
+                        background=background)
+    return StreamingResponse(export.csv_chunks(), media_type="text/csv; charset=utf-8", headers=headers,
+                             background=background)
 
 
 def _filters(channel: list[str] | None, campaign_id: list[str] | None, model: list[str] | None,
@@ -107,11 +136,8 @@ def _filters(channel: list[str] | None, campaign_id: list[str] | None, model: li
             "date_from": start, "date_to": end}
 
 
-def _page_response(page: TablePage, fmt: str, limit: int, offset: int) -> Response:
+def _page_response(page: TablePage, limit: int, offset: int) -> Response:
     headers = {"X-Total-Count": str(page.total), "Cache-Control": "no-cache"}
-    if fmt == "csv":
-        headers["Content-Disposition"] = f'attachment; filename="{page.table}.csv"'
-        return Response(page.csv_text(), media_type="text/csv; charset=utf-8", headers=headers)
     body = {
         "table": page.table, "columns": column_infos(page.table, page.columns), "rows": page.json_rows(),
         "total": page.total, "limit": limit, "offset": offset,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
 from core.warehouse import WarehouseBusy
+from service.auth import caller_for_read
 from service.chart_files import chart_files
 from service.deps import AppSettings, Reader
-from service.errors import HOW_TO_PUBLISH
+from service.errors import HOW_TO_PUBLISH, error_responses
 from service.page import PAGE_CSP, render_page
 
-router = APIRouter(tags=["page"])
+router = APIRouter(tags=["page"], dependencies=[Depends(caller_for_read)], responses=error_responses(401))
 
 
 @router.get(

@@ -7,13 +7,15 @@ import math
 from typing import Any
 
 import pandas as pd
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, BackgroundTasks, Body, Query
 from pydantic import BaseModel, Field
 
 from core import registry
 from core.spend_scenarios import (
     DEFAULT_HORIZON_DAYS, MAX_HORIZON_DAYS, MAX_SPEND_MULTIPLE, PlanError, PublishedCurves, spend_scenario,
 )
+from service.audit import audit
+from service.auth import WriteCaller
 from service.deps import Reader
 from service.errors import ApiError, error_responses
 from service.reader import MAX_LIMIT
@@ -47,12 +49,16 @@ class ScenarioAnswer(BaseModel):
         "the model's bootstrap draws (the baseline carries none). Steady state: the ramp from today's spend is "
         "not modelled. Conversions are not estimated (the model is fitted on revenue). 422 names each channel at "
         f"fault: unknown, not a number, not finite, negative, or above {MAX_SPEND_MULTIPLE:g} times its current "
-        "daily spend (a channel without current spend: that multiple of the average spending channel's)."
+        "daily spend (a channel without current spend: that multiple of the average spending channel's). "
+        "Needs the API token when SPENDWISE_API_TOKEN is set; recorded in the audit log (channel count and "
+        "horizon, not the amounts)."
     ),
-    responses=error_responses(400, 404, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 415, 422, 503),
 )
 def scenario(
     reader: Reader,
+    caller: WriteCaller,
+    background: BackgroundTasks,
     plan: dict[str, Any] = Body(
         ..., description="channel -> planned daily spend", examples=[{"search": 350, "social": 270}]),
     horizon_days: int = Query(DEFAULT_HORIZON_DAYS, ge=1, le=MAX_HORIZON_DAYS, description="days the plan runs"),
@@ -68,6 +74,8 @@ def scenario(
         raise ApiError(422, "invalid_plan", f"the plan cannot be evaluated: {exc}",
                        errors=[{"parameter": p["channel"], "location": "body", "rule": p["rule"],
                                 "message": p["message"]} for p in exc.problems]) from None
+    background.add_task(audit, reader, "http_scenario", caller,
+                        {"channels": len(plan), "horizon_days": horizon_days, "model_run": run_id})
     described = {c.name: c.description for c in registry.table("ml_spend_scenarios").columns}
     return ScenarioAnswer(
         scenario=SCENARIO, horizon_days=horizon_days, ci=curves.ci, model_run_id=run_id,

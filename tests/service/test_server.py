@@ -829,13 +829,19 @@ def test_openapi_documents_every_endpoint_and_error(site):
     assert set(operations) == {
         ("/", "get"), ("/charts", "get"), ("/charts/{name}.png", "get"), ("/data", "get"),
         ("/data/{table}", "get"), ("/status", "get"), ("/refresh", "post"), ("/scenarios", "post"),
+        ("/events", "get"), ("/metrics", "get"),
     }
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        **spec["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}
     for key, op in operations.items():
         assert op.get("summary"), key
+        assert op["security"] == [{"bearerAuth": []}], key
+        assert "401" in op["responses"], key
     data = operations[("/data/{table}", "get")]["responses"]
-    assert {"200", "400", "404", "422", "503"} <= set(data)
-    assert set(data["200"]["content"]) == {"application/json", "text/csv"}
-    assert {"202", "409", "503"} <= set(operations[("/refresh", "post")]["responses"])
+    assert {"200", "400", "403", "404", "422", "503"} <= set(data)
+    assert set(data["200"]["content"]) == {
+        "application/json", "text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+    assert {"202", "403", "409", "415", "503"} <= set(operations[("/refresh", "post")]["responses"])
     assert {"200", "304", "404"} <= set(operations[("/charts/{name}.png", "get")]["responses"])
     assert "503" in operations[("/status", "get")]["responses"]
     assert json.dumps(spec)  # serialisable as served

@@ -1,0 +1,177 @@
+"""Prometheus metrics, read afresh at every scrape by one collector: the last refresh (outcome, duration),
+rows published per table, failing checks, data age per raw table and webhook delivery failures. Nothing
+is counted in this process, so every worker and every restart gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import date, datetime, timezone
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from core.raw_contract import RAW_TABLES
+from core.settings import RAW_SCHEMA
+from core.warehouse import WarehouseBusy, WarehouseMissing
+from service.dagster_bridge import DagsterBridge, DagsterUnavailable
+from service.reader import WarehouseReader
+
+logger = logging.getLogger("spendwise.service")
+
+OPS_SCHEMA = "ops"
+WEBHOOK_TABLE = "webhook_deliveries"
+# The column that says when a raw row happened: the newest one is how current the raw data is.
+RAW_TIME_COLUMNS = {
+    name: next(c.name for c in table.columns if c.kind in ("date", "timestamp")) for name, table in RAW_TABLES.items()
+}
+
+
+def _seconds(moment: Any) -> float | None:
+    if isinstance(moment, datetime):
+        return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    if isinstance(moment, date):  # a day's data is complete at its end
+        return datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc).timestamp() + 86_400
+    return None
+
+
+class SpendwiseCollector(Collector):
+    def __init__(self, reader: WarehouseReader, bridge: DagsterBridge, now: datetime | None = None):
+        self.reader, self.bridge = reader, bridge
+        self.now = now or datetime.now(timezone.utc)
+
+    def collect(self) -> Iterator[Any]:
+        up = GaugeMetricFamily("spendwise_source_up", "1 when the source could be read at this scrape",
+                               labels=["source"])
+        yield from self._refresh(up)
+        yield from self._tables(up)
+        yield up
+
+    def _refresh(self, up: GaugeMetricFamily) -> Iterator[Any]:
+        try:
+            run = self.bridge.latest_refresh()
+            status = self.bridge.status(self.now)
+        except DagsterUnavailable as exc:
+            logger.warning("metrics: %s", exc)
+            up.add_metric(["dagster"], 0)
+            return
+        up.add_metric(["dagster"], 1)
+        running = GaugeMetricFamily("spendwise_refresh_running", "1 while a refresh is queued or running")
+        running.add_metric([], 1 if status.refresh_running else 0)
+        yield running
+        if run is not None:
+            info = InfoMetricFamily("spendwise_last_refresh", "the latest refresh run")
+            info.add_metric([], {"run_id": run["run_id"], "status": run["status"], "trigger": run["trigger"]})
+            yield info
+            if run["ended_at"] is not None:
+                success = GaugeMetricFamily("spendwise_last_refresh_success",
+                                            "1 when the latest finished refresh succeeded, 0 when it failed")
+                success.add_metric([], 1 if run["status"] == "SUCCESS" else 0)
+                duration = GaugeMetricFamily("spendwise_last_refresh_duration_seconds",
+                                             "how long the latest finished refresh ran")
+                duration.add_metric([], (run["ended_at"] - run["started_at"]).total_seconds())
+                ended = GaugeMetricFamily("spendwise_last_refresh_end_timestamp_seconds",
+                                          "when the latest finished refresh ended (Unix time)")
+                ended.add_metric([], run["ended_at"].timestamp())
+                yield from (success, duration, ended)
+        failing = GaugeMetricFamily("spendwise_checks_failed",
+                                    "checks whose latest evaluation failed, by severity", labels=["severity"])
+        per_check = GaugeMetricFamily("spendwise_check_failed", "1 when the check's latest evaluation failed",
+                                      labels=["asset", "check", "severity"])
+        counts: dict[str, int] = {"ERROR": 0, "WARN": 0}
+        for asset in status.assets:
+            for check in asset.checks:
+                if check.passed is None:
+                    continue
+                severity = check.severity or "ERROR"
+                per_check.add_metric([asset.asset_key, check.name, severity], 0 if check.passed else 1)
+                counts[severity] = counts.get(severity, 0) + (0 if check.passed else 1)
+        for severity, count in sorted(counts.items()):
+            failing.add_metric([severity], count)
+        yield from (failing, per_check)
+
+    def _tables(self, up: GaugeMetricFamily) -> Iterator[Any]:
+        try:
+            index = self.reader.table_index()
+            raw = self._raw_latest()
+            webhooks = self._webhook_states()
+        except WarehouseBusy as exc:  # a DuckDB refresh holds the file: the next scrape reads it
+            logger.info("metrics: warehouse not read: %s", exc.detail)
+            up.add_metric(["warehouse"], 0)
+            return
+        up.add_metric(["warehouse"], 1)
+        rows = GaugeMetricFamily("spendwise_published_rows", "rows of each published prediction table",
+                                 labels=["table"])
+        generated = GaugeMetricFamily("spendwise_published_generated_timestamp_seconds",
+                                      "when the run that published the table produced it (Unix time)", labels=["table"])
+        for name, stats in sorted(index.items()):
+            rows.add_metric([name], stats.rows)
+            at = _seconds(stats.generated_at)
+            if at is not None:
+                generated.add_metric([name], at)
+        age = GaugeMetricFamily("spendwise_raw_data_age_seconds",
+                                "time since the newest row of each raw table (end of its day for daily tables)",
+                                labels=["table"])
+        for name, latest in sorted(raw.items()):
+            at = _seconds(latest)
+            if at is not None:
+                age.add_metric([name], max(self.now.timestamp() - at, 0.0))
+        deliveries = GaugeMetricFamily("spendwise_webhook_deliveries", "webhook deliveries recorded, by state",
+                                       labels=["state"])
+        for state, count in sorted(webhooks.items()):
+            deliveries.add_metric([state], count)
+        failures = GaugeMetricFamily("spendwise_webhook_failures",
+                                     "webhook deliveries that failed after every attempt (0 without webhooks)")
+        failures.add_metric([], webhooks.get("failed", 0))
+        yield from (rows, generated, age, deliveries, failures)
+
+    def _existing(self, con, schema: str) -> dict[str, set[str]]:
+        client = self.reader.client
+        found: dict[str, set[str]] = {}
+        for table, column in client.fetch(
+            con, f"SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = {client.placeholder}",
+            [schema],
+        ):
+            found.setdefault(str(table), set()).add(str(column))
+        return found
+
+    def _raw_latest(self) -> dict[str, Any]:
+        """The newest date or timestamp of each raw table that exists (None when it is empty)."""
+        client = self.reader.client
+        try:
+            with self.reader.read_connection() as con:
+                existing = self._existing(con, RAW_SCHEMA)
+                latest = {}
+                for table, column in RAW_TIME_COLUMNS.items():
+                    if column in existing.get(table, ()):
+                        sql = f"SELECT max({client.ident(column)}) FROM {client.ident(RAW_SCHEMA)}.{client.ident(table)}"
+                        latest[table] = client.fetch(con, sql)[0][0]
+        except WarehouseMissing:
+            return {}
+        return latest
+
+    def _webhook_states(self) -> dict[str, int]:
+        """Deliveries per state in ops.webhook_deliveries (core.webhooks); {} when no webhook was ever sent."""
+        client = self.reader.client
+        try:
+            with self.reader.read_connection() as con:
+                columns = self._existing(con, OPS_SCHEMA).get(WEBHOOK_TABLE, set())
+                state = next((c for c in ("state", "status") if c in columns), None)
+                if state is None:
+                    return {}
+                sql = (f"SELECT CAST({client.ident(state)} AS VARCHAR), count(*) FROM "
+                       f"{client.ident(OPS_SCHEMA)}.{client.ident(WEBHOOK_TABLE)} GROUP BY 1")
+                return {str(s): int(n) for s, n in client.fetch(con, sql)}
+        except WarehouseMissing:
+            return {}
+
+
+def render(reader: WarehouseReader, bridge: DagsterBridge) -> bytes:
+    """The Prometheus text exposition of one scrape (a registry made for this scrape only)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SpendwiseCollector(reader, bridge))
+    return generate_latest(registry)
