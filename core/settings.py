@@ -272,3 +272,22 @@ def _retention_limit(name: str, kind: type, default):
         what = "a number of days above 0, e.g. 7 or 35" if kind is float else "a whole number of runs, e.g. 336"
         raise ValueError(f"{name}={raw!r} is not {what} (or 'off' for no limit)")
     return value
+
+
+RAW_RETENTION_ENV = "SPENDWISE_RAW_RETENTION_DAYS"
+
+
+def raw_retention_days() -> int | None:
+    """SPENDWISE_RAW_RETENTION_DAYS: keep raw user-level rows (touchpoints, conversions) this many days.
+
+    Unset, empty, `off` or `0`: kept for ever (the default). Read at each use. The pipeline enforces
+    it before every dbt build (dbt_project/macros/raw_retention.sql), `spendwise purge-user
+    --retention` on demand (core.purge).
+    """
+    raw = os.environ.get(RAW_RETENTION_ENV, "").strip()
+    if not raw or raw.lower() in ("off", "none", "0"):
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"{RAW_RETENTION_ENV}={raw!r} is not a whole number of days above 0 (e.g. 395), "
+                         "or 'off' to keep every raw row")
+    return int(raw)
