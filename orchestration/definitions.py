@@ -1,18 +1,20 @@
-"""The one Dagster `Definitions`: dbt assets, Python assets and checks, resources, job, schedule and
-the landing-folder sensor."""
+"""The one Dagster `Definitions`: dbt assets, Python assets and checks, resources, job, schedule, the
+landing-folder sensor and the run-status sensors that send the refresh webhooks."""
 
 import os
 
 from dagster import Definitions, EnvVar, in_process_executor, multiprocess_executor
 
 from assets import ASSETS, ASSET_CHECKS
+from assets.forecast_accuracy import forecast_accuracy
+from assets.run_changes import run_changes
 from assets.resources import ChartStore
 from assets.freshness import with_freshness_policy
 from assets.raw import raw_tables
 from orchestration.dbt import dbt_resource, spendwise_dbt_models
 from orchestration.runs import RunBoundWarehouse, refresh_locked
 from orchestration.schedules import build_refresh_schedule, refresh_job
-from orchestration.sensors import build_landing_sensor
+from orchestration.sensors import build_landing_sensor, build_webhook_sensors
 from core.settings import WarehouseUrl, get_settings
 
 
@@ -31,11 +33,13 @@ def build_definitions(warehouse_url: str | None = None, charts_dir: str | None =
         else refresh_locked(multiprocess_executor, url).configured({"max_concurrent": 2})
     )
     return Definitions(
-        assets=[*raw_tables, spendwise_dbt_models, *with_freshness_policy(ASSETS)],
+        # The history readers run after the assets whose history they read, and a failure of theirs
+        # leaves every other table published (nothing downstream of them but their chart).
+        assets=[*raw_tables, spendwise_dbt_models, *with_freshness_policy([*ASSETS, forecast_accuracy, run_changes])],
         asset_checks=ASSET_CHECKS,
         jobs=[refresh_job],
         schedules=[build_refresh_schedule(url)],
-        sensors=[build_landing_sensor(url)],
+        sensors=[build_landing_sensor(url), *build_webhook_sensors(url)],
         resources={
             "dbt": dbt_resource(url, warehouse_url=configured_url),
             "warehouse": warehouse,

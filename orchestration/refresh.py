@@ -147,11 +147,93 @@ def run_refresh(
     if own_lock:
         lock = RefreshLock(settings.warehouse)
         lock.acquire(run_id)
+    trigger = (tags or {}).get("spendwise/trigger", "cli")
+    started_at = datetime.now(timezone.utc)
     try:
-        return _execute(instance, tags, log_level, run_id, progress, verbose)
+        try:
+            outcome = _execute(instance, {**(tags or {}), WEBHOOK_TAG[0]: WEBHOOK_TAG[1]}, log_level, run_id,
+                               progress, verbose)
+        except Exception as exc:
+            notify_refresh_webhooks(None, run_id=run_id, started_at=started_at, trigger=trigger,
+                                    error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
+            raise
+        # Still under the refresh lock: the event's row counts are this run's tables, not a next run's.
+        notify_refresh_webhooks(outcome, run_id=run_id, started_at=started_at, trigger=trigger)
+        return outcome
     finally:
         if own_lock:
             lock.release()
+
+
+# Runs tagged so are announced by the process that ran them (run_refresh), not by the run-status sensors.
+WEBHOOK_TAG = ("spendwise/webhooks", "sent-by-launcher")
+
+
+def webhook_report(outcome: RefreshOutcome | None, run_id: str, started_at: datetime, finished_at: datetime,
+                   trigger: str, error: str | None = None):
+    """The run as core.webhooks sends it: succeeded when `outcome.ok` (warnings allowed), failed checks in words."""
+    from core.webhooks import FailedCheck, RunReport
+
+    failed = outcome.failed_checks if outcome is not None else []
+    return RunReport(
+        run_id=run_id,
+        succeeded=outcome is not None and outcome.ok and error is None,
+        started_at=started_at,
+        finished_at=finished_at,
+        trigger=trigger,
+        failed_checks=tuple(FailedCheck(asset=c.asset, name=c.name, severity=c.severity, blocking=c.blocking,
+                                        stops_the_run=c.stops_the_run, words=c.in_words()) for c in failed),
+        failed_steps=tuple(outcome.failed_steps if outcome is not None else ()),
+        error=error,
+    )
+
+
+def notify_refresh_webhooks(outcome: RefreshOutcome | None, *, run_id: str, started_at: datetime,
+                            finished_at: datetime | None = None, trigger: str = "cli", error: str | None = None,
+                            sleep=time.sleep) -> list:
+    """The hook every refresh path calls once its run is over: `refresh.succeeded` or `refresh.failed`
+    to the configured webhooks (core.webhooks), deliveries recorded in ops.webhook_deliveries.
+
+    Synchronous, bounded by SPENDWISE_WEBHOOK_DEADLINE_SECONDS, and it never raises: the URLs are
+    tried in parallel threads and this waits for them, so the process (a CLI or HTTP child that exits
+    right after) does not end mid-delivery, and the deliveries are recorded on the caller's thread
+    (a DuckDB file takes one connection configuration per process, which a background writer racing
+    the summary's read-only reads would break). Nothing is sent when no webhook is configured."""
+    settings = get_settings()
+    if not settings.webhooks.configured:
+        return []
+    from core.webhooks import notify_refresh
+
+    report = webhook_report(outcome, run_id, started_at, finished_at or datetime.now(timezone.utc), trigger, error)
+    return notify_refresh(report, WarehouseClient(settings.warehouse), settings.webhooks, sleep=sleep)
+
+
+def outcome_from_run(instance, run_id: str) -> RefreshOutcome:
+    """The summary of a finished run read back from the Dagster instance's event log: what the
+    run-status sensors send for runs the daemon launched (the schedule, the UI, the landing sensor)."""
+    from dagster import DagsterEventType, DagsterRunStatus
+
+    record = instance.get_run_record_by_id(run_id)
+    kinds = {DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.ASSET_MATERIALIZATION,
+             DagsterEventType.STEP_FAILURE}
+    checks, materialized, failed_steps = [], set(), set()
+    for entry in instance.all_logs(run_id, of_type=kinds):
+        event = entry.dagster_event
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            checks.append(_check_evaluation(event.event_specific_data))
+        elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION and event.asset_key:
+            materialized.add(event.asset_key.to_user_string())
+        elif event.step_key:
+            failed_steps.add(event.step_key)
+    start, end = record.start_time, record.end_time
+    return RefreshOutcome(
+        run_id=run_id,
+        success=record.dagster_run.status == DagsterRunStatus.SUCCESS,
+        seconds=(end - start) if start and end else 0.0,
+        materialized=sorted(materialized),
+        failed_steps=sorted(failed_steps),
+        checks=checks,
+    )
 
 
 def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str,
@@ -188,19 +270,7 @@ def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str,
     seconds = time.perf_counter() - started
     if steps is not None:
         steps.finish()
-    checks = [
-        CheckEvaluation(
-            asset=ev.asset_key.to_user_string(),
-            name=ev.check_name,
-            passed=bool(ev.passed),
-            blocking=bool(getattr(ev, "blocking", False)),
-            severity=getattr(ev.severity, "value", str(ev.severity)),
-            description=ev.description or "",
-            failed_rows=_metadata_value(ev.metadata, "dagster_dbt/failed_row_count"),
-            explanation=_dbt_test_in_words(ev),
-        )
-        for ev in result.get_asset_check_evaluations()
-    ]
+    checks = [_check_evaluation(ev) for ev in result.get_asset_check_evaluations()]
     materialized = sorted(
         {ev.asset_key.to_user_string() for ev in result.get_asset_materialization_events() if ev.asset_key}
     )
@@ -211,6 +281,20 @@ def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str,
         materialized=materialized,
         failed_steps=sorted(result.get_failed_step_keys()),
         checks=checks,
+    )
+
+
+def _check_evaluation(ev) -> CheckEvaluation:
+    """One of Dagster's AssetCheckEvaluation as the run summary reads it."""
+    return CheckEvaluation(
+        asset=ev.asset_key.to_user_string(),
+        name=ev.check_name,
+        passed=bool(ev.passed),
+        blocking=bool(getattr(ev, "blocking", False)),
+        severity=getattr(ev.severity, "value", str(ev.severity)),
+        description=ev.description or "",
+        failed_rows=_metadata_value(ev.metadata, "dagster_dbt/failed_row_count"),
+        explanation=_dbt_test_in_words(ev),
     )
 
 

@@ -1,12 +1,25 @@
 """The landing-folder sensor: merges complete drops into the raw tables and asks for a refresh
-(skipped, with the reason, while a refresh is in progress). The file work lives in core.landing."""
+(skipped, with the reason, while a refresh is in progress). The file work lives in core.landing.
+The run-status sensors send the webhooks (core.webhooks) of refresh runs the daemon launched."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    RunStatusSensorContext,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    run_status_sensor,
+    sensor,
+)
 
 from core.landing import (
     LANDING_DIR_ENV,
@@ -23,6 +36,8 @@ from orchestration.schedules import refresh_job
 from service.dagster_bridge import refresh_in_progress, refresh_run_since
 
 LANDING_SENSOR_NAME = "landing_folder"
+WEBHOOK_SUCCESS_SENSOR_NAME = "refresh_webhooks_on_success"
+WEBHOOK_FAILURE_SENSOR_NAME = "refresh_webhooks_on_failure"
 
 
 def build_landing_sensor(warehouse: WarehouseUrl | None = None, landing_dir: str | Path | None = None):
@@ -87,3 +102,70 @@ def _refresh_blocked(instance, url: WarehouseUrl) -> str | None:
         return holder_line(url)
     except WarehouseUnavailable as exc:
         return f"the warehouse cannot be reached: {exc}"
+
+
+def build_webhook_sensors(warehouse: WarehouseUrl | None = None) -> list:
+    """Two run-status sensors that send the refresh webhooks for runs of the refresh job launched by
+    the daemon (the schedule, the UI, the landing sensor); on by default when webhooks are configured.
+
+    Runs that `spendwise refresh` / POST /refresh executed are tagged (orchestration.refresh.WEBHOOK_TAG)
+    and skipped: their own process already sent them. ops.webhook_deliveries stops a second delivery
+    of one run's event to one URL in any case (a sensor evaluated again after a restart, for one).
+    """
+    configured = get_settings().webhooks.configured
+    status = DefaultSensorStatus.RUNNING if configured else DefaultSensorStatus.STOPPED
+
+    @run_status_sensor(
+        name=WEBHOOK_SUCCESS_SENSOR_NAME,
+        run_status=DagsterRunStatus.SUCCESS,
+        monitored_jobs=[refresh_job],
+        default_status=status,
+        minimum_interval_seconds=15,
+        description="Sends `refresh.succeeded` to the webhooks (SPENDWISE_WEBHOOK_URLS / _CONFIG) when a refresh run succeeds.",
+    )
+    def refresh_webhooks_on_success(context: RunStatusSensorContext):
+        return send_run_webhooks(context.instance, context.dagster_run, warehouse, context.log)
+
+    @run_failure_sensor(
+        name=WEBHOOK_FAILURE_SENSOR_NAME,
+        monitored_jobs=[refresh_job],
+        default_status=status,
+        minimum_interval_seconds=15,
+        description="Sends `refresh.failed` to the webhooks (SPENDWISE_WEBHOOK_URLS / _CONFIG) when a refresh run fails.",
+    )
+    def refresh_webhooks_on_failure(context: RunFailureSensorContext):
+        reason = context.failure_event.message if context.failure_event is not None else None
+        return send_run_webhooks(context.instance, context.dagster_run, warehouse, context.log, error=reason)
+
+    return [refresh_webhooks_on_success, refresh_webhooks_on_failure]
+
+
+def send_run_webhooks(instance, run, warehouse: WarehouseUrl | None = None, log=None, error: str | None = None):
+    """The sensors' body: the run's summary read back from the instance, then the same hook as the CLI
+    path (core.webhooks.notify_refresh). A SkipReason says what was sent, or why nothing was."""
+    from datetime import datetime, timezone
+
+    from core.webhooks import notify_refresh
+    from orchestration.refresh import WEBHOOK_TAG, outcome_from_run, webhook_report
+
+    if run.tags.get(WEBHOOK_TAG[0]) == WEBHOOK_TAG[1]:
+        return SkipReason(f"run {run.run_id}: its webhooks were sent by the process that ran it")
+    settings = get_settings()
+    if not settings.webhooks.configured:
+        return SkipReason("no webhook configured (SPENDWISE_WEBHOOK_URLS or SPENDWISE_WEBHOOK_CONFIG)")
+    outcome = outcome_from_run(instance, run.run_id)
+    record = instance.get_run_record_by_id(run.run_id)
+    started = datetime.fromtimestamp(record.start_time or record.create_timestamp.timestamp(), timezone.utc)
+    finished = datetime.fromtimestamp(record.end_time, timezone.utc) if record.end_time else datetime.now(timezone.utc)
+    report = webhook_report(outcome, run.run_id, started, finished, run.tags.get("spendwise/trigger", "dagster"),
+                            error=None if outcome.ok else error)
+    deliveries = notify_refresh(report, WarehouseClient(warehouse or settings.warehouse), settings.webhooks)
+    if not deliveries:
+        return SkipReason(f"run {run.run_id}: {report.event} had no webhook left to send (already sent, "
+                          "or no URL wants it)")
+    sent = sum(d.delivered for d in deliveries)
+    summary = "; ".join(f"{d.url}: {'delivered' if d.delivered else 'FAILED ' + (d.error or '')}"
+                        f" ({d.attempts} attempt(s))" for d in deliveries)
+    if log is not None:
+        (log.info if sent == len(deliveries) else log.warning)(f"run {run.run_id} {report.event}: {summary}")
+    return SkipReason(f"run {run.run_id} {report.event}: {sent}/{len(deliveries)} delivered; {summary}")
