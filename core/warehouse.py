@@ -577,4 +577,8 @@ class WarehouseClient:
             for table in drop:
                 with self._bounded_lock_wait(con, schema, table, "access exclusive"):
                     self.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
+            if self.kind == "postgres":  # BI tools show the registry's descriptions (COMMENTs)
+                from core.bi_access import comment_tables
+
+                comment_tables(self, con, schema, list(prepared))
         return [PublishedTable(schema, t, len(df), tuple(df.columns), written.get(t)) for t, df in prepared.items()]

@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 
 def _warehouse():
@@ -125,7 +126,20 @@ def cmd_load(args: argparse.Namespace) -> int:
         return published
     for t in published:
         print(f"  {t.qualified_name:<40} {t.rows:>12,} rows")
+    _audit("load", {"folder": Path(args.folder).name, "tables": {t.table: t.rows for t in published}})
     return 0
+
+
+def _audit(action: str, detail: dict) -> None:
+    """One row in ops.audit_log for what this command did; a failure to record is said on stderr
+    (what was done stays done) rather than turned into a failed command."""
+    from core import audit
+
+    try:
+        audit.record(_warehouse(), action, actor=audit.default_actor(), detail=detail)
+    except Exception as exc:  # the command's own write succeeded; the operator must still learn of the gap
+        print(f"spendwise: warning: {action} was done but not recorded in {audit.AUDIT_QUALIFIED}: "
+              f"{' '.join(str(exc).split())}", file=sys.stderr)
 
 
 def _fix_line(fix: str | None) -> tuple[str, ...]:
@@ -253,6 +267,139 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# `spendwise grant-bi` / `export` / `purge-user`: 2 = the request cannot be done as asked (the message says
+# why and what to do), 3 = a refresh is running (purge-user waits for none), 4 = the warehouse cannot be reached.
+EXIT_BAD_REQUEST = 2
+
+
+def _operation(command: str, action) -> int:
+    """Run `action()` (which returns an exit code); a warehouse that cannot be reached or a request
+    that cannot be done becomes one line on stderr and its exit code instead of a traceback."""
+    import duckdb
+    import psycopg2
+
+    from core.bi_access import BiAccessError
+    from core.warehouse import WarehouseBusy, WarehouseLockTimeout, WarehouseMissing
+
+    try:
+        return action()
+    except (BiAccessError, ValueError, KeyError) as exc:
+        print(f"spendwise {command}: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return EXIT_BAD_REQUEST
+    except (WarehouseMissing, WarehouseBusy, WarehouseLockTimeout, duckdb.Error, psycopg2.Error) as exc:
+        print(f"spendwise {command}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_NO_WAREHOUSE
+
+
+def cmd_grant_bi(args: argparse.Namespace) -> int:
+    """Read access for a BI role to predictions and the marts (PostgreSQL), never to user-level tables."""
+    from core.bi_access import grant_bi
+
+    def grant() -> int:
+        done = grant_bi(_warehouse(), args.role, login=args.login)
+        print(f"BI role {done.role}: {'created' if done.created else 'already existed'}, "
+              f"{'LOGIN' if done.login else 'NOLOGIN'}")
+        print(f"  SELECT on {len(done.prediction_tables)} tables in predictions, and on tables published there "
+              f"later by {', '.join(done.default_privileges_for)}")
+        print(f"  SELECT on {len(done.mart_tables)} marts in analytics ({', '.join(done.mart_tables) or 'none built yet'}); "
+              "marts built later are granted by dbt (macros/bi_roles.sql)")
+        print("  no access to raw or to user-level tables (user_id columns)")
+        if done.login:
+            print(f"  set its password outside Spendwise, e.g. in psql: \\password {done.role}")
+        return 0
+
+    return _operation("grant-bi", grant)
+
+
+EXPORT_FORMATS = ("csv", "xlsx")
+XLSX_MAX_ROWS = 1_048_575  # an Excel sheet's rows, less the header
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write one published table to a CSV or Excel file (atomically: a failed export leaves no file)."""
+    import os
+
+    from core.registry import TABLES, table
+    from core.settings import PREDICTIONS_SCHEMA
+
+    def export() -> int:
+        spec = table(args.table)  # KeyError lists the registered tables
+        warehouse = _warehouse()
+        if not warehouse.table_exists(PREDICTIONS_SCHEMA, spec.name):
+            raise ValueError(f"{spec.qualified_name} has not been published yet: run `spendwise refresh` first "
+                             f"(registered tables: {', '.join(TABLES)})")
+        df = warehouse.read_table(PREDICTIONS_SCHEMA, spec.name)
+        out = Path(args.out)
+        if not out.parent.is_dir():
+            raise ValueError(f"--out {out}: folder {out.parent} does not exist")
+        partial = out.with_name(f".{out.name}.partial")
+        try:
+            if args.format == "csv":
+                df.to_csv(partial, index=False, date_format="%Y-%m-%dT%H:%M:%S")
+            else:
+                _write_xlsx(df, partial, sheet=spec.name)
+            os.replace(partial, out)
+        finally:
+            partial.unlink(missing_ok=True)
+        print(f"{spec.qualified_name}: {len(df):,} rows written to {out} ({args.format})")
+        _audit("export", {"table": spec.name, "format": args.format, "rows": len(df), "file": out.name})
+        return 0
+
+    return _operation("export", export)
+
+
+def _write_xlsx(df, path: Path, sheet: str) -> None:
+    """An Excel workbook with one sheet: header row, then the rows (write-only mode, constant memory)."""
+    import pandas as pd
+    from openpyxl import Workbook
+
+    if len(df) > XLSX_MAX_ROWS:
+        raise ValueError(f"{len(df):,} rows do not fit one Excel sheet ({XLSX_MAX_ROWS:,} at most): use --format csv")
+    book = Workbook(write_only=True)
+    ws = book.create_sheet(sheet[:31])  # Excel limits sheet names to 31 characters
+    ws.append(list(df.columns))
+    for row in df.itertuples(index=False, name=None):
+        # Excel has no NaN or NULL: an empty cell; pandas timestamps become plain datetimes.
+        ws.append([None if (v is None or (isinstance(v, float) and v != v) or v is pd.NaT)
+                   else (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for v in row])
+    book.save(path)
+
+
+def cmd_purge_user(args: argparse.Namespace) -> int:
+    """Delete people's rows from every user-level table (one transaction), or apply the raw retention."""
+    from core import audit
+    from core.purge import enforce_retention, purge_users, read_ids
+    from core.settings import raw_retention_days
+
+    def purge() -> int:
+        warehouse = _warehouse()
+        if args.retention is not None:
+            days = args.retention or raw_retention_days()
+            if not days:
+                raise ValueError("no retention configured: pass --retention DAYS or set SPENDWISE_RAW_RETENTION_DAYS")
+            report = enforce_retention(warehouse, days, actor=audit.default_actor())
+            what = f"raw user-level rows older than {days} days"
+        else:
+            ids = ([args.id] if args.id else []) + (read_ids(args.file) if args.file else [])
+            report = purge_users(warehouse, ids, actor=audit.default_actor())
+            what = f"rows of {report.ids} user id{'s' if report.ids != 1 else ''}"
+        print(f"Deleted {what} in one transaction:")
+        for name, rows in report.deleted.items():
+            print(f"  {name:<40} {rows:>12,} rows")
+        print(f"  {'total':<40} {report.total:>12,} rows")
+        if report.total:
+            print("Aggregates (marts, predictions) reflect it after the next `spendwise refresh`.")
+        return 0
+
+    if args.retention is None and not (args.id or args.file):
+        print("spendwise purge-user: give a user id, --file with one id per line, or --retention [DAYS]", file=sys.stderr)
+        return EXIT_BAD_REQUEST
+    if args.retention is not None and (args.id or args.file):
+        print("spendwise purge-user: --retention applies to everyone's old rows; give it without ids", file=sys.stderr)
+        return EXIT_BAD_REQUEST
+    return _while_no_refresh_runs("purge-user", lambda: _operation("purge-user", purge))
+
+
 VERBOSE_HELP = ("also print what the steps print (dbt's per-node log, one table per demo line); it is always in "
                 "the run's logs in the Dagster UI")
 
@@ -316,6 +463,43 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
+
+    grant = sub.add_parser(
+        "grant-bi", help="PostgreSQL: give a BI role read access to predictions and the marts (idempotent)",
+        description="Create ROLE if absent (NOLOGIN unless --login) and let it read every table in predictions, "
+        "tables published there later, and the marts in analytics; never raw or user-level tables.",
+        epilog="exit codes: 0 granted, 2 not possible as asked (DuckDB warehouse, bad role name, missing privilege), "
+               "4 the warehouse cannot be reached. No password is ever taken on the command line: for a LOGIN "
+               "role set it in psql (\\password ROLE).",
+    )
+    grant.add_argument("role", help="role name: lower-case letters, digits, underscores (e.g. bi_reader)")
+    grant.add_argument("--login", action="store_true", help="let the role log in (its password is set outside Spendwise)")
+    grant.set_defaults(func=cmd_grant_bi)
+
+    export = sub.add_parser(
+        "export", help="write one published table to a CSV or Excel (xlsx) file",
+        epilog="exit codes: 0 written, 2 unknown or unpublished table, bad --out or too many rows for xlsx, "
+               "4 the warehouse cannot be reached",
+    )
+    export.add_argument("table", help="a table of schema predictions (core/registry.py), e.g. channel_attribution")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="csv")
+    export.add_argument("--out", required=True, help="file to write (replaced atomically)")
+    export.set_defaults(func=cmd_export)
+
+    purge = sub.add_parser(
+        "purge-user", help="GDPR/CCPA: delete people's rows from raw and derived user-level tables, or apply retention",
+        description="Delete every row of the given user ids from every table with a user_id column (raw.touchpoints, "
+        "raw.conversions, analytics.int_journeys, analytics.touchpoint_credit) in one transaction, and print the "
+        "rows deleted per table. Unknown ids delete nothing. The audit log gets the counts, never the ids.",
+        epilog="exit codes: 0 done (zeros included), 2 no or unreadable ids, 3 a refresh is running, "
+               "4 the warehouse cannot be reached",
+    )
+    purge.add_argument("id", nargs="?", help="one user id")
+    purge.add_argument("--file", help="a text file with one user id per line (# comments and blank lines skipped)")
+    purge.add_argument("--retention", nargs="?", type=int, const=0, default=None, metavar="DAYS",
+                       help="instead: delete raw user-level rows older than DAYS days (default "
+                            "SPENDWISE_RAW_RETENTION_DAYS); derived tables follow at the next refresh")
+    purge.set_defaults(func=cmd_purge_user)
     return parser
 
 
