@@ -1,4 +1,4 @@
-"""The nine Spendwise report charts: prediction tables in, 1200x700 PNG bytes out.
+"""The ten Spendwise report charts: prediction tables in, 1200x700 PNG bytes out.
 
 Pure plotting on seaborn/matplotlib (Agg, no pyplot figures, no dagster); one palette for every chart.
 """
@@ -41,6 +41,7 @@ __all__ = [
     "attribution_comparison_chart",
     "channel_triangulation_chart",
     "budget_recommendation_chart",
+    "forecast_accuracy_chart",
     "channel_colors",
     "mmm_roas_chart",
     "reach_ctr_chart",
@@ -1218,6 +1219,48 @@ def _draw_channel_triangulation(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     return fig
 
 
+_METRIC_COLORS = {"roi": "#1f77b4", "conversions": "#ff7f0e", "reach": "#2ca02c", "impressions": "#9467bd",
+                  "clicks": "#8c564b", "ctr": "#d62728"}
+
+
+def _draw_forecast_accuracy(df: pd.DataFrame, ctx: ChartContext) -> Figure:
+    name, table = "forecast_accuracy", "forecast_accuracy_by_horizon"
+    title = "Forecast accuracy by horizon"
+    numbers = ["horizon_days", "scored_points", "pending_points", "wape", "interval_hit_rate", "nominal_coverage"]
+    frame = _as_float(_prepare(df, name, table, ["metric", *numbers]), numbers, name, table)
+    frame["metric"] = frame["metric"].astype(str)
+    scored = frame[frame["scored_points"] > 0]
+    if scored.empty:
+        pending = int(frame["pending_points"].sum())
+        return _nothing_to_draw(ctx, title, f"No forecast scored yet: {pending:,} forecast points wait for their "
+                                            "days to arrive in the data.\nThe next refreshes with new days score them.")
+    nominal = float(frame["nominal_coverage"].iloc[0])
+    fig, body = _new_chart(ctx, title, note=f"{int(scored['scored_points'].sum()):,} forecast points scored against "
+                                           "the days that arrived; WAPE = sum |error| / sum |actual|")
+    left, right = body.subplots(1, 2)
+    metrics = [m for m in _METRIC_COLORS if m in set(scored["metric"])] + sorted(
+        set(scored["metric"]) - set(_METRIC_COLORS))
+    for metric in metrics:
+        rows = scored[scored["metric"] == metric].sort_values("horizon_days")
+        color = _METRIC_COLORS.get(metric, _MUTED)
+        style = dict(color=color, marker="o", markersize=4, linewidth=2, label=metric)
+        left.plot(rows["horizon_days"], rows["wape"], **style)
+        right.plot(rows["horizon_days"], rows["interval_hit_rate"], **style)
+    left.set_title("Error (WAPE) by days ahead")
+    left.set_xlabel("days ahead")
+    _percent_axis(left.yaxis)
+    left.set_ylim(bottom=0)
+    right.axhline(nominal, color=_INK, linestyle="--", linewidth=1.5)
+    right.text(1.0, nominal, f" nominal {nominal:.0%}", transform=right.get_yaxis_transform(), va="bottom", ha="right",
+               fontsize=12, color=_INK)
+    right.set_title("Actuals inside the interval")
+    right.set_xlabel("days ahead")
+    right.set_ylim(0, 1.05)
+    _percent_axis(right.yaxis)
+    left.legend(loc="upper left", ncols=2)
+    return fig
+
+
 _DRAWERS: dict[str, Callable[[pd.DataFrame, ChartContext], Figure]] = {
     "roi_forecast": _draw_roi_forecast,
     "roi_timeseries": _draw_roi_timeseries,
@@ -1228,6 +1271,7 @@ _DRAWERS: dict[str, Callable[[pd.DataFrame, ChartContext], Figure]] = {
     "revenue_contribution": _draw_revenue_contribution,
     "spend_scenarios": _draw_spend_scenarios,
     "channel_triangulation": _draw_channel_triangulation,
+    "forecast_accuracy": _draw_forecast_accuracy,
 }
 
 
@@ -1366,6 +1410,17 @@ def channel_triangulation_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
     return _png("channel_triangulation", df, ctx)
 
 
+def forecast_accuracy_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
+    """Error by horizon and interval hit rate of the scored forecasts, as a PNG.
+
+    df: ``forecast_accuracy_by_horizon`` with ``metric, horizon_days, scored_points, pending_points, wape,
+    interval_hit_rate, nominal_coverage``. Left: WAPE by days ahead, one line per metric; right: the share
+    of actuals inside the forecast interval by days ahead, with the nominal coverage dashed. Before any
+    forecast day has arrived (a first run) it says how many points are waiting instead.
+    """
+    return _png("forecast_accuracy", df, ctx)
+
+
 CHARTS: dict[str, Callable[[pd.DataFrame, ChartContext], bytes]] = {
     "roi_forecast": roi_forecast_chart,
     "roi_timeseries": roi_timeseries_chart,
@@ -1376,6 +1431,7 @@ CHARTS: dict[str, Callable[[pd.DataFrame, ChartContext], bytes]] = {
     "revenue_contribution": revenue_contribution_chart,
     "spend_scenarios": spend_scenarios_chart,
     "channel_triangulation": channel_triangulation_chart,
+    "forecast_accuracy": forecast_accuracy_chart,
 }
 
 

@@ -163,3 +163,14 @@ def read_history(client: WarehouseClient, table: str, *, run_ids: list[str] | No
         if c not in frame.columns:  # a column added after these runs: empty for them
             frame[c] = None
     return frame
+
+
+def query_history(client: WarehouseClient, table: str, sql: str, params: tuple = ()):
+    """`sql` run on `table`'s history, named `{history}` in it; an empty frame when there is no history yet."""
+    import pandas as pd
+
+    with client.connect() as con:
+        if not client.columns(con, HISTORY_SCHEMA, table):
+            return pd.DataFrame()
+        target = f"{client.ident(HISTORY_SCHEMA)}.{client.ident(table)}"
+        return client.query(con, sql.replace("{history}", target), params)

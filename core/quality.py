@@ -465,6 +465,45 @@ def _channel_triangulation(rules: _Rules, channels=None) -> None:
         rules.at_least(f"{ratio}_upper", ratio, when=rules.present_rows(f"{ratio}_upper"))
 
 
+def _forecast_accuracy(rules: _Rules) -> None:
+    scored = rules._column("status") == "scored", "scored rows"
+    rules.published()
+    rules.not_null("forecast_run_id", "forecast_generated_at", "forecast_origin_date", "date", "horizon_days",
+                   "channel", "metric", "predicted", "predicted_lower", "predicted_upper", "status")
+    # Channels are not pinned: a past forecast may name a channel the data has since renamed or dropped.
+    rules.in_set("metric", ["roi", "conversions", "reach", "impressions", "clicks", "ctr"])
+    rules.in_set("status", ["scored", "pending", "not scorable"])
+    rules.unique("forecast_origin_date", "channel", "metric", "date")
+    rules.between("horizon_days", 1, 365)
+    rules.within("predicted", "predicted_lower", "predicted_upper")
+    rules.not_null("actual", "error", "abs_error", "in_interval", when=scored)
+    rules.non_negative("abs_error")
+
+
+def _forecast_accuracy_by_horizon(rules: _Rules) -> None:
+    scored = rules._column("scored_points") > 0, "rows with scored points"
+    rules.published()
+    rules.not_null("metric", "horizon_days", "scored_points", "pending_points", "nominal_coverage",
+                   "recent_scored_points")
+    rules.not_null("mean_error", "mean_abs_error", "interval_hit_rate", when=scored)
+    rules.unique("metric", "horizon_days")
+    rules.between("horizon_days", 1, 365)
+    rules.non_negative("scored_points", "pending_points", "recent_scored_points", "mean_abs_error", "wape",
+                       "recent_wape")
+    rules.fraction("interval_hit_rate", "recent_interval_hit_rate", "nominal_coverage")
+
+
+def _run_changes(rules: _Rules) -> None:
+    rules.published()
+    rules.not_null("number", "channel", "current_run_id", "matters", "likely_cause")
+    rules.in_set("number", ["attribution_share", "mmm_roas", "forecast_roi", "recommended_spend"])
+    rules.not_null("model", when=(rules._column("number") == "attribution_share", "attribution_share rows"))
+    rules.unique("number", "model", "channel")
+    # recommended_spend has no interval: its bounds are empty while the value is not.
+    for measure in ("value", "previous_value"):
+        rules.within(measure, f"{measure}_lower", f"{measure}_upper", when=rules.present_rows(f"{measure}_lower"))
+
+
 def _fct_channel_daily(rules: _Rules, channels=None, expected_days: int | None = None) -> None:
     counts = ("impressions", "reach", "clicks")
     rules.not_empty()
@@ -507,6 +546,9 @@ _BUILDERS: dict[str, Callable[..., None]] = {
     "ml_budget_recommendation": _ml_budget_recommendation,
     "ml_spend_scenarios": _ml_spend_scenarios,
     "channel_triangulation": _channel_triangulation,
+    "forecast_accuracy": _forecast_accuracy,
+    "forecast_accuracy_by_horizon": _forecast_accuracy_by_horizon,
+    "run_changes": _run_changes,
     "fct_channel_daily": _fct_channel_daily,
     "fct_revenue_daily": _fct_revenue_daily,
 }
@@ -526,6 +568,9 @@ _PARAMS: dict[str, tuple[str, ...]] = {
     "ml_budget_recommendation": ("channels",),
     "ml_spend_scenarios": ("channels", "horizon_days"),
     "channel_triangulation": ("channels",),
+    "forecast_accuracy": (),
+    "forecast_accuracy_by_horizon": (),
+    "run_changes": (),
     "fct_channel_daily": ("channels", "expected_days"),
     "fct_revenue_daily": ("expected_days",),
 }

@@ -359,6 +359,79 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         ),
         charts=("channel_triangulation",),
     ),
+    Table(
+        "forecast_accuracy", "one row per past daily forecast point: data cut, channel, metric and day forecast",
+        "forecast_accuracy",
+        (
+            _c("forecast_run_id", "text", "the run that made the forecast (its rows are in predictions_history)"),
+            _c("forecast_generated_at", "timestamp", "when that run made it (UTC); of several runs that forecast "
+               "from the same last day of data, the latest stands for them"),
+            _c("forecast_origin_date", "date", "last day of actuals the forecast saw"),
+            _c("date", "date", "the day forecast"),
+            _c("horizon_days", "integer", "days ahead: date - forecast_origin_date (1 = the next day)"),
+            _CHANNEL,
+            _c("metric", "text", "roi and conversions (ml_roi_timeseries); reach, impressions, clicks and ctr "
+               "(ml_reach_ctr_timeseries)"),
+            *_interval("predicted", "the forecast value of the metric that day"),
+            _c("actual", "number", "the value in analytics.fct_channel_daily now (ROI and CTR as the forecasts define "
+               "them); empty until the day arrives, or when the metric has no value that day", nullable=True),
+            _c("error", "number", "predicted - actual; empty unless scored", nullable=True),
+            _c("abs_error", "number", "|error|; empty unless scored", nullable=True),
+            _c("in_interval", "boolean", "the actual lies inside [predicted_lower, predicted_upper]; empty unless "
+               "scored", nullable=True),
+            _c("status", "text", "scored; pending (the day is not in the actuals yet: every row of a first run); "
+               "not scorable (the day arrived without a value for the metric, e.g. ROI on a day without spend)"),
+        ),
+        history=False,
+    ),
+    Table(
+        "forecast_accuracy_by_horizon", "one row per metric and horizon (days ahead)", "forecast_accuracy",
+        (
+            _c("metric", "text", "the forecast metric, as in forecast_accuracy"),
+            _c("horizon_days", "integer", "days ahead"),
+            _c("scored_points", "integer", "forecast points scored (0 before any forecast day has arrived)"),
+            _c("pending_points", "integer", "forecast points whose day has not arrived yet"),
+            *(Column(c.name, c.type, c.description + "; empty without scored points", True) for c in (
+                _c("mean_error", "number", "mean of predicted - actual (bias: above 0 over-forecasts)"),
+                _c("mean_abs_error", "number", "mean |predicted - actual|"),
+                _c("wape", "number", "sum |error| / sum |actual| (empty also when every actual is 0)"),
+                _c("interval_hit_rate", "number", "share of scored points whose actual fell inside the interval"),
+            )),
+            _c("nominal_coverage", "number", "the coverage the intervals claim (0.95): compare interval_hit_rate"),
+            _c("recent_scored_points", "integer", "scored points whose day is within the last 28 days of actuals"),
+            _c("recent_wape", "number", "wape over those points: the rolling 28-day WAPE, one value per run "
+               "(predictions_history keeps it across runs)", nullable=True),
+            _c("recent_interval_hit_rate", "number", "interval_hit_rate over those points", nullable=True),
+        ),
+        charts=("forecast_accuracy",),
+    ),
+    Table(
+        "run_changes", "one row per headline number and channel (and attribution model): this run against the "
+        "previous one", "run_changes",
+        (
+            _c("number", "text", "attribution_share (channel_attribution.share, per model), mmm_roas "
+               "(mmm_channel_roas.roas), forecast_roi (ml_roi_forecast.predicted_roi), recommended_spend "
+               "(ml_budget_recommendation.recommended_spend)"),
+            _c("model", "text", "attribution model (attribution_share only)", nullable=True),
+            _c("channel", "text", f"marketing channel ({TOTAL_ROW} for the budget's all-channel row)"),
+            _c("current_run_id", "text", "the run that published the current value"),
+            _c("previous_run_id", "text", "the run before it in predictions_history; empty on the first run",
+               nullable=True),
+            *(Column(c.name, c.type, c.description, True) for c in (
+                *_interval("value", "the current value (empty when the number has none, e.g. ROAS without spend); "
+                           "the interval is the number's own (empty for recommended_spend)"),
+                *_interval("previous_value", "the previous run's value and interval"),
+                _c("change", "number", "value - previous_value"),
+                _c("change_pct", "number", "change in percent of |previous_value| (empty when that is 0)"),
+                _c("beyond_interval", "boolean", "the previous value lies outside the current interval (signal, "
+                   "not noise); empty without an interval or a previous value"),
+            )),
+            _c("matters", "boolean", "beyond_interval, or for a number without an interval a move of at least 10%"),
+            _c("likely_cause", "text", "the likely cause in words: new days of data (the window's new end), restated "
+               "history (earlier days whose values changed), a different chosen media-mix transform, a changed "
+               "setting; or that no input changed (model randomness), or that this is the first run"),
+        ),
+    ),
 )}
 
 CHARTS: dict[str, Chart] = {c.name: c for c in (
@@ -372,6 +445,8 @@ CHARTS: dict[str, Chart] = {c.name: c for c in (
     Chart("spend_scenarios", "Planned-spend scenarios: expected revenue", "ml_spend_scenarios"),
     Chart("channel_triangulation", "Platform claims, attribution and incrementality by channel",
           "channel_triangulation"),
+    Chart("forecast_accuracy", "Forecast accuracy: error by horizon and interval hit rate",
+          "forecast_accuracy_by_horizon"),
 )}
 
 

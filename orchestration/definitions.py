@@ -6,6 +6,8 @@ import os
 from dagster import Definitions, EnvVar, in_process_executor, multiprocess_executor
 
 from assets import ASSETS, ASSET_CHECKS
+from assets.forecast_accuracy import forecast_accuracy
+from assets.run_changes import run_changes
 from assets.resources import ChartStore
 from assets.freshness import with_freshness_policy
 from assets.raw import raw_tables
@@ -31,7 +33,9 @@ def build_definitions(warehouse_url: str | None = None, charts_dir: str | None =
         else refresh_locked(multiprocess_executor, url).configured({"max_concurrent": 2})
     )
     return Definitions(
-        assets=[*raw_tables, spendwise_dbt_models, *with_freshness_policy(ASSETS)],
+        # The history readers run after the assets whose history they read, and a failure of theirs
+        # leaves every other table published (nothing downstream of them but their chart).
+        assets=[*raw_tables, spendwise_dbt_models, *with_freshness_policy([*ASSETS, forecast_accuracy, run_changes])],
         asset_checks=ASSET_CHECKS,
         jobs=[refresh_job],
         schedules=[build_refresh_schedule(url)],

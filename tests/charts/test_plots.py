@@ -219,6 +219,23 @@ def triangulation_frame(channels: list[str], seed: int = 9) -> pd.DataFrame:
     return frame
 
 
+def forecast_accuracy_frame(channels: list[str], seed: int = 10) -> pd.DataFrame:
+    """forecast_accuracy_by_horizon as ml.forecast_scoring writes it: WAPE rising with the horizon, hit rates
+    under the nominal 95%, the last horizons still pending (channels do not appear in this table)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for metric in ("roi", "conversions", "impressions", "clicks", "ctr"):
+        for h in range(1, 31):
+            scored = 0 if h > 25 else 8 * (26 - h)
+            rows.append({"metric": metric, "horizon_days": h, "scored_points": scored, "pending_points": 8,
+                         "mean_error": rng.normal(0, 0.05), "mean_abs_error": 0.1 + 0.01 * h,
+                         "wape": np.nan if not scored else 0.1 + 0.01 * h + rng.uniform(0, 0.03),
+                         "interval_hit_rate": np.nan if not scored else min(1.0, 0.9 - 0.004 * h + rng.uniform(0, 0.05)),
+                         "nominal_coverage": 0.95, "recent_scored_points": scored // 2, "recent_wape": np.nan,
+                         "recent_interval_hit_rate": np.nan})
+    return pd.DataFrame(rows)
+
+
 FRAMES = {
     "roi_forecast": roi_forecast_frame,
     "roi_timeseries": roi_timeseries_frame,
@@ -229,6 +246,7 @@ FRAMES = {
     "revenue_contribution": contribution_frame,
     "spend_scenarios": spend_scenarios_frame,
     "channel_triangulation": triangulation_frame,
+    "forecast_accuracy": forecast_accuracy_frame,
 }
 
 
@@ -287,10 +305,16 @@ def _channel_face_colors(fig) -> dict[str, set[str]]:
     return found
 
 
+# Charts of a table with one line per metric, not per channel (forecast accuracy pools the channels).
+CHARTS_WITHOUT_CHANNELS = {"forecast_accuracy"}
+
+
 def test_each_channel_keeps_its_colour_across_charts(figures12):
     expected = channel_colors(DEMO + EXTRA)
     seen: dict[str, set[str]] = {}
     for name, fig in figures12.items():
+        if name in CHARTS_WITHOUT_CHANNELS:
+            continue
         drawn = _channel_face_colors(fig)
         assert set(drawn) == set(DEMO + EXTRA), f"{name} tags {sorted(drawn)}"
         for channel, faces in drawn.items():
@@ -479,7 +503,7 @@ def test_empty_input_names_the_chart(name):
 @pytest.mark.parametrize("name", list(FRAMES))
 def test_missing_column_is_named(name):
     df = FRAMES[name](DEMO)
-    column = "channel" if "channel" in df.columns else "component"
+    column = next(c for c in ("channel", "component", "metric") if c in df.columns)
     with pytest.raises(ValueError, match=rf"{name} chart: .*lacks column\(s\) \['{column}'\]"):
         CHARTS[name](df.drop(columns=[column]), CTX)
 
@@ -504,6 +528,7 @@ def test_registry_maps_file_stems_to_functions():
     assert list(CHARTS) == [
         "roi_forecast", "roi_timeseries", "reach_ctr", "budget_recommendation",
         "attribution_comparison", "mmm_roas", "revenue_contribution", "spend_scenarios", "channel_triangulation",
+        "forecast_accuracy",
     ]
     assert all(fn.__name__ == f"{stem}_chart" for stem, fn in CHARTS.items())
 

@@ -253,6 +253,39 @@ def fct_revenue_daily(days: int = 10) -> pd.DataFrame:
     })
 
 
+def _scored_forecasts() -> pd.DataFrame:
+    from ml.forecast_scoring import daily_actuals, forecast_points, score_points
+
+    dates = pd.date_range("2024-01-01", periods=6, freq="D")
+    forecast = pd.DataFrame([(d, c, 10.0, 9.0, 11.0) for d in dates[3:] for c in CHANNELS],
+                            columns=["date", "channel", "conversions", "conversions_lower", "conversions_upper"])
+    forecast = forecast.assign(run_id="r1", generated_at=RUN_STAMP)
+    origins = pd.DataFrame({"run_id": ["r1"], "origin_date": [dates[2]]})
+    daily = pd.DataFrame([(d, c, 100.0, 150.0, 10.5, 800.0, 1000.0, 50.0) for d in dates[:5] for c in CHANNELS],
+                         columns=["date", "channel", "spend", "revenue", "conversions", "reach", "impressions", "clicks"])
+    return score_points(forecast_points(forecast, origins, ("conversions",)), daily_actuals(daily))
+
+
+def forecast_accuracy() -> pd.DataFrame:
+    return published(_scored_forecasts())
+
+
+def forecast_accuracy_by_horizon() -> pd.DataFrame:
+    from ml.forecast_scoring import accuracy_by_horizon
+
+    return published(accuracy_by_horizon(_scored_forecasts(), 0.95))
+
+
+def run_changes() -> pd.DataFrame:
+    from ml.run_changes import run_changes as compare
+
+    def roas(run: str, shift: float) -> pd.DataFrame:
+        return pd.DataFrame({"channel": CHANNELS, "run_id": run, "roas": [2.0 + shift, 1.0, 3.0],
+                             "roas_lower": [1.5, 0.5, 2.0], "roas_upper": [2.5 + shift, 1.5, 4.0]})
+
+    return published(compare({"mmm_channel_roas": roas("r2", 1.0)}, {"mmm_channel_roas": roas("r1", 0.0)}, {}))
+
+
 VALID = {
     "channel_attribution": (channel_attribution, {"channels": CHANNELS}),
     "campaign_attribution": (campaign_attribution, {"channels": CHANNELS}),
@@ -269,6 +302,9 @@ VALID = {
     "ml_budget_recommendation": (ml_budget_recommendation, {"channels": CHANNELS}),
     "ml_spend_scenarios": (ml_spend_scenarios, {"channels": CHANNELS, "horizon_days": 30}),
     "channel_triangulation": (channel_triangulation, {"channels": CHANNELS}),
+    "forecast_accuracy": (forecast_accuracy, {}),
+    "forecast_accuracy_by_horizon": (forecast_accuracy_by_horizon, {}),
+    "run_changes": (run_changes, {}),
     "fct_channel_daily": (fct_channel_daily, {"channels": CHANNELS, "expected_days": 10}),
     "fct_revenue_daily": (fct_revenue_daily, {"expected_days": 10}),
 }
