@@ -258,12 +258,33 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """The chart and data HTTP service (charts, tables as JSON/CSV, status, refresh) until Ctrl-C."""
+    import ipaddress
+
     import uvicorn
 
+    from core.settings import API_TOKEN_ENV, get_settings
     from service.app import create_app  # noqa: I001 (the service room sits below orchestration)
 
-    print(f"Spendwise charts and data on http://{args.host}:{args.port}/ (API at /docs, Ctrl-C stops)")
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host.strip("[]")).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to any interface
+        loopback = False
+    try:
+        settings = get_settings()
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"spendwise serve: {exc}", file=sys.stderr)
+        return 2
+    if not loopback and not settings.api_token:
+        print(f"spendwise serve: refusing to listen on {args.host} without {API_TOKEN_ENV}: anyone who can reach "
+              f"that address could start refreshes and export tables. Set {API_TOKEN_ENV} to a long random value "
+              "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) and send it as "
+              "`Authorization: Bearer <token>`, or listen on 127.0.0.1", file=sys.stderr)
+        return 2
+    guarded = "bearer tokens required" if settings.api_token else "no token: loopback only"
+    print(f"Spendwise charts and data on http://{args.host}:{args.port}/ (API at /docs, {guarded}, Ctrl-C stops)")
+    # Open /events streams never end by themselves: give them 5 s to close on Ctrl-C, then stop.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=5)
     return 0
 
 
@@ -460,7 +481,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     serve = sub.add_parser("serve", help="chart and data HTTP service: charts, tables as JSON/CSV, status, refresh")
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default loopback only)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="interface to listen on (default loopback only; any other needs SPENDWISE_API_TOKEN)")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
 

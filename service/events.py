@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,8 @@ from core.warehouse import WarehouseBusy
 from service.chart_files import chart_files
 from service.dagster_bridge import DagsterBridge, DagsterUnavailable
 from service.reader import WarehouseReader
+
+logger = logging.getLogger("spendwise.service")
 
 IN_PROGRESS = frozenset({"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"})
 DEFAULT_POLL_SECONDS = 2.0
@@ -54,11 +57,17 @@ def take_snapshot(reader: WarehouseReader, bridge: DagsterBridge, charts_dir: Pa
         run_known = True
     except DagsterUnavailable:
         run, run_known = None, False
+    except Exception as exc:  # a stream outlives one bad read: the next poll tries again
+        logger.warning("events: cannot read the latest refresh run: %s: %s", exc.__class__.__name__, exc)
+        run, run_known = None, False
     try:
         tables = {name: {"name": name, "run_id": stats.run_id, "generated_at": _iso(stats.generated_at),
                          "rows": stats.rows, "url": f"/data/{name}"}
                   for name, stats in reader.table_index().items()}
     except WarehouseBusy:
+        tables = None
+    except Exception as exc:
+        logger.warning("events: cannot read the published tables: %s: %s", exc.__class__.__name__, exc)
         tables = None
     charts = {c.name: {"name": c.name, "url": f"/charts/{c.name}.png", "version": c.version,
                        "last_modified": _iso(c.last_modified)} for c in chart_files(charts_dir) if c.exists}

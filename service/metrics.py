@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from core.raw_contract import RAW_TABLES
 from core.settings import RAW_SCHEMA
 from core.warehouse import WarehouseBusy, WarehouseMissing
-from service.dagster_bridge import DagsterBridge, DagsterUnavailable
+from service.dagster_bridge import DagsterBridge
 from service.reader import WarehouseReader
 
 logger = logging.getLogger("spendwise.service")
@@ -53,8 +53,8 @@ class SpendwiseCollector(Collector):
         try:
             run = self.bridge.latest_refresh()
             status = self.bridge.status(self.now)
-        except DagsterUnavailable as exc:
-            logger.warning("metrics: %s", exc)
+        except Exception as exc:  # DagsterUnavailable or worse: the scrape still answers, source down
+            logger.warning("metrics: Dagster not read: %s: %s", exc.__class__.__name__, exc)
             up.add_metric(["dagster"], 0)
             return
         up.add_metric(["dagster"], 1)
@@ -99,6 +99,10 @@ class SpendwiseCollector(Collector):
             webhooks = self._webhook_states()
         except WarehouseBusy as exc:  # a DuckDB refresh holds the file: the next scrape reads it
             logger.info("metrics: warehouse not read: %s", exc.detail)
+            up.add_metric(["warehouse"], 0)
+            return
+        except Exception as exc:
+            logger.warning("metrics: warehouse not read: %s: %s", exc.__class__.__name__, exc)
             up.add_metric(["warehouse"], 0)
             return
         up.add_metric(["warehouse"], 1)
