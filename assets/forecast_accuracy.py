@@ -26,8 +26,9 @@ HIT_RATE_CHECK = AssetCheckSpec(
     "well below the nominal coverage (below nominal minus the larger of 10 points and 3 standard errors), judged "
     f"once the metric has at least {MIN_POINTS_FOR_HIT_RATE} scored points; passes with the reason before that.",
 )
-# Runs are stamped alike on every row of a table: the last day of actuals each run forecast from.
-ORIGINS_SQL = "SELECT run_id, max(date) AS origin_date FROM {history} WHERE NOT is_forecast GROUP BY run_id"
+# The last day of actuals each run forecast from, and when it published.
+ORIGINS_SQL = ("SELECT run_id, max(date) AS origin_date, max(generated_at) AS published FROM {history} "
+               "WHERE NOT is_forecast GROUP BY run_id")
 
 
 class ForecastAccuracyConfig(Config):
@@ -60,7 +61,9 @@ def forecast_accuracy(context: AssetExecutionContext, config: ForecastAccuracyCo
         origins = query_history(client, table, ORIGINS_SQL)
         if origins.empty:
             continue
-        forecasts = read_history(client, table, where="is_forecast")
+        # Only the latest run of each data cut is scored (see forecast_points): read just those runs.
+        origins = origins.sort_values("published").drop_duplicates("origin_date", keep="last")
+        forecasts = read_history(client, table, run_ids=origins["run_id"].tolist(), where="is_forecast")
         parts.append(forecast_points(forecasts, origins, metrics))
     if not parts or not sum(len(p) for p in parts):
         raise Failure("no daily forecast in predictions_history.ml_roi_timeseries or ml_reach_ctr_timeseries: "
