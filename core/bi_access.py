@@ -13,13 +13,15 @@ from datetime import datetime, timezone
 
 from core import audit
 from core.registry import TABLES
-from core.settings import ANALYTICS_SCHEMA, DBT_DIR, PREDICTIONS_SCHEMA, RAW_SCHEMA
+from core.settings import ANALYTICS_SCHEMA, DBT_DIR, HISTORY_SCHEMA, PREDICTIONS_SCHEMA, RAW_SCHEMA
 from core.warehouse import WarehouseClient
 
 # The roles `spendwise grant-bi` gave access; the marts' dbt post-hook (macros/bi_roles.sql) grants
 # SELECT on every mart to each of them after every build, so marts added or rebuilt later stay readable.
 BI_ROLES_TABLE = "bi_roles"
 MARTS_DIR = DBT_DIR / "models" / "marts"
+# Schemas the role reads whole, tables published later included: the predictions and their history.
+PUBLISHED_SCHEMAS = (PREDICTIONS_SCHEMA, HISTORY_SCHEMA)
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -32,9 +34,9 @@ class BiGrant:
     role: str
     created: bool
     login: bool
-    prediction_tables: tuple[str, ...]
+    prediction_tables: tuple[str, ...]  # in predictions (and, by the same grant, predictions_history)
     mart_tables: tuple[str, ...]
-    default_privileges_for: tuple[str, ...]  # roles whose future tables in predictions the role may read
+    default_privileges_for: tuple[str, ...]  # roles whose future tables in PUBLISHED_SCHEMAS the role may read
 
 
 def mart_tables() -> list[str]:
@@ -104,9 +106,9 @@ def grant_bi(client: WarehouseClient, role: str, *, login: bool = False, actor: 
     """Give `role` read access to the prediction tables and the marts; idempotent, one transaction.
 
     The role is created NOLOGIN if absent (`login=True`: LOGIN, still without a password; set one
-    outside Spendwise, e.g. `\\password ROLE` in psql). It gets USAGE on the predictions and
-    analytics schemas, SELECT on every table in predictions and on every mart, default privileges
-    so tables published later in predictions are readable, and is recorded in ops.bi_roles so the
+    outside Spendwise, e.g. `\\password ROLE` in psql). It gets USAGE on the predictions,
+    predictions_history and analytics schemas, SELECT on every table of the first two and on every
+    mart, default privileges so tables published there later are readable, and is recorded in ops.bi_roles so the
     marts' dbt post-hook grants SELECT after every build. Any privilege it holds on raw tables or
     on analytics relations with a `user_id` column (journeys, touch-level credit, staging views) is
     revoked. Recorded in the audit log.
@@ -133,19 +135,20 @@ def grant_bi(client: WarehouseClient, role: str, *, login: bool = False, actor: 
         elif login and not found[0][1]:
             _privileged(client, con, f"ALTER ROLE {client.ident(role)} LOGIN", me)
         quoted = client.ident(role)
-        for schema in (PREDICTIONS_SCHEMA, ANALYTICS_SCHEMA):
+        for schema in (*PUBLISHED_SCHEMAS, ANALYTICS_SCHEMA):
             client.execute(con, f"CREATE SCHEMA IF NOT EXISTS {client.ident(schema)}")
             client.execute(con, f"GRANT USAGE ON SCHEMA {client.ident(schema)} TO {quoted}")
-        client.execute(con, f"GRANT SELECT ON ALL TABLES IN SCHEMA {client.ident(PREDICTIONS_SCHEMA)} TO {quoted}")
+        published = ", ".join(client.ident(s) for s in PUBLISHED_SCHEMAS)
+        client.execute(con, f"GRANT SELECT ON ALL TABLES IN SCHEMA {published} TO {quoted}")
         prediction_tables = [r[0] for r in client.fetch(
             con, "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", (PREDICTIONS_SCHEMA,))]
         # Tables published later are created by the publishing role (the warehouse URL's user): its
         # default privileges make them readable. Owners of today's tables get the same, when they differ.
         owners = sorted({me, *(r[0] for r in client.fetch(
-            con, "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = %s", (PREDICTIONS_SCHEMA,)))})
+            con, "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = ANY(%s)", (list(PUBLISHED_SCHEMAS),)))})
         for owner in owners:
             _privileged(client, con, f"ALTER DEFAULT PRIVILEGES FOR ROLE {client.ident(owner)} IN SCHEMA "
-                                     f"{client.ident(PREDICTIONS_SCHEMA)} GRANT SELECT ON TABLES TO {quoted}", me)
+                                     f"{published} GRANT SELECT ON TABLES TO {quoted}", me)
         existing_marts = {r[0] for r in client.fetch(
             con, "SELECT tablename FROM pg_tables WHERE schemaname = %s", (ANALYTICS_SCHEMA,))}
         marts = [m for m in mart_tables() if m in existing_marts]

@@ -1,6 +1,6 @@
 """Deleting a person's data (GDPR/CCPA) and raw user-level retention.
 
-User-level relations are found, not listed: every table in raw, analytics or predictions with a
+User-level relations are found, not listed: every table in raw, analytics, predictions(_history) with a
 `user_id` column (today raw.touchpoints, raw.conversions and the dbt tables int_journeys and
 touchpoint_credit; the staging views over raw need nothing). Aggregates (marts, predictions) hold no
 user ids and reflect a deletion at the next refresh.
@@ -14,12 +14,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from core import audit
-from core.settings import ANALYTICS_SCHEMA, PREDICTIONS_SCHEMA, RAW_SCHEMA
+from core.settings import ANALYTICS_SCHEMA, HISTORY_SCHEMA, PREDICTIONS_SCHEMA, RAW_SCHEMA
 from core.warehouse import WarehouseClient
 
 USER_COLUMN = "user_id"
 TIME_COLUMN = "occurred_at"  # raw.touchpoints and raw.conversions: when the touch or sale happened (UTC)
-SCHEMAS_WITH_USER_DATA = (RAW_SCHEMA, ANALYTICS_SCHEMA, PREDICTIONS_SCHEMA)
+SCHEMAS_WITH_USER_DATA = (RAW_SCHEMA, ANALYTICS_SCHEMA, PREDICTIONS_SCHEMA, HISTORY_SCHEMA)
 
 
 @dataclass(frozen=True)

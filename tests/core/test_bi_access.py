@@ -67,6 +67,13 @@ def role(pg_url):
     con.close()
 
 
+def _grant_from_cli(url: str, role: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "orchestration.cli", "grant-bi", role], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "SPENDWISE_WAREHOUSE_URL": url})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def _dbt_run(url: str, tmp: Path, *args: str) -> None:
     env = {**os.environ, **WarehouseUrl.parse(url).dbt_env()}
     result = subprocess.run(
@@ -88,8 +95,9 @@ def test_the_bi_role_reads_predictions_and_marts_after_republishing_and_nothing_
     client.publish(_frame(), TABLE, run_id="r1")
 
     first = grant_bi(client, role)
-    again = grant_bi(client, role)  # idempotent: nothing fails, nothing doubles
-    assert first.created and not again.created and not again.login
+    again = _grant_from_cli(pg_url, role)  # idempotent: nothing fails, nothing doubles
+    assert "already existed, NOLOGIN" in again and "SELECT on 6 marts" in again
+    assert first.created and not first.login
     assert TABLE in first.prediction_tables and set(first.mart_tables) == set(mart_tables())
     assert "fct_channel_daily" in first.mart_tables and "int_journeys" not in first.mart_tables
     assert _as_role(pg_url, role, "SELECT rolcanlogin FROM pg_roles WHERE rolname = current_user") == [(False,)]
@@ -102,6 +110,10 @@ def test_the_bi_role_reads_predictions_and_marts_after_republishing_and_nothing_
     _dbt_run(pg_url, tmp_path, "--select", "marts", "--full-refresh")
     assert _as_role(pg_url, role, f"SELECT DISTINCT run_id FROM predictions.{TABLE}") == [("r3",)]
     assert _as_role(pg_url, role, "SELECT count(*) FROM predictions.bi_probe_new_table") == [(2,)]
+    history = _as_role(pg_url, role, f"SELECT DISTINCT run_id FROM predictions_history.{TABLE} ORDER BY 1")
+    assert history == [("r1",), ("r2",), ("r3",)]
+    # A history table created after the grant is readable too (default privileges in predictions_history).
+    assert _as_role(pg_url, role, "SELECT count(*) FROM predictions_history.bi_probe_new_table") == [(2,)]
     for mart in mart_tables():
         assert _as_role(pg_url, role, f"SELECT count(*) FROM analytics.{mart}")[0][0] >= 0
 
