@@ -54,7 +54,7 @@ def events(request: Request, settings: AppSettings, reader: Reader, bridge: Brid
         "(dagster, warehouse: 0 when that source could not be read, e.g. while a DuckDB refresh runs)."
     ),
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                     "description": "the metrics (text format 0.0.4)"}},
+                     "description": "the metrics (Prometheus text exposition format)"}},
 )
 def metrics(reader: Reader, bridge: Bridge) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
