@@ -160,6 +160,10 @@ def test_after_a_purge_and_with_retention_the_next_dbt_build_holds_neither(kind,
     for schema, table, column in (("raw", "touchpoints", "occurred_at"), ("raw", "conversions", "occurred_at")):
         oldest = client.read_sql(f"SELECT min({column}) AS t FROM {schema}.{table}")["t"].iloc[0]
         assert pd.Timestamp(oldest) >= cutoff, (schema, table)
+    [applied] = audit.entries(client, action="raw_retention")
+    assert applied["actor"] == "pipeline:dbt" and applied["detail"]["days"] == 60
+    assert applied["detail"]["rows_deleted"]["raw.touchpoints"] > 0
+    assert set(applied["detail"]["rows_deleted"]) == {"raw.touchpoints", "raw.conversions"}
     # persist_docs wrote the models' descriptions as comments on this engine too.
     if kind == "postgres":
         comment = client.read_sql("SELECT obj_description('analytics.fct_channel_daily'::regclass) AS c")["c"].iloc[0]
