@@ -132,8 +132,7 @@ def record(client: WarehouseClient, action: str, *, actor: str, detail: Mapping[
     `detail` holds counts, table names and file names only; keys that look like personal data or
     secrets (user_id, ids, email, token, ...) are refused with ValueError before anything is written.
     """
-    payload_check = _serialise(detail)  # refuse bad detail before opening a connection
-    del payload_check
+    _serialise(detail)  # refuse a bad detail before a connection is opened or a schema created
     with client.write_transaction(AUDIT_SCHEMA) as con:
         record_in(client, con, action, actor=actor, detail=detail)
 
