@@ -122,7 +122,7 @@ def test_a_real_refresh_fires_its_webhook_once_and_the_sensor_path_sends_the_sam
             # The daemon's path: the success sensor, evaluated on this run's RUN_SUCCESS event.
             with Receiver() as late:
                 monkeypatch.setenv("SPENDWISE_WAREHOUSE_URL", url)
-                webhook_env(receiver.url, late.url)
+                webhook_env(receiver.url, late.url, SPENDWISE_PUBLIC_URL="https://sw.example.com")
                 success_sensor = build_webhook_sensors(WarehouseUrl.parse(url))[0]
                 assert success_sensor.name == WEBHOOK_SUCCESS_SENSOR_NAME
                 [success] = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_SUCCESS)
