@@ -312,6 +312,17 @@ def _operation(command: str, action) -> int:
         return EXIT_NO_WAREHOUSE
 
 
+def _existing_warehouse():
+    """The configured warehouse, refusing (WarehouseMissing) a DuckDB file that does not exist yet, which
+    a write connection would otherwise create empty."""
+    from core.warehouse import WarehouseMissing
+
+    warehouse = _warehouse()
+    if warehouse.kind == "duckdb" and not warehouse.url.duckdb_path.exists():
+        raise WarehouseMissing(f"no warehouse at {warehouse.url.duckdb_path}: run `spendwise demo` or `spendwise load DIR`")
+    return warehouse
+
+
 def cmd_grant_bi(args: argparse.Namespace) -> int:
     """Read access for a BI role to predictions and the marts (PostgreSQL), never to user-level tables."""
     from core.bi_access import grant_bi
@@ -345,7 +356,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     def export() -> int:
         spec = table(args.table)  # KeyError lists the registered tables
-        warehouse = _warehouse()
+        warehouse = _existing_warehouse()
         if not warehouse.table_exists(PREDICTIONS_SCHEMA, spec.name):
             raise ValueError(f"{spec.qualified_name} has not been published yet: run `spendwise refresh` first "
                              f"(registered tables: {', '.join(TABLES)})")
@@ -393,7 +404,7 @@ def cmd_purge_user(args: argparse.Namespace) -> int:
     from core.settings import raw_retention_days
 
     def purge() -> int:
-        warehouse = _warehouse()
+        warehouse = _existing_warehouse()
         if args.retention is not None:
             days = args.retention or raw_retention_days()
             if not days:

@@ -79,3 +79,16 @@ def test_load_purge_and_retention_from_the_command_line(url, tmp_path, capsys, m
     assert all(e["actor"].startswith("cli:") for e in log)
     text = WarehouseClient(url).read_sql("SELECT detail FROM ops.audit_log")["detail"].str.cat()
     assert "u-2" not in text and "u-3" not in text and "nobody" not in text
+
+
+def test_no_warehouse_yet_is_exit_4_and_creates_none(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "never.duckdb"
+    monkeypatch.setenv("SPENDWISE_WAREHOUSE_URL", f"duckdb:///{path}")
+    get_settings.cache_clear()
+    try:
+        assert main(["purge-user", "u-1"]) == 4
+        assert main(["export", "channel_attribution", "--out", str(tmp_path / "x.csv")]) == 4
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().err.count(f"no warehouse at {path}") == 2
+    assert not path.exists()
