@@ -151,3 +151,63 @@ def test_a_real_refresh_fires_its_webhook_once_and_the_sensor_path_sends_the_sam
             instance.dispose()
     assert len(DeliveryLog(WarehouseClient(url)).rows(run.run_id)) == 3
     json.dumps(event)  # plain JSON throughout
+
+
+def test_the_failure_sensor_sends_a_failed_run_read_back_from_the_event_log(tmp_path, monkeypatch, webhook_env):
+    """A real failed Dagster run (a warning check failing, then a step raising) in a real instance: the
+    run-failure sensor sends refresh.failed with the check in words, the failed step and the reason."""
+    from dagster import (
+        AssetCheckResult,
+        AssetCheckSeverity,
+        AssetCheckSpec,
+        DagsterEventType,
+        DagsterInstance,
+        MaterializeResult,
+        asset,
+        build_run_status_sensor_context,
+        materialize,
+    )
+
+    from orchestration.refresh import outcome_from_run
+    from orchestration.sensors import WEBHOOK_FAILURE_SENSOR_NAME, build_webhook_sensors
+
+    @asset(check_specs=[AssetCheckSpec("fresh_enough", asset="spend")])
+    def spend():
+        return MaterializeResult(check_results=[AssetCheckResult(
+            check_name="fresh_enough", passed=False, severity=AssetCheckSeverity.WARN,
+            description="raw.spend: newest day 9 days old")])
+
+    @asset(deps=[spend])
+    def forecast():
+        raise RuntimeError("the forecast could not be fitted")
+
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    monkeypatch.setenv("SPENDWISE_WAREHOUSE_URL", url)
+    with DagsterInstance.ephemeral() as instance, Receiver() as receiver:
+        result = materialize([spend, forecast], instance=instance, raise_on_error=False,
+                             tags={"spendwise/trigger": "schedule"})
+        assert not result.success
+        outcome = outcome_from_run(instance, result.run_id)
+        assert (outcome.success, outcome.materialized, outcome.failed_steps) == (False, ["spend"], ["forecast"])
+        assert [(c.name, c.passed, c.severity) for c in outcome.checks] == [("fresh_enough", False, "WARN")]
+
+        webhook_env(receiver.url)
+        failure_sensor = build_webhook_sensors()[1]
+        assert failure_sensor.name == WEBHOOK_FAILURE_SENSOR_NAME
+        [failed] = instance.all_logs(result.run_id, of_type=DagsterEventType.RUN_FAILURE)
+        context = build_run_status_sensor_context(
+            sensor_name=failure_sensor.name, dagster_event=failed.dagster_event, dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(result.run_id)).for_run_failure()
+        answer = failure_sensor(context)
+        assert "refresh.failed: 1/1 delivered" in answer.skip_message, answer.skip_message
+        assert "1/1" not in failure_sensor(context).skip_message  # evaluated again: nothing sent twice
+    [event] = receiver.events()
+    assert receiver.requests[0]["verified"]
+    assert (event["event"], event["run_id"], event["trigger"]) == (EVENT_FAILED, result.run_id, "schedule")
+    assert event["failed_steps"] == ["forecast"]
+    assert event["failed_checks"] == [{"asset": "spend", "name": "fresh_enough", "severity": "WARN", "blocking": False,
+                                       "stops_the_run": False, "words": "raw.spend: newest day 9 days old"}]
+    assert event["error"] and "forecast" in event["error"], event["error"]
+    assert event["started_at"] <= event["finished_at"]
+    [row] = DeliveryLog(WarehouseClient(url)).rows(result.run_id)
+    assert row["delivered"] and row["event"] == EVENT_FAILED
