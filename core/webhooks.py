@@ -16,7 +16,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -385,9 +385,15 @@ class DeliveryLog:
         columns = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
         self.client.execute(con, f"CREATE TABLE IF NOT EXISTS {self.table} ({columns}, UNIQUE (run_id, url, event))")
 
-    def claim(self, delivery: Delivery) -> bool:
-        """Insert the row as `sending`; False when this run's event already went (or goes) to this URL."""
+    def claim(self, delivery: Delivery, stale_after_s: float | None = None) -> bool:
+        """Insert the row as `sending`; False when this run's event already went (or goes) to this URL.
+
+        A `sending` row older than `stale_after_s` was left by a notifier that died mid-delivery (a
+        sensor's code server killed, say) long after its deadline: it is taken over, delivery id kept,
+        so the event is not lost; a younger one belongs to a notifier still at work and is left alone.
+        """
         p = self.client.placeholder
+        at = delivery.attempted_at.astimezone(timezone.utc).replace(tzinfo=None)
         with self.client.write_transaction(OPS_SCHEMA) as con:
             self._create(con)
             rows = self.client.fetch(
@@ -395,10 +401,22 @@ class DeliveryLog:
                 f"INSERT INTO {self.table} (delivery_id, run_id, event, url, target_name, attempts, delivered, state, "
                 f"attempted_at) VALUES ({p}, {p}, {p}, {p}, {p}, 0, FALSE, 'sending', {p}) "
                 "ON CONFLICT (run_id, url, event) DO NOTHING RETURNING delivery_id",
-                (delivery.delivery_id, delivery.run_id, delivery.event, delivery.url, delivery.target_name,
-                 delivery.attempted_at.replace(tzinfo=None)),
+                (delivery.delivery_id, delivery.run_id, delivery.event, delivery.url, delivery.target_name, at),
             )
-        return bool(rows)
+            if rows:
+                return True
+            if stale_after_s is None:
+                return False
+            taken = self.client.fetch(
+                con,
+                f"UPDATE {self.table} SET attempted_at = {p}, target_name = {p} WHERE run_id = {p} AND url = {p} "
+                f"AND event = {p} AND state = 'sending' AND attempted_at < {p} RETURNING delivery_id",
+                (at, delivery.target_name, delivery.run_id, delivery.url, delivery.event,
+                 at - timedelta(seconds=stale_after_s)),
+            )
+        if taken:
+            delivery.delivery_id = str(taken[0][0])
+        return bool(taken)
 
     def finish(self, delivery: Delivery) -> None:
         p = self.client.placeholder
@@ -463,7 +481,7 @@ def _notify(report: RunReport, client, settings: WebhookSettings, sleep) -> list
         delivery = Delivery(delivery_id=str(uuid.uuid4()), run_id=report.run_id, url=target.redacted_url,
                             target_name=target.name, event=report.event)
         try:
-            if not store.claim(delivery):
+            if not store.claim(delivery, stale_after_s=2 * settings.deadline_seconds + 60):
                 log.info("webhook %s: run %s's %s was already sent there; not sent again",
                          target.redacted_url, report.run_id, report.event)
                 continue

@@ -25,6 +25,7 @@ from core.webhooks import (
     EVENT_SUCCEEDED,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    Delivery,
     DeliveryLog,
     FailedCheck,
     RunReport,
@@ -350,3 +351,21 @@ def test_redacted_urls_keep_scheme_host_port_and_path():
     assert redact_url("https://user:pw@hooks.example.com:8443/a/b?token=x#frag") == "https://hooks.example.com:8443/a/b"
     assert redact_url("http://[::1]:9000/h?k=v") == "http://[::1]:9000/h"
     assert WebhookSettings.from_env({}).configured is False
+
+
+def test_a_delivery_left_sending_by_a_dead_notifier_is_taken_over_a_live_one_is_not(duckdb_url):
+    client = WarehouseClient(duckdb_url)
+    store = DeliveryLog(client)
+    with Receiver() as receiver:
+        settings = webhook_settings(receiver.url, deadline_seconds=5.0)
+        # a notifier claimed run-9 an hour ago and died before sending; another is sending run-10 now
+        for run_id, age in (("run-9", timedelta(hours=1)), ("run-10", timedelta(seconds=1))):
+            claimed = Delivery(delivery_id=f"claimed-{run_id}", run_id=run_id, url=receiver.url,
+                               target_name="x", event=EVENT_SUCCEEDED,
+                               attempted_at=datetime.now(timezone.utc) - age)
+            assert store.claim(claimed)
+        [taken_over] = notify_refresh(report("run-9"), client, settings)
+        assert notify_refresh(report("run-10"), client, settings) == []
+    assert taken_over.delivered and taken_over.delivery_id == "claimed-run-9"
+    assert [r["headers"][DELIVERY_HEADER] for r in receiver.requests] == ["claimed-run-9"]
+    assert sorted((r["run_id"], r["state"]) for r in store.rows()) == [("run-10", "sending"), ("run-9", "delivered")]
