@@ -312,27 +312,33 @@ def send_with_retries(target: WebhookTarget, body: bytes, event: str, delivery: 
                 SIGNATURE_HEADER: sign(settings.secret, timestamp, body),
             }
             sent = time.monotonic()
-            retry_after = 0.0
+            retry_after, final = 0.0, False
             try:
                 response = http.post(target.url, content=body, headers=headers,
                                      timeout=min(settings.timeout_seconds, remaining))
-                delivery.status_code, delivery.error = response.status_code, None
-                if 200 <= response.status_code < 300:
-                    delivery.delivered = True
-                elif response.status_code < 500 and response.status_code not in _RETRY_STATUSES:
-                    delivery.error = f"HTTP {response.status_code}: the receiver refused the event (not retried)"
+                status = delivery.status_code = response.status_code
+                delivery.error = None
+                if 200 <= status < 300:
+                    delivery.delivered = final = True
+                elif 300 <= status < 400:
+                    final = True
+                    delivery.error = (f"HTTP {status}: redirected to {redact_url(response.headers.get('Location', '?'))}; "
+                                      "redirects are not followed, configure the final URL (not retried)")
+                elif status < 500 and status not in _RETRY_STATUSES:
+                    final = True
+                    delivery.error = f"HTTP {status}: the receiver refused the event (not retried)"
                 else:
-                    delivery.error = f"HTTP {response.status_code}"
+                    delivery.error = f"HTTP {status}"
                     retry_after = _retry_after(response.headers.get("Retry-After"))
             except httpx.TimeoutException:
                 delivery.status_code = None
                 delivery.error = f"no answer within {min(settings.timeout_seconds, remaining):g} s"
-            except httpx.HTTPError as exc:
+            except Exception as exc:  # refused, reset, TLS, DNS ...: retried like a timeout
                 delivery.status_code = None
-                # httpx's messages name host and port, not the URL's credentials or query.
-                delivery.error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                # The URL's credentials and query never reach the record, whatever the message quotes.
+                detail = " ".join(str(exc).replace(target.url, target.redacted_url).split())[:200]
+                delivery.error = f"{type(exc).__name__}: {detail}"
             delivery.latency_ms = round((time.monotonic() - sent) * 1000, 1)
-            final = delivery.delivered or (delivery.error or "").endswith("(not retried)")
             if final or delivery.attempts >= settings.attempts:
                 break
             pause = max(wait, retry_after)

@@ -369,3 +369,10 @@ def test_a_delivery_left_sending_by_a_dead_notifier_is_taken_over_a_live_one_is_
     assert taken_over.delivered and taken_over.delivery_id == "claimed-run-9"
     assert [r["headers"][DELIVERY_HEADER] for r in receiver.requests] == ["claimed-run-9"]
     assert sorted((r["run_id"], r["state"]) for r in store.rows()) == [("run-10", "sending"), ("run-9", "delivered")]
+
+
+def test_a_redirect_is_not_followed_nor_retried(duckdb_url):
+    with Receiver(script=(307,)) as moved:
+        [delivery] = notify_refresh(report("run-11"), WarehouseClient(duckdb_url), webhook_settings(moved.url))
+    assert (delivery.delivered, delivery.attempts, delivery.status_code, len(moved.requests)) == (False, 1, 307, 1)
+    assert "redirects are not followed, configure the final URL" in delivery.error
