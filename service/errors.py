@@ -83,6 +83,16 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return responses
 
 
+def json_error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """error_responses for a route whose own responses are not JSON (the HTML page): FastAPI would document
+    a `model` under the route's media type, so the JSON body is referenced explicitly."""
+    responses = error_responses(*codes)
+    for entry in responses.values():
+        del entry["model"]
+        entry["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    return responses
+
+
 def error_response(status: int, error: str, detail: str, headers: dict[str, str] | None = None,
                    **extra: Any) -> JSONResponse:
     body = {"error": error, "detail": detail, **{k: v for k, v in extra.items() if v is not None}}

@@ -9,17 +9,18 @@ from core.warehouse import WarehouseBusy
 from service.auth import caller_for_read
 from service.chart_files import chart_files
 from service.deps import AppSettings, Reader
-from service.errors import HOW_TO_PUBLISH, error_responses
+from service.errors import HOW_TO_PUBLISH, json_error_responses
 from service.page import PAGE_CSP, render_page
 
-router = APIRouter(tags=["page"], dependencies=[Depends(caller_for_read)], responses=error_responses(401))
+router = APIRouter(tags=["page"], dependencies=[Depends(caller_for_read)])
 
 
 @router.get(
     "/", response_class=HTMLResponse, summary="Charts and data links for people",
     description="One self-contained HTML page (no external assets): every chart with its timestamp and "
     "JSON/CSV links per table.",
-    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the page"}},
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the page"},
+               **json_error_responses(401)},
 )
 def index(settings: AppSettings, reader: Reader) -> HTMLResponse:
     note = None
