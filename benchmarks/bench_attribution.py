@@ -1,6 +1,8 @@
-"""Speed and memory of the attribution models on synthetic path tables (Markov orders 1-3, Shapley, heuristics).
+"""Speed and memory of the attribution models on synthetic path tables (Markov orders 1-3, Shapley, heuristics),
+and with --demo their credit on the demo data against the generator's truth.
 
 Run: .venv/bin/python benchmarks/bench_attribution.py [--paths 100000 --paths 10000] [--repeats 3] [--skip-slow]
+     .venv/bin/python benchmarks/bench_attribution.py --demo [--scale 1 --seed 42]
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ml.attribution import heuristics, markov, parse_paths, shapley
+
+JOURNEY_WINDOW = pd.Timedelta(days=30)  # dbt var journey_lookback_days
 
 
 def synthesize_paths(n_paths: int, n_channels: int = 12, max_length: int = 8, seed: int = 0) -> pd.DataFrame:
@@ -98,13 +102,79 @@ def cases(frame: pd.DataFrame) -> list[Case]:
     ]
 
 
+def demo_path_table(touchpoints: pd.DataFrame, conversions: pd.DataFrame) -> pd.DataFrame:
+    """Path table as int_journeys/conversion_paths build it: a conversion's journey is the user's touches in the
+    30 days before it and after their previous conversion; a user's touches after their last conversion (or all,
+    for users who never bought), within 30 days before their last touch, are a non-converting journey."""
+    conv = conversions.sort_values(["user_id", "occurred_at", "conversion_id"])
+    conv = conv.assign(previous=conv.groupby("user_id")["occurred_at"].shift())
+    pairs = touchpoints.merge(conv, on="user_id", suffixes=("", "_conv"))
+    lag = pairs["occurred_at_conv"] - pairs["occurred_at"]
+    inside = (lag >= pd.Timedelta(0)) & (lag < JOURNEY_WINDOW)
+    inside &= pairs["previous"].isna() | (pairs["occurred_at"] > pairs["previous"])
+    converting = pairs[inside].sort_values(["conversion_id", "occurred_at", "touchpoint_id"])
+    conv_paths = converting.groupby("conversion_id").agg(
+        path=("channel", " > ".join), value=("revenue", "first")
+    ).groupby("path").agg(total_conversions=("value", "size"), total_conversion_value=("value", "sum"))
+
+    last_buy = conversions.groupby("user_id")["occurred_at"].max()
+    open_touches = touchpoints[~(touchpoints["occurred_at"] <= touchpoints["user_id"].map(last_buy))]
+    last_touch = open_touches.groupby("user_id")["occurred_at"].transform("max")
+    open_touches = open_touches[last_touch - open_touches["occurred_at"] < JOURNEY_WINDOW]
+    open_touches = open_touches.sort_values(["user_id", "occurred_at", "touchpoint_id"])
+    null_paths = open_touches.groupby("user_id")["channel"].agg(" > ".join).value_counts().rename("total_null")
+    table = conv_paths.join(null_paths, how="outer").fillna(0).rename_axis("path").reset_index()
+    return table.astype({"total_conversions": "int64", "total_null": "int64"})
+
+
+def demo_credit(scale: float, seed: int) -> None:
+    """Every model's channel shares on the demo next to the truth, as a markdown table, and the journey figures."""
+    from ml.synthetic import generate_demo_data
+
+    data = generate_demo_data(scale=scale, seed=seed)
+    started = time.perf_counter()
+    table = demo_path_table(data.touchpoints, data.conversions)
+    build = time.perf_counter() - started
+    shares = heuristics(table).pivot(index="channel", columns="model", values="share")
+    shares = shares[["first_touch", "last_touch", "linear"]]
+    started = time.perf_counter()
+    shares["markov"] = markov(table).set_index("channel")["share"]
+    shares["shapley"] = shapley(table).set_index("channel")["share"]
+    fit = time.perf_counter() - started
+    truth = data.ground_truth_channels.set_index("channel")
+    if "incremental_conversions" in truth:  # generators before issue 17 did not record it
+        shares["true_incremental"] = truth["incremental_conversions"] / truth["incremental_conversions"].sum()
+    shares["true_contribution"] = truth["total_contribution"] / truth["total_contribution"].sum()
+    shares["first_minus_last"] = shares["first_touch"] - shares["last_touch"]
+    out = (100 * shares).round(1)
+    if "role" in truth:
+        out.insert(0, "role", truth["role"])
+    if "platform_overclaim" in truth:
+        out["platform_overclaim"] = truth["platform_overclaim"].round(2)
+    touched = data.touchpoints["user_id"].unique()
+    buyers = np.isin(touched, data.conversions["user_id"]).sum()
+    print(f"demo scale {scale:g}, seed {seed}: {len(data.touchpoints):,} touchpoints, {len(data.conversions):,} "
+          f"conversions; {buyers:,} of {touched.size:,} touched users buy ({buyers / touched.size:.1%}); "
+          f"{table['total_conversions'].sum():,} converting and {table['total_null'].sum():,} non-converting "
+          f"journeys on {len(table):,} paths (built in {build:.1f} s, Markov + Shapley in {fit:.1f} s)")
+    print("shares in % of conversions; true_incremental: share of the sales each channel caused; "
+          "true_contribution: share of the media revenue\n")
+    print(out.to_markdown())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--paths", type=int, action="append", help="distinct paths per table (repeatable)")
     parser.add_argument("--channels", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-slow", action="store_true", help="skip bootstraps of order-2/3 chains")
+    parser.add_argument("--demo", action="store_true", help="credit on the demo data against its truth instead")
+    parser.add_argument("--scale", type=float, default=1.0, help="demo scale (with --demo)")
+    parser.add_argument("--seed", type=int, default=42, help="demo seed (with --demo)")
     args = parser.parse_args()
+    if args.demo:
+        demo_credit(args.scale, args.seed)
+        return
     sizes = args.paths or [100_000]
 
     header = f"{'paths':>8} {'case':<32} {'best s':>8} {'median s':>9} {'peak MB':>8} {'target':>8}  states"
