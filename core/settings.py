@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_DIR = REPO_ROOT / "dbt_project"
@@ -34,6 +35,63 @@ API_TOKEN_ENV = "SPENDWISE_API_TOKEN"
 READ_TOKEN_ENV = "SPENDWISE_READ_TOKEN"
 
 
+# DuckDB's memory and thread limits and its spill folder, set as query parameters of a duckdb:// URL
+# (duckdb:///w.duckdb?memory_limit=1GB&threads=2&temp_directory=/scratch): dbt (profiles.yml) and
+# every Python connection (core.warehouse) apply the same values.
+_DUCKDB_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DuckDBLimits:
+    """Resource limits of DuckDB connections; None: DuckDB's default (80% of RAM, one thread per
+    core, `<database file>.tmp` for spilling)."""
+
+    memory_limit: str | None = None
+    threads: int | None = None
+    temp_directory: Path | None = None
+
+    @classmethod
+    def from_query(cls, url: str, query: str) -> DuckDBLimits:
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        unknown = sorted(set(params) - {"memory_limit", "threads", "temp_directory"})
+        if unknown:
+            raise ValueError(
+                f"SPENDWISE_WAREHOUSE_URL {url.split('?')[0]!r}: unknown DuckDB parameter(s) {', '.join(unknown)}; "
+                "allowed: memory_limit (e.g. 1GB or 50%), threads (e.g. 2), temp_directory (a folder)"
+            )
+        memory = params.get("memory_limit")
+        if memory is not None and not _DUCKDB_MEMORY.match(memory.strip()):
+            raise ValueError(f"SPENDWISE_WAREHOUSE_URL: memory_limit={memory!r} is not a size such as 1GB, 512MB or 50%")
+        threads = params.get("threads")
+        if threads is not None and not (threads.isdigit() and int(threads) >= 1):
+            raise ValueError(f"SPENDWISE_WAREHOUSE_URL: threads={threads!r} is not a whole number of 1 or more")
+        temp = params.get("temp_directory")
+        if temp is not None and not temp.strip():
+            raise ValueError("SPENDWISE_WAREHOUSE_URL: temp_directory is empty; name a folder or leave it out")
+        return cls(memory_limit=memory.strip() if memory else None, threads=int(threads) if threads else None,
+                   temp_directory=Path(temp) if temp else None)
+
+    def connect_config(self) -> dict[str, object]:
+        """The duckdb.connect config: only what was set, so a plain connection of the same file in
+        this process (which DuckDB requires to have the same configuration) stays compatible."""
+        config: dict[str, object] = {}
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        if self.threads:
+            config["threads"] = self.threads
+        if self.temp_directory:
+            config["temp_directory"] = str(self.temp_directory)
+        return config
+
+    def dbt_env(self, database: Path) -> dict[str, str]:
+        """The values profiles.yml hands dbt-duckdb's `settings`, DuckDB's defaults where unset."""
+        return {
+            "SPENDWISE_DUCKDB_MEMORY_LIMIT": self.memory_limit or "80%",
+            "SPENDWISE_DUCKDB_THREADS": str(self.threads or os.cpu_count() or 1),
+            "SPENDWISE_DUCKDB_TEMP_DIR": str(self.temp_directory or f"{database}.tmp"),
+        }
+
+
 @dataclass(frozen=True)
 class WarehouseUrl:
     """A parsed `SPENDWISE_WAREHOUSE_URL`; `kind` is "duckdb" or "postgres"."""
@@ -41,6 +99,7 @@ class WarehouseUrl:
     url: str
     kind: str
     duckdb_path: Path | None = None
+    duckdb_limits: DuckDBLimits = field(default_factory=DuckDBLimits)
     host: str = ""
     port: int = 5432
     user: str = ""
@@ -59,7 +118,8 @@ class WarehouseUrl:
                     f"SPENDWISE_WAREHOUSE_URL {url!r} names no DuckDB file; "
                     "use duckdb:///absolute/path/warehouse.duckdb"
                 )
-            return cls(url=url, kind="duckdb", duckdb_path=Path(raw_path))
+            return cls(url=url, kind="duckdb", duckdb_path=Path(raw_path),
+                       duckdb_limits=DuckDBLimits.from_query(url, parsed.query))
         if scheme in ("postgresql", "postgres"):
             database = parsed.path.lstrip("/")
             if not database:
@@ -88,7 +148,9 @@ class WarehouseUrl:
     def redacted(self) -> str:
         """The URL with any password replaced, safe for logs and metadata."""
         if self.kind == "duckdb":
-            return f"duckdb://{self.duckdb_path}" if self.duckdb_path.is_absolute() else f"duckdb:///{self.duckdb_path}"
+            base = f"duckdb://{self.duckdb_path}" if self.duckdb_path.is_absolute() else f"duckdb:///{self.duckdb_path}"
+            query = urlparse(self.url).query
+            return f"{base}?{query}" if query else base
         return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
 
     def dbt_env(self) -> dict[str, str]:
@@ -102,7 +164,8 @@ class WarehouseUrl:
         """
         common = {"DBT_INDIRECT_SELECTION": "cautious"}
         if self.kind == "duckdb":
-            return {**common, "SPENDWISE_DBT_TARGET": "duckdb", "SPENDWISE_DUCKDB_PATH": str(self.duckdb_path)}
+            return {**common, "SPENDWISE_DBT_TARGET": "duckdb", "SPENDWISE_DUCKDB_PATH": str(self.duckdb_path),
+                    **self.duckdb_limits.dbt_env(self.duckdb_path)}
         return {
             **common,
             "SPENDWISE_DBT_TARGET": "postgres",

@@ -147,7 +147,7 @@ class WarehouseLockTimeout(RuntimeError):
     """A PostgreSQL write gave up waiting for a lock; the message names the sessions holding it."""
 
 
-def _connect_duckdb_waiting_for_lock(path: str, read_only: bool):
+def _connect_duckdb_waiting_for_lock(path: str, read_only: bool, config: dict | None = None):
     """Open a DuckDB file, waiting while another process holds its lock.
 
     DuckDB lets one process write or several read. The readers here (the HTTP service, summaries)
@@ -161,7 +161,7 @@ def _connect_duckdb_waiting_for_lock(path: str, read_only: bool):
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return duckdb.connect(path, read_only=read_only, config=config or {})
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
                 raise
@@ -235,10 +235,12 @@ class WarehouseClient:
                     f"DuckDB warehouse {path} does not exist yet: run `spendwise demo` or `spendwise load DIR`"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
+            # memory_limit / threads / temp_directory from the URL: the same limits dbt runs with
+            config = self.url.duckdb_limits.connect_config()
             try:
                 if wait:
-                    return _connect_duckdb_waiting_for_lock(str(path), read_only)
-                return duckdb.connect(str(path), read_only=read_only)
+                    return _connect_duckdb_waiting_for_lock(str(path), read_only, config)
+                return duckdb.connect(str(path), read_only=read_only, config=config)
             except duckdb.Error as exc:
                 raise self._translate(exc) from exc
         import psycopg2
