@@ -889,7 +889,11 @@ def _nonconverting_touches(ctx: _JourneyContext, n_journeys: int) -> _Touches:
     rng = ctx.rng
     length = ctx.lengths(n_journeys)
     kept = 1 + np.floor(rng.random(n_journeys) * length).astype(np.int64)
-    end_day = _grouped_choice(ctx.daily_reach[None, :], np.zeros(n_journeys, dtype=np.int64), rng)
+    # Counts per day rather than a draw per journey: journeys come out in day order, which keeps
+    # the later lookups and the final sort by time fast.
+    end_day = np.repeat(
+        np.arange(ctx.days), rng.multinomial(n_journeys, ctx.daily_reach / ctx.daily_reach.sum())
+    )
     end_time = (end_day + rng.random(n_journeys)) * float(_SECONDS_PER_DAY)
     owner = np.repeat(np.arange(n_journeys), kept)
     position = np.arange(owner.size) - (np.cumsum(kept) - kept)[owner]
