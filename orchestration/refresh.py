@@ -97,6 +97,7 @@ class RefreshOutcome:
     materialized: list[str] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
     checks: list[CheckEvaluation] = field(default_factory=list)
+    webhooks: list = field(default_factory=list)  # core.webhooks.Delivery of this run's event, once sent
 
     @property
     def failed_checks(self) -> list[CheckEvaluation]:
@@ -158,7 +159,7 @@ def run_refresh(
                                     error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
             raise
         # Still under the refresh lock: the event's row counts are this run's tables, not a next run's.
-        notify_refresh_webhooks(outcome, run_id=run_id, started_at=started_at, trigger=trigger)
+        outcome.webhooks = notify_refresh_webhooks(outcome, run_id=run_id, started_at=started_at, trigger=trigger)
         return outcome
     finally:
         if own_lock:
@@ -506,6 +507,11 @@ def _run_lines(outcome: RefreshOutcome) -> list[str]:
             lines.append(f"  FAILED [blocking] {c.asset} :: {c.name}: {c.in_words()}".rstrip(": "))
         for step in outcome.failed_steps:
             lines.append(f"  FAILED step {step}")
+    if outcome.webhooks:
+        failed = [d for d in outcome.webhooks if not d.delivered]
+        lines.append(f"Webhooks: {len(outcome.webhooks) - len(failed)} of {len(outcome.webhooks)} delivered"
+                     + "".join(f"; {d.url} FAILED after {d.attempts} attempt(s): {d.error}" for d in failed)
+                     + " (ops.webhook_deliveries)")
     lines.append(
         "Result: " + ("published; exit code 0" + (" (with warnings)" if outcome.warnings else "") if outcome.ok
                       else "not everything was published; exit code 1")

@@ -15,7 +15,7 @@ from core import registry
 from core.settings import WarehouseUrl, get_settings
 from core.warehouse import WarehouseClient
 from core.webhooks import EVENT_FAILED, EVENT_SUCCEEDED, DeliveryLog
-from orchestration.refresh import CheckEvaluation, RefreshOutcome, notify_refresh_webhooks
+from orchestration.refresh import CheckEvaluation, RefreshOutcome, _run_lines, notify_refresh_webhooks
 from tests.core.test_webhooks import SECRET, Receiver
 
 
@@ -58,6 +58,8 @@ def test_the_refresh_hook_sends_a_failed_run_with_its_checks_in_words(tmp_path, 
         crashed = notify_refresh_webhooks(None, run_id="run-h2", started_at=started,
                                           error="WarehouseUnavailable: the PostgreSQL warehouse failed")
     assert delivery.delivered and crashed[0].delivered
+    outcome.webhooks = [delivery]  # what run_refresh keeps for the summary
+    assert "Webhooks: 1 of 1 delivered (ops.webhook_deliveries)" in "\n".join(_run_lines(outcome))
     first, second = receiver.events()
     assert (first["event"], first["status"], first["trigger"], first["run_id"]) == (
         EVENT_FAILED, "failed", "http", "run-h1")
@@ -97,6 +99,8 @@ def test_a_real_refresh_fires_its_webhook_once_and_the_sensor_path_sends_the_sam
         # the receiver that never answered did not change the refresh: published, exit code 0
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "Result: published; exit code 0" in proc.stdout
+        assert (f"Webhooks: 1 of 2 delivered; {silent.url} FAILED after 2 attempt(s): no answer within 0.5 s"
+                in proc.stdout), proc.stdout
         assert f"webhook {silent.url} refresh.succeeded" in proc.stderr and "FAILED (no answer within 0.5 s)" in proc.stderr
         assert SECRET not in proc.stdout + proc.stderr
         assert len(receiver.requests) == 1 and receiver.requests[0]["verified"]
