@@ -1,4 +1,4 @@
-"""Speed and peak memory of ml.synthetic.generate_demo_data at several scales (1 = ~200k touchpoints).
+"""Speed and peak memory of ml.synthetic.generate_demo_data at several scales (1 = ~740k touchpoints).
 
 Run: .venv/bin/python benchmarks/bench_synthetic.py [--max-scale 50] [--seed 42]
 Each scale runs in its own subprocess so that its peak resident memory (ru_maxrss) is its own.
@@ -61,7 +61,7 @@ def run_scale(scale: float, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-scale", type=float, default=5.0,
-                        help="largest scale to run; 50 adds 20 and 50 (~10M touchpoints, a few GB)")
+                        help="largest scale to run; 50 adds 20 and 50 (~37M touchpoints, several GB)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--child", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
