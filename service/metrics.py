@@ -134,10 +134,9 @@ class SpendwiseCollector(Collector):
     def _existing(self, con, schema: str) -> dict[str, set[str]]:
         client = self.reader.client
         found: dict[str, set[str]] = {}
-        for table, column in client.fetch(
-            con, f"SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = {client.placeholder}",
-            [schema],
-        ):
+        sql = ("SELECT table_name, column_name FROM information_schema.columns "
+               f"WHERE table_schema = {client.placeholder}")
+        for table, column in client.fetch(con, sql, [schema]):
             found.setdefault(str(table), set()).add(str(column))
         return found
 
@@ -150,8 +149,8 @@ class SpendwiseCollector(Collector):
                 latest = {}
                 for table, column in RAW_TIME_COLUMNS.items():
                     if column in existing.get(table, ()):
-                        sql = f"SELECT max({client.ident(column)}) FROM {client.ident(RAW_SCHEMA)}.{client.ident(table)}"
-                        latest[table] = client.fetch(con, sql)[0][0]
+                        source = f"{client.ident(RAW_SCHEMA)}.{client.ident(table)}"
+                        latest[table] = client.fetch(con, f"SELECT max({client.ident(column)}) FROM {source}")[0][0]
         except WarehouseMissing:
             return {}
         return latest

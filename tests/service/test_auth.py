@@ -180,5 +180,6 @@ def test_serve_refuses_a_public_address_without_an_api_token(tmp_path):
     named = serve("--host", "example.internal")
     assert named.returncode == 2 and "SPENDWISE_API_TOKEN" in named.stderr
     read_only = serve("--host", "127.0.0.1", SPENDWISE_READ_TOKEN=READ)
-    assert read_only.returncode == 2 and "SPENDWISE_READ_TOKEN is set but SPENDWISE_API_TOKEN is not" in read_only.stderr
+    assert read_only.returncode == 2
+    assert "SPENDWISE_READ_TOKEN is set but SPENDWISE_API_TOKEN is not" in read_only.stderr
     assert READ not in read_only.stderr + read_only.stdout

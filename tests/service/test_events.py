@@ -114,13 +114,15 @@ def test_the_stream_follows_a_real_dagster_run(pg_url, tmp_path):
     names = [name for name, _ in listener.events]
     assert names == ["snapshot", "run_started", "tables_changed", "charts_changed", "run_finished"], names
     data = dict(listener.events)
-    assert data["run_started"]["run_id"] == run_id and data["run_started"]["status"] in ("NOT_STARTED", "STARTING", "STARTED")
+    assert data["run_started"]["run_id"] == run_id
+    assert data["run_started"]["status"] in ("NOT_STARTED", "STARTING", "STARTED")
     finished = data["run_finished"]
     assert finished["run_id"] == run_id and finished["status"] == "SUCCESS" and finished["duration_seconds"] > 1.0
     tables = {t["name"]: t for t in data["tables_changed"]["tables"]}
     assert set(tables) == set(fixture_frames())
     assert {t["run_id"] for t in tables.values()} == {run_id}
-    assert tables["ml_roi_timeseries"]["rows"] == 120 and tables["ml_roi_timeseries"]["url"] == "/data/ml_roi_timeseries"
+    assert tables["ml_roi_timeseries"]["rows"] == 120
+    assert tables["ml_roi_timeseries"]["url"] == "/data/ml_roi_timeseries"
     assert [c["name"] for c in data["charts_changed"]["charts"]] == [CHART]
     assert data["charts_changed"]["charts"][0]["url"] == f"/charts/{CHART}.png"
     assert listener.comments and listener.comments[0] == ": keep-alive"
