@@ -1,5 +1,5 @@
-"""Forecast scoring: pure scoring of crafted forecasts against crafted actuals, and the asset on a real DuckDB
-warehouse whose history holds two runs' forecasts (pending, scored, not scorable), with its chart and warning."""
+"""Forecast scoring: pure scoring of crafted forecasts against crafted actuals, and the asset on real DuckDB and
+PostgreSQL warehouses whose history holds two runs' forecasts (pending, scored, not scorable), with chart and warning."""
 
 from __future__ import annotations
 
@@ -128,9 +128,16 @@ def _reach_ctr(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, tmp_path) -> Warehouse:
+    if request.param == "duckdb":
+        return Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+    return Warehouse(url=request.getfixturevalue("pg_url"))
+
+
 @pytest.mark.slow
-def test_the_asset_scores_the_history_on_duckdb_and_warns_when_intervals_are_too_narrow(tmp_path):
-    wh = Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+def test_the_asset_scores_the_history_and_warns_when_intervals_are_too_narrow(warehouse, tmp_path):
+    wh = warehouse
     charts = ChartStore(directory=str(tmp_path / "charts"))
     client = wh.client
     wh.publish_tables({"fct_channel_daily": _daily(10)}, schema="analytics", stamp=False)

@@ -1,5 +1,5 @@
-"""What changed since the last run: the comparison and its causes on crafted runs, and the asset on a real DuckDB
-warehouse whose history holds one run (first run, explained) and then two."""
+"""What changed since the last run: the comparison and its causes on crafted runs, and the asset on real DuckDB and
+PostgreSQL warehouses whose history holds one run (first run, explained) and then two."""
 
 from __future__ import annotations
 
@@ -114,9 +114,16 @@ def _publish_run(client, run: str, days: int, roas, generated_at, shares=(0.5, 0
     client.publish_tables(frames, run_id=run, generated_at=generated_at)
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request, tmp_path) -> Warehouse:
+    if request.param == "duckdb":
+        return Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+    return Warehouse(url=request.getfixturevalue("pg_url"))
+
+
 @pytest.mark.slow
-def test_the_asset_explains_the_first_run_then_attributes_moves_to_new_days(tmp_path):
-    wh = Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
+def test_the_asset_explains_the_first_run_then_attributes_moves_to_new_days(warehouse):
+    wh = warehouse
     _publish_run(wh.client, "run-1", 200, [2.0, 1.0, 2.0], NOW - timedelta(hours=1))
     result = materialize([run_changes_asset], resources={"warehouse": wh})
     assert result.success
