@@ -92,10 +92,12 @@ def _table_row(table: registry.Table, tables: dict[str, TableStats] | None) -> s
     else:
         rows, updated = f"{stats.rows:,}", _utc_text(stats.generated_at)
     json_url, csv_url = f"/data/{table.name}", f"/data/{table.name}?format=csv&limit={MAX_LIMIT}"
+    xlsx_url = f"/data/{table.name}?format=xlsx"
     return (
         f"<tr><td><code>{_e(table.name)}</code></td><td>{_e(table.grain)}</td><td class=\"num\">{_e(rows)}</td>"
         f"<td class=\"nowrap\">{_e(updated)}</td>"
-        f"<td class=\"nowrap\"><a href=\"{_e(json_url)}\">JSON</a><a href=\"{_e(csv_url)}\">CSV</a></td></tr>"
+        f"<td class=\"nowrap\"><a href=\"{_e(json_url)}\">JSON</a><a href=\"{_e(csv_url)}\">CSV</a>"
+        f"<a href=\"{_e(xlsx_url)}\">XLSX</a></td></tr>"
     )
 
 

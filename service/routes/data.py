@@ -113,8 +113,9 @@ def table_data(
     require_write(settings, caller, f"exporting {table} as {fmt}")
     export = Export(reader, table, filters, limit, offset)
     used = sorted(name for name, value in filters.items() if value)
-    background.add_task(audit, reader, "http_export", caller,
-                        {"table": table, "format": fmt, "rows": export.rows, "filters": used})
+    if not request.scope.get("spendwise.head"):  # HEAD only asks what an export would be
+        background.add_task(audit, reader, "http_export", caller,
+                            {"table": table, "format": fmt, "rows": export.rows, "filters": used})
     headers = {"X-Total-Count": str(export.first.total), "Cache-Control": "no-cache",
                "Content-Disposition": f'attachment; filename="{table}.{fmt}"'}
     if fmt == "xlsx":

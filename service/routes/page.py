@@ -18,7 +18,7 @@ router = APIRouter(tags=["page"], dependencies=[Depends(caller_for_read)])
 @router.get(
     "/", response_class=HTMLResponse, summary="Charts and data links for people",
     description="One self-contained HTML page (no external assets): every chart with its timestamp and "
-    "JSON/CSV links per table.",
+    "JSON/CSV/XLSX links per table.",
     responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the page"},
                **json_error_responses(401)},
 )

@@ -142,6 +142,7 @@ def test_without_tokens_local_use_works_but_other_sites_cannot_act(tmp_path):
             assert client.get("/data/channel_attribution").status_code == 200
             # Nothing to check a token against: it is ignored, not refused.
             assert client.get("/data", headers=bearer(WRONG)).status_code == 200
+            assert client.head("/data/channel_attribution?format=csv").status_code == 200  # not an export
             assert client.get("/data/channel_attribution?format=xlsx").status_code == 200
 
             form = client.post("/refresh", data={"x": "1"}, headers={"Origin": "http://evil.example"})
@@ -156,7 +157,8 @@ def test_without_tokens_local_use_works_but_other_sites_cannot_act(tmp_path):
             assert client.post("/refresh").status_code == 409  # no Origin (curl): allowed, and one is running
             rows = _audit_rows(app.state.reader, 2)
             assert {r["actor"] for r in rows} == {"anonymous"}
-            assert {r["action"] for r in rows} == {"http_export", "http_refresh"}
+            assert [(r["action"], r["detail"].get("format")) for r in rows] == [
+                ("http_export", "xlsx"), ("http_refresh", None)]
 
 
 def test_a_read_token_alone_is_refused():
