@@ -48,15 +48,16 @@ def refresh_like_job(url: str, charts_dir: Path, hold_seconds: float = 1.0, chec
 class EventListener:
     """Reads /events in a thread with httpx's streaming client, parsing the stream as a browser would."""
 
-    def __init__(self, url: str):
-        self.url, self.events, self.comments = url, [], []
+    def __init__(self, url: str, headers: dict[str, str] | None = None):
+        self.url, self.headers, self.events, self.comments = url, headers or {}, [], []
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._listen, daemon=True)
         self.error: BaseException | None = None
 
     def _listen(self) -> None:
         try:
-            with httpx.stream("GET", f"{self.url}/events", timeout=httpx.Timeout(10, read=30)) as response:
+            with httpx.stream("GET", f"{self.url}/events", headers=self.headers,
+                              timeout=httpx.Timeout(10, read=30)) as response:
                 assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
                 name, data = None, []
                 for line in response.iter_lines():
