@@ -15,7 +15,7 @@ from service.audit import audit
 from service.auth import ReadCaller, caller_for_read, require_write
 from service.deps import AppSettings, Reader
 from service.errors import ApiError, error_responses
-from service.exports import XLSX_MEDIA_TYPE, Export
+from service.exports import XLSX_MEDIA_TYPE, Export, ExportChanged
 from service.models import ColumnInfo, DataPage, TableInfo
 from service.reader import (
     DEFAULT_LIMIT, FILTER_COLUMNS, MAX_FILTER_VALUES, MAX_LIMIT, MAX_OFFSET, TableStats,
@@ -119,7 +119,11 @@ def table_data(
     headers = {"X-Total-Count": str(export.first.total), "Cache-Control": "no-cache",
                "Content-Disposition": f'attachment; filename="{table}.{fmt}"'}
     if fmt == "xlsx":
-        return Response(export.xlsx_bytes(), media_type=XLSX_MEDIA_TYPE, headers=headers, background=background)
+        try:
+            workbook = export.xlsx_bytes()
+        except ExportChanged as exc:  # nothing sent yet: say so with a status instead of a cut transfer
+            raise ApiError(503, "table_changed", f"{exc}", {"Retry-After": "1"}, retry_after=1) from None
+        return Response(workbook, media_type=XLSX_MEDIA_TYPE, headers=headers, background=background)
     if export.rows <= len(export.first.rows):  # one chunk: sent whole, with its Content-Length
         return Response(b"".join(export.csv_chunks()), media_type="text/csv; charset=utf-8", headers=headers,
                         background=background)
