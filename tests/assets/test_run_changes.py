@@ -12,7 +12,7 @@ from dagster import materialize
 
 from assets.resources import Warehouse
 from assets.run_changes import run_changes as run_changes_asset
-from ml.run_changes import FIRST_RUN, HEADLINES, RunInputs, compare_headline, restated_days, run_changes, run_inputs
+from ml.run_changes import FIRST_RUN, HEADLINES, RunInputs, compare_headline, restated_days, run_changes
 
 NOW = datetime.now(timezone.utc)
 CHANNELS = ["search", "social", "tv"]
