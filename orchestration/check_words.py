@@ -61,6 +61,10 @@ def explain_test(manifest: Mapping[str, Any], unique_id: str, failed_rows: int |
         return ""
     meta = {**node.get("meta", {}), **node.get("config", {}).get("meta", {})}
     test_metadata = node.get("test_metadata") or {}
+    if failed_rows == 0:
+        # a failed test without one failing row did not run: dbt stopped it with an error
+        return (f"{_table(node, manifest)} was not checked: dbt could not run the test `{node.get('name', unique_id)}` "
+                "(an error, not a rule broken by the data); the failed dbt step's log says why")
     rows = f"{failed_rows:,}" if failed_rows is not None else "some"
     violation, rule, fix = _generic(
         test_metadata.get("name", node.get("name", "")), test_metadata.get("kwargs", {}), node.get("column_name"), rows

@@ -73,6 +73,12 @@ def test_contract_tests_read_in_words(dbt_manifest):
         "ad_performance_daily has 2 rows with a negative spend; spend is never negative: correct or remove those rows"
     )
     assert explain_test(manifest, "model.spendwise.fct_channel_daily", 1) == ""
+    # failed with no failing row: dbt could not run the test (seen when DuckDB refused a setting),
+    # which must not read as "has 0 combinations that appear on more than one row"
+    assert explain_test(manifest, ids[DUPLICATE_TEST], 0) == (
+        f"ad_performance_daily was not checked: dbt could not run the test `{DUPLICATE_TEST}` (an error, not a rule "
+        "broken by the data); the failed dbt step's log says why"
+    )
 
 
 # --- real runs -----------------------------------------------------------------------------------------
