@@ -156,7 +156,9 @@ def _frame_of(headline: Headline, rows: pd.DataFrame | None) -> pd.DataFrame:
     out["value"] = pd.to_numeric(rows[headline.value], errors="coerce")
     out["value_lower"] = pd.to_numeric(rows[headline.lower], errors="coerce") if headline.lower else np.nan
     out["value_upper"] = pd.to_numeric(rows[headline.upper], errors="coerce") if headline.upper else np.nan
-    return out[columns]
+    # One row per key: a publication written by other means than the pipeline (whose checks keep keys
+    # unique) may repeat a key; its last row stands, so the comparison never multiplies rows.
+    return out[columns].drop_duplicates(subset=list(headline.keys), keep="last")
 
 
 def compare_headline(headline: Headline, current_rows: pd.DataFrame, previous_rows: pd.DataFrame | None,

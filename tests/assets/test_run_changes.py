@@ -55,6 +55,18 @@ def test_moves_beyond_the_interval_are_signal_and_new_days_are_named_as_the_caus
     assert set(table["previous_run_id"]) == {"r1"} and set(table["current_run_id"]) == {"r2"}
 
 
+def test_a_previous_publication_that_repeats_a_key_gives_one_row_per_key():
+    # e.g. rows written into the history by another tool: (model, channel) repeated
+    previous = pd.DataFrame({"model": ["x"] * 4, "channel": ["x"] * 4, "run_id": "baseline", "share": [0.1, 0.2, 0.3, 0.4],
+                             "share_lower": 0.0, "share_upper": 1.0})
+    current = pd.DataFrame({"model": ["linear", "linear"], "channel": ["search", "x"], "run_id": "r2",
+                            "share": [0.6, 0.4], "share_lower": [0.5, 0.3], "share_upper": [0.7, 0.5]})
+    table = compare_headline(HEADLINE["attribution_share"], current, previous, {})
+    assert not table.duplicated(["number", "model", "channel"]).any(), table
+    assert len(table) == 3
+    assert table.set_index(["model", "channel"]).loc[("x", "x"), "previous_value"] == pytest.approx(0.4)
+
+
 def test_restated_history_a_new_transform_and_a_changed_setting_are_named():
     before = _inputs("r1", 200)
     after = _inputs("r2", 200, decay=(0.3, 0.6, 0.7), settings={"n_bootstrap": 100.0}, bump={(150, "social"): 14.0})
