@@ -344,7 +344,6 @@ def cmd_grant_bi(args: argparse.Namespace) -> int:
 
 
 EXPORT_FORMATS = ("csv", "xlsx")
-XLSX_MAX_ROWS = 1_048_575  # an Excel sheet's rows, less the header
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -369,7 +368,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             if args.format == "csv":
                 df.to_csv(partial, index=False, date_format="%Y-%m-%dT%H:%M:%S")
             else:
-                _write_xlsx(df, partial, sheet=spec.name)
+                _write_xlsx(df, partial, spec)
             os.replace(partial, out)
         finally:
             partial.unlink(missing_ok=True)
@@ -380,21 +379,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return _operation("export", export)
 
 
-def _write_xlsx(df, path: Path, sheet: str) -> None:
-    """An Excel workbook with one sheet: header row, then the rows (write-only mode, constant memory)."""
-    import pandas as pd
-    from openpyxl import Workbook
+def _write_xlsx(df, path: Path, spec) -> None:
+    """The table as one Excel sheet, written by the same code as the HTTP export (core.xlsx)."""
+    from core.xlsx import XLSX_MAX_ROWS, write_xlsx
 
     if len(df) > XLSX_MAX_ROWS:
         raise ValueError(f"{len(df):,} rows do not fit one Excel sheet ({XLSX_MAX_ROWS:,} at most): use --format csv")
-    book = Workbook(write_only=True)
-    ws = book.create_sheet(sheet[:31])  # Excel limits sheet names to 31 characters
-    ws.append(list(df.columns))
-    for row in df.itertuples(index=False, name=None):
-        # Excel has no NaN or NULL: an empty cell; pandas timestamps become plain datetimes.
-        ws.append([None if (v is None or (isinstance(v, float) and v != v) or v is pd.NaT)
-                   else (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for v in row])
-    book.save(path)
+    kinds = {c.name: c.type for c in spec.columns}
+    write_xlsx(path, spec.name, list(df.columns), df.itertuples(index=False, name=None),
+               kinds=[kinds.get(name) for name in df.columns])
 
 
 def cmd_purge_user(args: argparse.Namespace) -> int:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
-from decimal import Decimal
 from typing import Any
 
+from core.xlsx import XLSX_MAX_ROWS, XLSX_MEDIA_TYPE, write_xlsx
 from service.errors import ApiError
 from service.reader import MAX_LIMIT, WarehouseReader
 from service.values import TablePage
@@ -22,9 +20,7 @@ from service.values import TablePage
 logger = logging.getLogger("spendwise.service")
 
 EXPORT_CHUNK_ROWS = MAX_LIMIT
-# Rows of one Excel sheet, less the header row.
-XLSX_MAX_ROWS = 1_048_575
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+__all__ = ["Export", "ExportChanged", "EXPORT_CHUNK_ROWS", "XLSX_MAX_ROWS", "XLSX_MEDIA_TYPE"]
 
 
 class ExportChanged(RuntimeError):
@@ -70,19 +66,10 @@ class Export:
             raise ApiError(400, "too_many_rows",
                            f"{self.rows} rows do not fit in one Excel sheet (at most {XLSX_MAX_ROWS}); use format=csv, "
                            "or narrow the export with filters or limit")
-        from openpyxl import Workbook
-        from openpyxl.cell import WriteOnlyCell
-
-        workbook = Workbook(write_only=True)
-        sheet = workbook.create_sheet(title=self.table[:31])
-        sheet.append([c.name for c in self.first.columns])
-        kinds = [c.kind for c in self.first.columns]
-        for page in self.pages():
-            for row in page.rows:
-                values = [_excel_value(kind, value) for kind, value in zip(kinds, row)]
-                sheet.append([_text_cell(sheet, WriteOnlyCell, v) if isinstance(v, str) else v for v in values])
         buffer = io.BytesIO()
-        workbook.save(buffer)
+        rows = (row for page in self.pages() for row in page.rows)
+        write_xlsx(buffer, self.table, [c.name for c in self.first.columns], rows,
+                   kinds=[c.kind for c in self.first.columns])
         return buffer.getvalue()
 
 
@@ -92,36 +79,3 @@ def _runs(page: TablePage) -> set[str]:
         return set()
     at = names.index("run_id")
     return {str(row[at]) for row in page.rows if row[at] is not None}
-
-
-def _text_cell(sheet, cell_type, value: str):
-    # A text starting with "=" would become a formula in Excel: it stays text.
-    cell = cell_type(sheet, value=value)
-    cell.data_type = "s"
-    return cell
-
-
-def _excel_value(kind: str, value: Any) -> Any:
-    """A warehouse value as Excel stores it: numbers, dates and booleans typed, timestamps naive UTC,
-    NaN and infinities empty, text without the control characters a workbook cannot hold."""
-    if value is None:
-        return None
-    if kind in ("number", "integer") or isinstance(value, (float, Decimal)):
-        if isinstance(value, bool):
-            return value
-        try:
-            number = float(value) if kind == "number" or not isinstance(value, int) else value
-        except (TypeError, ValueError):
-            return _clean(str(value))
-        return number if not isinstance(number, float) or math.isfinite(number) else None
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-    if isinstance(value, (date, bool, int)):
-        return value
-    return _clean(str(value))
-
-
-def _clean(text: str) -> str:
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    return ILLEGAL_CHARACTERS_RE.sub("", text)

@@ -26,7 +26,7 @@ def warehouse(tmp_path, monkeypatch) -> WarehouseClient:
     client = WarehouseClient(url)
     spec = TABLES[TABLE]
     rows = []
-    for i, channel in enumerate(("search", "social", "ctv")):
+    for i, channel in enumerate(("search", "social", "=HYPERLINK(\"x\")")):
         row = {c.name: (f"{channel}" if c.type == "text" else float(i) + 0.25) for c in spec.columns}
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -52,7 +52,10 @@ def test_csv_and_xlsx_hold_the_published_rows_and_each_export_is_audited(warehou
     assert list(values[0]) == list(published.columns)
     assert len(values) == 1 + len(published)
     by_name = [dict(zip(values[0], v)) for v in values[1:]]
-    assert [r["channel"] for r in by_name] == ["search", "social", "ctv"]
+    # the same writer as the HTTP export: text that looks like a formula stays text
+    assert [r["channel"] for r in by_name] == ["search", "social", '=HYPERLINK("x")']
+    raw = load_workbook(tmp_path / "a.xlsx")[TABLE]
+    assert raw.cell(row=4, column=list(values[0]).index("channel") + 1).data_type == "s"
     assert by_name[1]["attributed_roas"] is None
     assert math.isclose(by_name[2]["share"], 2.25)
     assert by_name[0]["generated_at"].year >= 2025  # a real Excel date-time, not text
