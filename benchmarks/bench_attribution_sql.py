@@ -129,7 +129,7 @@ def bench_scale(scale: float, workdir: Path, with_tests: bool) -> list[tuple[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scales", type=float, nargs="+", default=[5.0],
-                        help="demo data scales (1 is ~200k touchpoints, 50 is ~10M)")
+                        help="demo data scales (1 is ~740k touchpoints, 13.5 is ~10M)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the scratch warehouses go (default: a temp dir)")
     parser.add_argument("--with-tests", action="store_true", help="also time the attribution data tests")
     parser.add_argument("--keep", action="store_true", help="keep the scratch warehouses")

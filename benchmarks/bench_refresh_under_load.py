@@ -321,7 +321,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--refreshes", type=int, default=10)
     parser.add_argument("--rate", type=float, default=60.0, help="requests per second to aim for")
-    parser.add_argument("--scale", type=float, default=0.02, help="demo scale (1.0 = ~200k touchpoints)")
+    parser.add_argument("--scale", type=float, default=0.02, help="demo scale (1.0 = ~740k touchpoints)")
     parser.add_argument("--days", type=int, default=150, help="days of demo history (the media-mix model needs 60)")
     parser.add_argument("--max-minutes", type=float, default=120, help="the client loop stops after this, at most")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary folder")

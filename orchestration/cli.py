@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def demo_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--scale", type=float, default=1.0, help="1.0 = ~200k touchpoints; 50 = ~10M")
+        p.add_argument("--scale", type=float, default=1.0, help="1.0 = ~740k touchpoints; 13.5 = ~10M")
         p.add_argument("--seed", type=int, default=42)
         p.add_argument("--days", type=int, default=730, help="days of history (default two years)")
         p.add_argument("--end", type=date.fromisoformat, default=None, help="last day (default yesterday, UTC)")
