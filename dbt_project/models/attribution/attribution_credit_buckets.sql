@@ -9,7 +9,7 @@ with
 
 -- Read twice below; inlined, so neither engine first copies the whole touch-level table into a
 -- CTE buffer (PostgreSQL and DuckDB materialise a CTE used twice by default).
-credit as not materialized (
+credit as {{ cte_materialization('not materialized') }} (
 
     select * from {{ ref('touchpoint_credit') }}
 

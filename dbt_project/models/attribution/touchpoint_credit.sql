@@ -54,7 +54,7 @@ converting_touches as (
 
 ),
 
-scored as materialized (
+scored as {{ cte_materialization('materialized') }} (
 
     select
         *,
