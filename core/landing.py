@@ -18,11 +18,14 @@ from core import ad_reporting, audit
 from core.raw_contract import (
     CHANNEL_TABLES,
     CHANNELS_FILE,
+    JOURNEY_TABLES,
     MISSING_MARKERS,
     RAW_TABLES,
     FileLimits,
     RawDataError,
     channel_tables,
+    log_raw_replaced,
+    log_raw_rows_changed,
     read_channels_csv,
     read_raw_dir,
     validate_raw_frame,
@@ -205,6 +208,8 @@ def merge_raw_tables(warehouse: WarehouseClient, frames: Mapping[str, pd.DataFra
                 continue  # kept as the last channels.csv left it
             warehouse.execute(con, f"DROP TABLE IF EXISTS {q(RAW_SCHEMA)}.{q(table)}")
             warehouse.load_frame(con, empty if given is None else given, RAW_SCHEMA, table)
+        if any(table in frames for table in CHANNEL_TABLES):
+            log_raw_replaced(warehouse, con)  # new channel aliases can rename any touch's channel
         if CALENDAR_TABLE in frames:  # events.csv: the whole calendar again
             warehouse.execute(con, f"DROP TABLE IF EXISTS {q(RAW_SCHEMA)}.{q(CALENDAR_TABLE)}")
             warehouse.load_frame(con, frames[CALENDAR_TABLE], RAW_SCHEMA, CALENDAR_TABLE)
@@ -216,9 +221,16 @@ def merge_raw_tables(warehouse: WarehouseClient, frames: Mapping[str, pd.DataFra
             staging = f"{q(RAW_SCHEMA)}.{q(staging_name)}"
             warehouse.load_frame(con, df, RAW_SCHEMA, staging_name)
             if not warehouse.columns(con, RAW_SCHEMA, table):
+                if table in JOURNEY_TABLES:
+                    log_raw_rows_changed(warehouse, con, [staging])
                 warehouse.execute(con, f"CREATE TABLE {target} AS SELECT * FROM {staging}")
             else:
                 match = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in MERGE_KEYS[table])
+                if table in JOURNEY_TABLES:  # the incremental journeys recompute these users' days
+                    log_raw_rows_changed(warehouse, con, [
+                        f"(SELECT user_id, occurred_at FROM {target} t WHERE EXISTS (SELECT 1 FROM {staging} s WHERE {match}))",
+                        staging,
+                    ])
                 warehouse.execute(con, f"DELETE FROM {target} t WHERE EXISTS "
                                        f"(SELECT 1 FROM {staging} s WHERE {match})")
                 columns = ", ".join(q(c) for c in df.columns)

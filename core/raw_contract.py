@@ -812,4 +812,55 @@ def replace_raw_tables(
         existing = warehouse.row_counts(RAW_SCHEMA)
         drop = [name for name in existing if name.startswith("ground_truth_")]
     # Raw tables were refused above when empty; the channel tables may be (no channels.csv).
-    return warehouse.publish_tables(typed, schema=RAW_SCHEMA, stamp=False, drop=drop, allow_empty=True)
+    published = warehouse.publish_tables(typed, schema=RAW_SCHEMA, stamp=False, drop=drop, allow_empty=True)
+    # After the swap: a refresh that read the log before it commits sees the marker next time.
+    client = getattr(warehouse, "client", warehouse)  # the Dagster resource or its WarehouseClient
+    with client.write_transaction(CHANGES_SCHEMA) as con:
+        log_raw_replaced(client, con)
+    return published
+
+
+# ------------------------------------------------------------------------------ log of raw changes
+# The incremental dbt models (int_journeys, touchpoint_credit; dbt_project/macros/incremental_journeys.sql)
+# recompute only the users whose raw rows changed. Loaders log them here, in their own transaction:
+# kind 'rows': a user and a day (touchpoints or conversions) that gained, lost or changed rows;
+# kind 'replace': raw data replaced wholesale, so the next dbt run rebuilds everything.
+
+CHANGES_SCHEMA = "ops"
+CHANGES_TABLE = "raw_changes"
+# Raw tables whose rows make journeys; a change to any other raw table does not touch them.
+JOURNEY_TABLES = ("touchpoints", "conversions")
+
+
+def ensure_changes_table(warehouse, con) -> str:
+    """Create ops.raw_changes when missing; returns its quoted name."""
+    name = f'"{CHANGES_SCHEMA}"."{CHANGES_TABLE}"'
+    warehouse.execute(con, f'CREATE SCHEMA IF NOT EXISTS "{CHANGES_SCHEMA}"')
+    warehouse.execute(con, f"CREATE TABLE IF NOT EXISTS {name} (changed_at TIMESTAMP NOT NULL, "
+                           "kind VARCHAR NOT NULL, user_id VARCHAR, day DATE)")
+    return name
+
+
+def _now_sql() -> str:
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    return f"CAST('{now.strftime('%Y-%m-%d %H:%M:%S.%f')}' AS TIMESTAMP)"
+
+
+def log_raw_replaced(warehouse, con) -> None:
+    """Record, inside the caller's transaction, that raw data was replaced wholesale."""
+    name = ensure_changes_table(warehouse, con)
+    warehouse.execute(con, f"INSERT INTO {name} (changed_at, kind) VALUES ({_now_sql()}, 'replace')")
+
+
+def log_raw_rows_changed(warehouse, con, relations: Iterable[str]) -> None:
+    """Record, inside the caller's transaction, the distinct (user_id, day of occurred_at) of the
+    rows of each relation (SQL names or subqueries with user_id and occurred_at): call it with the
+    rows about to be replaced and with the rows coming in."""
+    name = ensure_changes_table(warehouse, con)
+    now = _now_sql()
+    for relation in relations:
+        warehouse.execute(con, f"INSERT INTO {name} (changed_at, kind, user_id, day) "
+                               f"SELECT DISTINCT {now}, 'rows', CAST(user_id AS VARCHAR), CAST(occurred_at AS DATE) "
+                               f"FROM {relation} changed_rows")

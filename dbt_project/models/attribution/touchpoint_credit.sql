@@ -8,17 +8,45 @@
                     goes in equal parts to the n-3 other touches.
     assisted        n=1: 100% to the only touch.
   When every weight of a case is zero, that case splits equally. See __models.yml for the rules.
+  Incremental like int_journeys: the changed users' journeys converting at or after `changed_from`
+  are deleted and recomputed (macros/incremental_journeys.sql).
 -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ spendwise_delete_changed_journeys('touchpoint_credit') }}",
+    post_hook="{{ spendwise_record_applied_batch('touchpoint_credit') }}",
+) }}
 {%- set s = attribution_settings() -%}
 {%- set double = attribution_double() -%}
+{%- set incremental = spendwise_journey_mode('touchpoint_credit') == 'incremental' -%}
+-- depends_on: {{ ref('int_journey_changes') }}
 
 with
 
+{% if incremental -%}
+changed as (
+
+    {{ spendwise_changed_users('touchpoint_credit') }}
+
+),
+
+journeys as (
+
+    select journeys.*
+    from {{ ref('int_journeys') }} journeys
+    inner join changed
+        on changed.user_id = journeys.user_id
+    where journeys.converted_at >= changed.changed_from
+
+),
+{%- else -%}
 journeys as (
 
     select * from {{ ref('int_journeys') }}
 
 ),
+{%- endif %}
 
 converting_touches as (
 

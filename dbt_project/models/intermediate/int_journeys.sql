@@ -4,14 +4,36 @@
   `journey_lookback_days` before it, after the user's previous conversion.
   A non-converting journey is the user's touches after their last conversion (or all of them
   for users who never converted), within `journey_lookback_days` before their last touch.
+  Incremental: only the users in int_journey_changes since the last applied batch are recomputed,
+  their journeys converting at or after `changed_from` and their open journey
+  (macros/incremental_journeys.sql).
 -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{{ spendwise_delete_changed_journeys('int_journeys') }}",
+    post_hook="{{ spendwise_record_applied_batch('int_journeys') }}",
+) }}
 {%- set lookback_days = var('journey_lookback_days') -%}
+{%- set incremental = spendwise_journey_mode('int_journeys') == 'incremental' -%}
+-- depends_on: {{ ref('int_journey_changes') }}
 
 with
 
+{% if incremental -%}
+changed as (
+
+    {{ spendwise_changed_users('int_journeys') }}
+
+),
+
+{% endif -%}
 touchpoints as (
 
     select * from {{ ref('stg_events__touchpoints') }}
+    {%- if incremental %}
+    where user_id in (select user_id from changed)
+    {%- endif %}
 
 ),
 
@@ -26,6 +48,9 @@ conversions as (
             partition by user_id order by converted_at, conversion_id
         ) as previous_converted_at
     from {{ ref('stg_events__conversions') }}
+    {%- if incremental %}
+    where user_id in (select user_id from changed)
+    {%- endif %}
 
 ),
 
@@ -127,4 +152,13 @@ numbered as (
 
 )
 
+{% if incremental -%}
+select numbered.*
+from numbered
+inner join changed
+    on changed.user_id = numbered.user_id
+where numbered.converted_at is null
+    or numbered.converted_at >= changed.changed_from
+{%- else -%}
 select * from numbered
+{%- endif %}
