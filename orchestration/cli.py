@@ -208,7 +208,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         with terminal_apart(verbose) as terminal:
             outcome = run_refresh(
                 tags={"spendwise/trigger": args.trigger}, run_id=args.run_id, log_level=args.log_level,
-                progress=terminal, verbose=verbose,
+                progress=terminal, verbose=verbose, full_refresh=getattr(args, "full_refresh", False),
             )
         print(format_summary(outcome, _warehouse(), total_seconds=time.perf_counter() - started))
         return 0 if outcome.ok else EXIT_REFRESH_FAILED
@@ -466,6 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument("--trigger", default="cli", help=argparse.SUPPRESS)
     refresh.add_argument("--log-level", default="WARNING", help=argparse.SUPPRESS)  # a child logs INFO to a file
     refresh.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    refresh.add_argument(
+        "--full-refresh", action="store_true",
+        help="rebuild the incremental dbt models (journeys, touchpoint credit) from all raw rows instead of "
+        "only the users whose rows changed; a wholesale load (load/demo) triggers this by itself",
+    )
     refresh.set_defaults(func=cmd_refresh)
 
     run = sub.add_parser(

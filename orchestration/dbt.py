@@ -159,6 +159,12 @@ class DbtModelConfig(Config):
     """Run config for the dbt models, passed to dbt as --vars. Validated before dbt starts."""
 
     journey_lookback_days: int = Field(30, description="touches this many days before a conversion count")
+    late_arrival_days: int = Field(
+        3, description="incremental journeys: users with raw rows this many days before the newest one are "
+        "recomputed on every run, besides the changes the loaders log (dbt var late_arrival_days)")
+    full_refresh: bool = Field(
+        False, description="rebuild the incremental dbt models from all raw rows (dbt --full-refresh); "
+        "`spendwise refresh --full-refresh`")
     time_decay_half_life_days: float = Field(7.0, description="time_decay: a touch this much older gets half")
     position_first_weight: float = Field(0.4, description="position_based (U): first touch")
     position_last_weight: float = Field(0.4, description="position_based (U): last touch")
@@ -173,6 +179,8 @@ class DbtModelConfig(Config):
         problems = []
         if self.journey_lookback_days < 1:
             problems.append(f"journey_lookback_days={self.journey_lookback_days}: must be a whole number >= 1")
+        if self.late_arrival_days < 0:
+            problems.append(f"late_arrival_days={self.late_arrival_days}: must be a whole number >= 0")
         if not self.time_decay_half_life_days > 0:
             problems.append(f"time_decay_half_life_days={self.time_decay_half_life_days}: must be > 0 (days)")
         for model, names in (
@@ -191,6 +199,7 @@ class DbtModelConfig(Config):
         self.validate_values()
         return {
             "journey_lookback_days": self.journey_lookback_days,
+            "late_arrival_days": self.late_arrival_days,
             "attribution_time_decay_half_life_days": self.time_decay_half_life_days,
             "attribution_position_first_weight": self.position_first_weight,
             "attribution_position_last_weight": self.position_last_weight,
@@ -204,7 +213,10 @@ class DbtModelConfig(Config):
 def spendwise_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, config: DbtModelConfig):
     """Builds the dbt models and runs their tests; a failing error-severity test fails the step."""
     dbt_vars = config.dbt_vars()  # invalid weights stop the step here, before dbt runs
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+    # Incremental models (int_journeys, touchpoint_credit) rebuild everything by themselves after a
+    # wholesale raw load; --full-refresh forces it (dbt_project/macros/incremental_journeys.sql).
+    full_refresh = ["--full-refresh"] if config.full_refresh else []
+    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars), *full_refresh], context=context)
     try:
         yield from invocation.stream()
     finally:

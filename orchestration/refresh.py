@@ -131,6 +131,7 @@ def run_refresh(
     lock: RefreshLock | None = None,
     progress: TextIO | None = None,
     verbose: bool = False,
+    full_refresh: bool = False,
 ) -> RefreshOutcome:
     """Materialize every asset once, in-process, recorded in `instance` (default: DAGSTER_HOME's).
 
@@ -140,6 +141,7 @@ def run_refresh(
     a `lock` it already holds for `run_id`. The run carries this process's identity in its tags.
     With a `progress` stream, a line per step (or group of check or chart steps) is written there
     as the run goes (orchestration.progress); `verbose`: the steps' own output shares that stream.
+    `full_refresh`: the incremental dbt models are rebuilt from all raw rows (dbt --full-refresh).
     """
     settings = get_settings()
     require_warehouse(settings.warehouse)
@@ -266,7 +268,10 @@ def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str,
         raise_on_error=False,
         tags={"spendwise/trigger": "cli", **(tags or {}), **ProcessIdentity.current().to_tags()},
         # Dagster's per-event lines live in the UI; dbt's per-node log goes to stdout (see progress.py).
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": log_level}}},
+            **({"ops": {"spendwise_dbt_models": {"config": {"full_refresh": True}}}} if full_refresh else {}),
+        },
     )
     seconds = time.perf_counter() - started
     if steps is not None:
