@@ -146,7 +146,7 @@ numbered as (
         count(*) over (partition by journey_id) as touch_count,
         case
             when converted_at is not null
-                then {{ dbt.datediff('occurred_at', 'converted_at', 'second') }} / 86400.0
+                then {{ spendwise_days_from_seconds(dbt.datediff('occurred_at', 'converted_at', 'second')) }}
         end as days_before_conversion
     from journeys
 

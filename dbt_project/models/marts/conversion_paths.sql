@@ -17,7 +17,7 @@ journey_paths as (
         journey_id,
         max(case when is_converted then 1 else 0 end) as converted,
         max(revenue) as revenue,
-        {{ dbt.listagg('channel', "' > '", 'order by touch_index') }} as path
+        {{ spendwise_ordered_listagg('channel', "' > '", 'touch_index') }} as path
     from journeys
     group by journey_id
 
