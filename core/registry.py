@@ -228,10 +228,13 @@ TABLES: dict[str, Table] = {t.name: t for t in (
                "revenue", nullable=True),
             _c("roi_lower", "number", "lower end of the 95% interval of predicted_roi", nullable=True),
             _c("roi_upper", "number", "upper end of the 95% interval of predicted_roi", nullable=True),
-            _c("method", "text", "forecasting method of the revenue forecast: prophet, or the naive baseline it "
-               "falls back to where prophet does not beat it in the backtest (naive_28d_mean: mean of the last 28 "
-               "days with spend; naive_weekday: same-weekday mean of the last 4 weeks), followed by "
-               "'(spend: <method>)' when the spend forecast's differs; or 'none: no platform revenue in the data'"),
+            _c("method", "text", "forecasting method of the revenue forecast: the model with the lowest backtest "
+               "error among those that beat the naive baselines (prophet; level_weekday: same-weekday mean of the "
+               "last 730 days with spend; spend_regression: weekday intercepts + adstocked spend, future spend held "
+               "at its level_weekday forecast), or the naive baseline it falls back to where none does "
+               "(naive_28d_mean: mean of the last 28 days with spend; naive_weekday: same-weekday mean of the last 4 "
+               "weeks), followed by '(spend: <method>)' when the spend forecast's differs; or 'none: no platform "
+               "revenue in the data'"),
             _c("backtest_mape", "number", "rolling-origin backtest error of the published daily revenue forecast "
                "(WAPE); empty when the held-out revenue was all zero", nullable=True),
             _c("naive_mape", "number", "the same backtest error of the better naive baseline (naive_28d_mean or "

@@ -7,7 +7,7 @@ from dagster import materialize
 from assets.forecasts import channel_forecasts
 from assets.resources import Warehouse
 from core import registry
-from ml.forecasting import METHOD, NAIVE_METHODS
+from ml.forecasting import FUTURE_SPEND, METHOD, MODEL_METHODS, NAIVE_METHODS
 
 
 def _daily(days: int = 150) -> pd.DataFrame:
@@ -48,6 +48,9 @@ def test_the_roi_forecast_publishes_skill_and_names_the_fallback(duckdb_url):
     skill_md = metadata["forecast_skill"].value
     assert "naive_weekday" in skill_md and "model_total_error" in skill_md
     records = metadata["forecast_skill_records"].value
-    assert len(records) == 2 * 6 and {r["method"] for r in records} <= {METHOD, *NAIVE_METHODS}
+    assert len(records) == 2 * 6 and {r["method"] for r in records} <= {*MODEL_METHODS, *NAIVE_METHODS}
+    assert metadata["future_spend"].value == FUTURE_SPEND
+    assert metadata["median_interval_factor"].value >= 1.0
+    assert all(r["interval_factor"] >= 1.0 and 0.0 <= r["backtest_coverage"] <= 1.0 for r in records)
     assert metadata["median_published_skill"].value >= 0
     assert metadata["series_on_naive_fallback"].value >= 6  # every metric of 'weekly'

@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 
 import ml.forecasting as forecasting
-from ml.forecasting import METHOD, NAIVE_METHODS, SKILL_COLUMNS, forecast_channel_metrics, naive_forecast, skill_score
+from ml.forecasting import (
+    FUTURE_SPEND, LEVEL_METHOD, METHOD, MODEL_METHODS, NAIVE_METHODS, SKILL_COLUMNS, SPEND_REGRESSION_METHOD,
+    forecast_channel_metrics, level_forecast, naive_forecast, skill_score, spend_regression_forecast,
+)
 
 HORIZON = 14
 WEEKLY = np.array([1.0, 1.5, 0.7, 1.2, 0.5, 1.3, 0.8])  # Monday .. Sunday
@@ -89,7 +92,7 @@ def test_a_trend_beats_naive_and_keeps_the_model(weekly_and_trend):
     assert scores["published_skill"] == scores["skill"] and scores["published_mape"] == scores["model_mape"]
     roi = fc.roi_forecast_table().set_index("channel")
     assert roi.loc["trend", "method"] == METHOD and roi.loc["trend", "skill"] == pytest.approx(scores["skill"])
-    assert set(fc.skill["method"]) <= {METHOD, *NAIVE_METHODS}
+    assert set(fc.skill["method"]) <= {*MODEL_METHODS, *NAIVE_METHODS}
     assert (fc.skill["published_skill"] >= 0).all() and (fc.skill["published_total_skill"] >= 0).all()
 
 
@@ -125,3 +128,97 @@ def test_a_series_without_held_out_actuals_keeps_the_model():
     published, row = forecasting._score_and_fall_back(task, result)
     assert published is result and row["method"] == METHOD
     assert np.isnan(row["naive_mape"]) and np.isnan(row["skill"]) and np.isnan(row["published_skill"])
+
+
+def test_level_forecast_is_the_weekday_mean_of_its_window():
+    values = np.arange(1.0, 71.0)  # 70 live days, the first a Monday (0)
+    weekdays = np.arange(70) % 7
+    # The last 28 values are 43..70; their Mondays are 43, 50, 57, 64 and their Sundays 49, 56, 63, 70.
+    np.testing.assert_allclose(level_forecast(values, weekdays, np.array([0, 6]), window=28),
+                               [np.mean([43, 50, 57, 64]), np.mean([49, 56, 63, 70])])
+    # A weekday seen fewer than 4 times in the window gets the window's mean.
+    assert level_forecast(values, weekdays, np.array([2]), window=10)[0] == pytest.approx(values[-10:].mean())
+
+
+def test_the_spend_regression_forecasts_along_the_stated_future_spend():
+    rng = np.random.default_rng(3)
+    days, horizon = 200, 21
+    spend = rng.uniform(50.0, 150.0, days)
+    weekdays = np.arange(days) % 7
+    intercepts = np.array([100.0, 80.0, 60.0, 90.0, 120.0, 40.0, 30.0])
+
+    def adstock(path):  # a_t = 0.5 a_(t-1) + 0.5 s_t
+        out, carry = np.empty(len(path)), 0.0
+        for i, value in enumerate(path):
+            carry = 0.5 * carry + 0.5 * value
+            out[i] = carry
+        return out
+
+    revenue = intercepts[weekdays] + 3.0 * adstock(spend)
+    future_weekdays = (days + np.arange(horizon)) % 7
+    planned = np.full(horizon, 80.0)
+    forecast, decay = spend_regression_forecast(revenue, np.ones(days, bool), spend, weekdays, planned, future_weekdays)
+    assert decay == 0.5
+    expected = intercepts[future_weekdays] + 3.0 * adstock(np.r_[spend, planned])[days:]
+    np.testing.assert_allclose(forecast, expected, rtol=1e-9)
+    # Planning twice the spend adds 3 x the adstock of the extra spend, carried over from its first day.
+    doubled, _ = spend_regression_forecast(revenue, np.ones(days, bool), spend, weekdays, 2 * planned, future_weekdays)
+    np.testing.assert_allclose(doubled - forecast, 3.0 * adstock(planned), rtol=1e-9)
+
+
+def replanned_budgets(days: int, seed: int = 7) -> pd.DataFrame:
+    """Four channels whose spend is re-planned every week around a stable budget (log sd 0.5), paced by weekday,
+    with 20% daily noise; revenue is 3 x the adstocked spend (decay 0.5) with 15% noise."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2024-01-01", periods=days, freq="D")
+    frames = []
+    for k, channel in enumerate(("alpha", "beta", "gamma", "delta")):
+        weekly_level = np.exp(rng.normal(0.0, 0.5, days // 7 + 1))[np.arange(days) // 7]
+        spend = 200.0 * (k + 1) * weekly_level * WEEKLY[dates.day_of_week] * rng.lognormal(0.0, 0.2, days)
+        carried = pd.Series(spend).ewm(alpha=0.5, adjust=False).mean().to_numpy()
+        frames.append(pd.DataFrame({"date": dates, "channel": channel, "spend": spend,
+                                    "revenue": 3.0 * carried * rng.lognormal(0.0, 0.15, days)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.slow
+def test_published_methods_beat_naive_or_are_naive_and_intervals_cover_held_out_days():
+    """A family with known noise: refit without the last 28 days, then score what was published on them."""
+    daily = replanned_budgets(days=392)
+    held_out = daily["date"] > daily["date"].max() - pd.Timedelta(days=28)
+    fc = forecast_channel_metrics(daily[~held_out], metrics=("spend", "revenue"), horizon_days=28, backtest_folds=3,
+                                  n_jobs=1, seed=5)
+    skill = fc.skill
+    assert list(skill.columns) == list(SKILL_COLUMNS)
+    assert set(skill["method"]) <= {*MODEL_METHODS, *NAIVE_METHODS}
+    for _, row in skill.iterrows():
+        if row["method"] in NAIVE_METHODS:
+            assert row["published_skill"] == 0.0 and row["published_total_skill"] == 0.0
+        else:  # a published model beats the naive error on days and does not lose on totals
+            assert row["published_mape"] < row["naive_mape"] and row["published_skill"] > 0
+            assert row["published_total_skill"] >= 0
+        # The spend path behind a spend regression is stated; other methods have none.
+        assert row["future_spend"] == (FUTURE_SPEND if row["method"] == SPEND_REGRESSION_METHOD else "")
+        assert row["interval_factor"] >= 1.0 and row["calibrated_coverage"] >= 0.95
+        assert row["calibrated_coverage"] >= row["backtest_coverage"]
+    # Budgets return to a stable level, which the long-run weekday level finds (Prophet wins where its trend does).
+    assert (skill["method"].isin([LEVEL_METHOD, SPEND_REGRESSION_METHOD])).sum() >= 2
+    assert skill["published_total_skill"].median() > 0.1
+    roi = fc.roi_forecast_table().set_index("channel")
+    revenue = skill[skill["metric"] == "revenue"].set_index("channel")
+    assert (roi["method"].str.split().str[0] == revenue["method"]).all()
+
+    # Intervals: the share of held-out days inside the published 95% interval, before and after the calibration.
+    truth = daily[held_out].set_index(["channel", "date"])
+    future = fc.frame[fc.frame["is_forecast"]]
+    inside_before = inside_after = total = 0
+    for (channel, metric), rows in future.groupby(["channel", "metric"]):
+        actual = truth.loc[channel].loc[rows["date"], metric].to_numpy()
+        raw_lower, raw_upper = fc.uncalibrated_intervals[(channel, metric)]
+        inside_before += int(((raw_lower <= actual) & (actual <= raw_upper)).sum())
+        inside_after += int(((rows["yhat_lower"] <= actual) & (actual <= rows["yhat_upper"])).sum())
+        total += len(actual)
+        assert (rows["yhat_upper"].to_numpy() >= raw_upper).all() and (rows["yhat_lower"].to_numpy() <= raw_lower).all()
+    assert total == 8 * 28
+    assert inside_after / total >= 0.88, (inside_before / total, inside_after / total)
+    assert inside_after >= inside_before
