@@ -163,8 +163,8 @@ class DbtModelConfig(Config):
         3, description="incremental journeys: users with raw rows this many days before the newest one are "
         "recomputed on every run, besides the changes the loaders log (dbt var late_arrival_days)")
     full_refresh: bool = Field(
-        False, description="rebuild the incremental dbt models from all raw rows (dbt --full-refresh); "
-        "`spendwise refresh --full-refresh`")
+        False, description="rebuild the incremental dbt models from all raw rows (dbt var "
+        "spendwise_full_refresh); `spendwise refresh --full-refresh`")
     time_decay_half_life_days: float = Field(7.0, description="time_decay: a touch this much older gets half")
     position_first_weight: float = Field(0.4, description="position_based (U): first touch")
     position_last_weight: float = Field(0.4, description="position_based (U): last touch")
@@ -195,11 +195,16 @@ class DbtModelConfig(Config):
         if problems:
             raise ValueError("invalid dbt model config:\n  " + "\n  ".join(problems))
 
-    def dbt_vars(self) -> dict[str, float | int]:
+    def dbt_vars(self) -> dict[str, float | int | bool]:
         self.validate_values()
         return {
             "journey_lookback_days": self.journey_lookback_days,
             "late_arrival_days": self.late_arrival_days,
+            # The incremental models (int_journeys, touchpoint_credit) rebuild everything by themselves
+            # after a wholesale raw load; this forces it (dbt_project/macros/incremental_journeys.sql).
+            # A var, not dbt's --full-refresh, which would also recreate every table and view (on
+            # PostgreSQL the views that depend on each other and the BI grants stop that).
+            "spendwise_full_refresh": self.full_refresh,
             "attribution_time_decay_half_life_days": self.time_decay_half_life_days,
             "attribution_position_first_weight": self.position_first_weight,
             "attribution_position_last_weight": self.position_last_weight,
@@ -213,10 +218,7 @@ class DbtModelConfig(Config):
 def spendwise_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, config: DbtModelConfig):
     """Builds the dbt models and runs their tests; a failing error-severity test fails the step."""
     dbt_vars = config.dbt_vars()  # invalid weights stop the step here, before dbt runs
-    # Incremental models (int_journeys, touchpoint_credit) rebuild everything by themselves after a
-    # wholesale raw load; --full-refresh forces it (dbt_project/macros/incremental_journeys.sql).
-    full_refresh = ["--full-refresh"] if config.full_refresh else []
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars), *full_refresh], context=context)
+    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
     try:
         yield from invocation.stream()
     finally:

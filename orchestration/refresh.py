@@ -141,7 +141,7 @@ def run_refresh(
     a `lock` it already holds for `run_id`. The run carries this process's identity in its tags.
     With a `progress` stream, a line per step (or group of check or chart steps) is written there
     as the run goes (orchestration.progress); `verbose`: the steps' own output shares that stream.
-    `full_refresh`: the incremental dbt models are rebuilt from all raw rows (dbt --full-refresh).
+    `full_refresh`: the incremental dbt models are rebuilt from all raw rows (DbtModelConfig.full_refresh).
     """
     settings = get_settings()
     require_warehouse(settings.warehouse)

@@ -29,12 +29,24 @@
     cast('{{ value.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }})
 {%- endmacro %}
 
-{#- The batch (run_started_at, naive UTC) this model applied last, or none. -#}
+{#- What the model's rows were computed with: its SQL and the vars of journeys and attribution.
+    Another value in the state (a changed model or a new lookback/weight) means a full rebuild. -#}
+{% macro spendwise_journey_settings() -%}
+    {%- set names = ['journey_lookback_days', 'attribution_time_decay_half_life_days',
+                     'attribution_position_first_weight', 'attribution_position_last_weight',
+                     'attribution_w_first_weight', 'attribution_w_lead_weight', 'attribution_w_last_weight'] -%}
+    {%- set values = {} -%}
+    {%- for name in names -%}{%- do values.update({name: var(name) | string}) -%}{%- endfor -%}
+    {{- return(local_md5(model.checksum.checksum ~ tojson(values, sort_keys=True))) -}}
+{%- endmacro %}
+
+{#- The batch (run_started_at, naive UTC) this model applied last with today's settings, or none. -#}
 {% macro spendwise_applied_batch(model_name) -%}
     {%- if not execute -%}{{ return(none) }}{%- endif -%}
     {%- set state = spendwise_ops_relation('dbt_incremental_state') -%}
     {%- if state is none -%}{{ return(none) }}{%- endif -%}
-    {%- set result = run_query("select max(batch_at) from " ~ state ~ " where model = '" ~ model_name ~ "'") -%}
+    {%- set result = run_query("select max(batch_at) from " ~ state ~ " where model = '" ~ model_name
+                               ~ "' and settings_md5 = '" ~ spendwise_journey_settings() ~ "'") -%}
     {{- return(result.columns[0].values()[0]) -}}
 {%- endmacro %}
 
@@ -80,14 +92,30 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook: this model now reflects every batch of int_journey_changes. -#}
+{#- Post-hook: this model now reflects every batch of int_journey_changes, computed with these
+    settings. Then the user rows of batches before the last one both models applied, and the loaders' log entries read more
+    than a day ago, are deleted (both tables would otherwise grow with every run). -#}
 {% macro spendwise_record_applied_batch(model_name) -%}
+    {%- set changes = ref('int_journey_changes') -%}
     create schema if not exists ops;
     create table if not exists ops.dbt_incremental_state (
-        model {{ dbt.type_string() }}, batch_at {{ dbt.type_timestamp() }}, recorded_at {{ dbt.type_timestamp() }}
+        model {{ dbt.type_string() }}, batch_at {{ dbt.type_timestamp() }}, settings_md5 {{ dbt.type_string() }},
+        recorded_at {{ dbt.type_timestamp() }}
     );
     delete from ops.dbt_incremental_state where model = '{{ model_name }}';
-    insert into ops.dbt_incremental_state (model, batch_at, recorded_at)
-    select '{{ model_name }}', max(batch_at), {{ spendwise_timestamp_literal(modules.datetime.datetime.utcnow()) }}
-    from {{ ref('int_journey_changes') }}
+    insert into ops.dbt_incremental_state (model, batch_at, settings_md5, recorded_at)
+    select '{{ model_name }}', max(batch_at), '{{ spendwise_journey_settings() }}',
+        {{ spendwise_timestamp_literal(modules.datetime.datetime.utcnow()) }}
+    from {{ changes }};
+    delete from {{ changes }}
+    where user_id is not null
+        and batch_at < (
+            select min(batch_at) from ops.dbt_incremental_state where model in ('int_journeys', 'touchpoint_credit')
+        )
+        and 2 = (select count(*) from ops.dbt_incremental_state where model in ('int_journeys', 'touchpoint_credit'))
+    {%- set log = spendwise_ops_relation('raw_changes') if execute else none -%}
+    {%- if log is not none %};
+    delete from {{ log }}
+    where changed_at < (select {{ dbt.dateadd('day', -1, 'max(raw_changes_upto)') }} from {{ changes }})
+    {%- endif %}
 {%- endmacro %}

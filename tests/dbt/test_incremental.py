@@ -2,7 +2,7 @@
 rebuild after every kind of load, on DuckDB and PostgreSQL.
 
 Two warehouses per engine get the same loads: one is built incrementally with `dbt run`, the other
-with `dbt run --full-refresh`; after each load their tables must match row for row. Real dbt in a
+from scratch (its incremental tables dropped first); after each load their tables must match row for row. Real dbt in a
 subprocess; about a minute per engine.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from assets.resources import Warehouse
 from core.landing import merge_raw_tables
 from core.purge import purge_users
-from core.raw_contract import RAW_TABLES, replace_raw_tables
+from core.raw_contract import RAW_TABLES, replace_raw_tables, validate_raw_frame
 from ml.synthetic import generate_demo_data
 from tests.dbt.test_attribution_sql import assert_dbt_ok, run_dbt
 
@@ -30,6 +30,11 @@ def sorted_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(keys, ignore_index=True)
 
 
+def drop_of(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Frames as a landing drop delivers them (read_drop validates and types them)."""
+    return {name: validate_raw_frame(name, df) for name, df in frames.items()}
+
+
 class Pair:
     """The incremental warehouse and its full-rebuild reference, loaded alike."""
 
@@ -41,10 +46,16 @@ class Pair:
         for url in self.urls.values():
             action(Warehouse(url=url))
 
-    def build(self, step: str) -> None:
+    def build(self, step: str, *extra: str) -> None:
         # `run`, not `build`: the comparison below is the test (the data tests run in test_attribution_sql).
-        assert_dbt_ok(run_dbt(self.urls["inc"], self.tmp_path / "inc", "run", *SELECT))
-        assert_dbt_ok(run_dbt(self.urls["ref"], self.tmp_path / "ref", "run", "--full-refresh", *SELECT))
+        assert_dbt_ok(run_dbt(self.urls["inc"], self.tmp_path / "inc", "run", *SELECT, *extra))
+        # The reference: the incremental tables and their state dropped, so dbt builds them from scratch.
+        ref_client = Warehouse(url=self.urls["ref"]).client
+        with ref_client.write_transaction("ops") as con:
+            for table in ("analytics.touchpoint_credit", "analytics.int_journeys", "analytics.int_journey_changes",
+                          "ops.dbt_incremental_state"):
+                ref_client.execute(con, f"DROP TABLE IF EXISTS {table}")
+        assert_dbt_ok(run_dbt(self.urls["ref"], self.tmp_path / "ref", "run", *SELECT))
         inc, ref = Warehouse(url=self.urls["inc"]), Warehouse(url=self.urls["ref"])
         for table in COMPARED:
             got, want = sorted_frame(inc.read_table("analytics", table)), sorted_frame(ref.read_table("analytics", table))
@@ -97,8 +108,8 @@ def test_incremental_tables_equal_a_full_rebuild_after_every_load(pair, monkeypa
     cv_day.iloc[0, cv_day.columns.get_loc("occurred_at")] -= 2 * DAY
     new_days = (tp["occurred_at"] >= first_cut) & (tp["occurred_at"] < second_cut)
     new_conv = (cv["occurred_at"] >= first_cut) & (cv["occurred_at"] < second_cut)
-    drop = {"touchpoints": pd.concat([tp[new_days], on_day], ignore_index=True),
-            "conversions": pd.concat([cv[new_conv], cv_day], ignore_index=True)}
+    drop = drop_of({"touchpoints": pd.concat([tp[new_days], on_day], ignore_index=True),
+                    "conversions": pd.concat([cv[new_conv], cv_day], ignore_index=True)})
     pair.each(lambda wh: merge_raw_tables(wh.client, drop, source="new-days-and-restated"))
     pair.build("new days and a restated day")
     is_full, recomputed = pair.last_batch()
@@ -116,8 +127,8 @@ def test_incremental_tables_equal_a_full_rebuild_after_every_load(pair, monkeypa
         "campaign_id": tp["campaign_id"].iloc[0],
         "interaction": "click",
     })
-    rest = {"touchpoints": pd.concat([tp[tp["occurred_at"] >= second_cut], late[tp.columns]], ignore_index=True),
-            "conversions": cv[cv["occurred_at"] >= second_cut]}
+    rest = drop_of({"touchpoints": pd.concat([tp[tp["occurred_at"] >= second_cut], late[tp.columns]], ignore_index=True),
+                    "conversions": cv[cv["occurred_at"] >= second_cut]})
     pair.each(lambda wh: merge_raw_tables(wh.client, rest, source="late-arrivals"))
     pair.build("late-arriving touchpoints")
     journeys = Warehouse(url=pair.urls["inc"]).read_table("analytics", "int_journeys")
@@ -143,3 +154,7 @@ def test_incremental_tables_equal_a_full_rebuild_after_every_load(pair, monkeypa
                                                  "conversions": cv[cv["user_id"].isin(keep)]}))
     pair.build("raw data replaced")
     assert pair.last_batch()[0], "a wholesale replace must trigger a full rebuild"
+
+    # 6. `spendwise refresh --full-refresh` (the dbt var) with nothing changed: a full rebuild, same rows.
+    pair.build("forced full refresh", "--vars", "{spendwise_full_refresh: true}")
+    assert pair.last_batch()[0]

@@ -14,6 +14,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
+    on_schema_change='sync_all_columns',
     pre_hook="{{ spendwise_delete_changed_journeys('touchpoint_credit') }}",
     post_hook="{{ spendwise_record_applied_batch('touchpoint_credit') }}",
 ) }}

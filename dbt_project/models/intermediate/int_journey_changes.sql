@@ -12,7 +12,8 @@
 {%- set changes = spendwise_ops_relation('raw_changes') if execute else none -%}
 {%- set journeys = adapter.get_relation(database=this.database, schema=this.schema, identifier='int_journeys') if execute else none -%}
 
-{%- if not is_incremental() %}
+{#- `spendwise refresh --full-refresh` sets spendwise_full_refresh: every consumer rebuilds all. -#}
+{%- if not is_incremental() or var('spendwise_full_refresh', false) %}
 
 select
     {{ batch }} as batch_at,

@@ -11,6 +11,7 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
+    on_schema_change='sync_all_columns',
     pre_hook="{{ spendwise_delete_changed_journeys('int_journeys') }}",
     post_hook="{{ spendwise_record_applied_batch('int_journeys') }}",
 ) }}
