@@ -155,7 +155,7 @@ def run_refresh(
     try:
         try:
             outcome = _execute(instance, {**(tags or {}), WEBHOOK_TAG[0]: WEBHOOK_TAG[1]}, log_level, run_id,
-                               progress, verbose)
+                               progress, verbose, full_refresh)
         except Exception as exc:
             notify_refresh_webhooks(None, run_id=run_id, started_at=started_at, trigger=trigger,
                                     error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
@@ -240,7 +240,7 @@ def outcome_from_run(instance, run_id: str) -> RefreshOutcome:
 
 
 def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str,
-             progress: TextIO | None = None, verbose: bool = False) -> RefreshOutcome:
+             progress: TextIO | None = None, verbose: bool = False, full_refresh: bool = False) -> RefreshOutcome:
     from dagster import DagsterInstance
 
     from orchestration.dbt import prepare_manifest
