@@ -7,6 +7,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 MANIFEST := dbt_project/target/manifest.json
 STAMP := $(VENV)/.installed
+# pyspark + dbt-spark (~460 MB) for the Spark tests only: requirements-spark.txt says why.
+SPARK_STAMP := $(VENV)/.installed-spark
 # pytest-xdist workers for `make test`: one per core here (2); tests of one file stay on one worker
 TEST_WORKERS ?= 2
 
@@ -21,6 +23,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+$(SPARK_STAMP): requirements-spark.txt $(STAMP)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-spark.txt -c requirements.lock
 	@touch $@
 
 install: $(STAMP) ## create .venv and install the pinned dependencies (+ the test tools)
@@ -53,7 +59,7 @@ browser: ## Debian's chromium for the browser test (apt-get as root; otherwise s
 	    echo "chromium not found: the browser test will be skipped (sudo apt-get install chromium)"; \
 	  fi; }
 
-test: $(STAMP) $(MANIFEST) browser ## the whole test suite, PostgreSQL and browser tests included
+test: $(STAMP) $(SPARK_STAMP) $(MANIFEST) browser ## the whole test suite, PostgreSQL, Spark and browser tests included
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 test-fast: $(STAMP) $(MANIFEST) ## the suite without tests marked slow

@@ -92,9 +92,55 @@ class DuckDBLimits:
         }
 
 
+# A spark:// URL names a local folder holding the Spark warehouse (`warehouse/`) and its Derby
+# metastore (`metastore_db/`): spark:///srv/spendwise/spark?master=local[4]&shuffle_partitions=8.
+_SPARK_MASTER = re.compile(r"^(local(\[(\*|\d+)\])?|(spark|yarn|k8s)://?\S*|yarn)$")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """A local Spark warehouse (dbt-spark `method: session`): its folder, master and shuffle width."""
+
+    root: Path
+    master: str = "local[2]"
+    shuffle_partitions: int = 4
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def metastore_dir(self) -> Path:
+        return self.root / "metastore_db"
+
+    @classmethod
+    def from_query(cls, url: str, root: Path, query: str) -> SparkSettings:
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        unknown = sorted(set(params) - {"master", "shuffle_partitions"})
+        if unknown:
+            raise ValueError(
+                f"SPENDWISE_WAREHOUSE_URL {url.split('?')[0]!r}: unknown Spark parameter(s) {', '.join(unknown)}; "
+                "allowed: master (e.g. local[4]), shuffle_partitions (e.g. 8)"
+            )
+        master = params.get("master", cls.master).strip()
+        if not _SPARK_MASTER.match(master):
+            raise ValueError(f"SPENDWISE_WAREHOUSE_URL: master={master!r} is not a Spark master such as local[4] or spark://host:7077")
+        partitions = params.get("shuffle_partitions", str(cls.shuffle_partitions))
+        if not (partitions.isdigit() and int(partitions) >= 1):
+            raise ValueError(f"SPENDWISE_WAREHOUSE_URL: shuffle_partitions={partitions!r} is not a whole number of 1 or more")
+        return cls(root=root, master=master, shuffle_partitions=int(partitions))
+
+    def dbt_env(self) -> dict[str, str]:
+        return {
+            "SPENDWISE_SPARK_DIR": str(self.root),
+            "SPENDWISE_SPARK_MASTER": self.master,
+            "SPENDWISE_SPARK_SHUFFLE_PARTITIONS": str(self.shuffle_partitions),
+        }
+
+
 @dataclass(frozen=True)
 class WarehouseUrl:
-    """A parsed `SPENDWISE_WAREHOUSE_URL`; `kind` is "duckdb" or "postgres"."""
+    """A parsed `SPENDWISE_WAREHOUSE_URL`; `kind` is "duckdb", "postgres" or "spark"."""
 
     url: str
     kind: str
@@ -105,6 +151,7 @@ class WarehouseUrl:
     user: str = ""
     password: str = ""
     database: str = ""
+    spark: SparkSettings | None = None
 
     @classmethod
     def parse(cls, url: str) -> WarehouseUrl:
@@ -120,6 +167,21 @@ class WarehouseUrl:
                 )
             return cls(url=url, kind="duckdb", duckdb_path=Path(raw_path),
                        duckdb_limits=DuckDBLimits.from_query(url, parsed.query))
+        if scheme == "spark":
+            if parsed.netloc:
+                raise ValueError(
+                    f"SPENDWISE_WAREHOUSE_URL {url!r}: a spark:// URL names a local folder, not a host "
+                    f"({parsed.netloc!r}); use spark:///absolute/path/to/spark_dir (a Thrift or Connect "
+                    "cluster is a dbt profile, see deploy/spark.md)"
+                )
+            raw_path = unquote(parsed.path)
+            if raw_path.strip("/") == "":
+                raise ValueError(
+                    f"SPENDWISE_WAREHOUSE_URL {url!r} names no Spark folder; use spark:///absolute/path/to/spark_dir"
+                )
+            # spark:///abs/dir and spark:////abs/dir both name /abs/dir (as for duckdb://).
+            root = Path("/" + raw_path.lstrip("/"))
+            return cls(url=url, kind="spark", spark=SparkSettings.from_query(url, root, parsed.query))
         if scheme in ("postgresql", "postgres"):
             database = parsed.path.lstrip("/")
             if not database:
@@ -138,7 +200,8 @@ class WarehouseUrl:
             )
         raise ValueError(
             f"SPENDWISE_WAREHOUSE_URL has unsupported scheme {parsed.scheme!r}: "
-            "use duckdb:///path/to/file.duckdb or postgresql://user:password@host:port/database"
+            "use duckdb:///path/to/file.duckdb, postgresql://user:password@host:port/database "
+            "or spark:///path/to/spark_dir"
         )
 
     @property
@@ -151,6 +214,8 @@ class WarehouseUrl:
             base = f"duckdb://{self.duckdb_path}" if self.duckdb_path.is_absolute() else f"duckdb:///{self.duckdb_path}"
             query = urlparse(self.url).query
             return f"{base}?{query}" if query else base
+        if self.kind == "spark":
+            return self.url
         return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
 
     def dbt_env(self) -> dict[str, str]:
@@ -166,6 +231,8 @@ class WarehouseUrl:
         if self.kind == "duckdb":
             return {**common, "SPENDWISE_DBT_TARGET": "duckdb", "SPENDWISE_DUCKDB_PATH": str(self.duckdb_path),
                     **self.duckdb_limits.dbt_env(self.duckdb_path)}
+        if self.kind == "spark":
+            return {**common, "SPENDWISE_DBT_TARGET": "spark", **self.spark.dbt_env()}
         return {
             **common,
             "SPENDWISE_DBT_TARGET": "postgres",

@@ -96,6 +96,7 @@
     settings. Then the user rows of batches before the last one both models applied, and the loaders' log entries read more
     than a day ago, are deleted (both tables would otherwise grow with every run). -#}
 {% macro spendwise_record_applied_batch(model_name) -%}
+    {%- if not spendwise_keeps_incremental_state() -%}{{ return('') }}{%- endif -%}
     {%- set changes = ref('int_journey_changes') -%}
     create schema if not exists ops;
     create table if not exists ops.dbt_incremental_state (

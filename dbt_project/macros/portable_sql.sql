@@ -32,3 +32,18 @@
     array_join(transform(array_sort(collect_list(struct({{ order_by_column }} as sort_key, {{ measure }} as value))),
                          entry -> entry.value), {{ delimiter_text }})
 {%- endmacro %}
+
+{#- Whether the incremental journey models keep their state (ops.dbt_incremental_state) and delete
+    rows to recompute. Not on Spark: plain parquet tables have no row-level DELETE, so the models are
+    rebuilt in full on every run there (full_refresh in dbt_project.yml) and record nothing. -#}
+{% macro spendwise_keeps_incremental_state() -%}
+    {{ return(adapter.dispatch('spendwise_keeps_incremental_state', 'spendwise')()) }}
+{%- endmacro %}
+
+{% macro default__spendwise_keeps_incremental_state() -%}
+    {{ return(true) }}
+{%- endmacro %}
+
+{% macro spark__spendwise_keeps_incremental_state() -%}
+    {{ return(false) }}
+{%- endmacro %}

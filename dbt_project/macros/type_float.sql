@@ -2,3 +2,8 @@
 {% macro duckdb__type_float() -%}
     double
 {%- endmacro %}
+
+{#- Spark's FLOAT is 4 bytes too. -#}
+{% macro spark__type_float() -%}
+    double
+{%- endmacro %}

@@ -10,7 +10,16 @@
 
 {#- dbt.type_float() is single precision (FLOAT4) on DuckDB; credits must sum to 1 within 1e-9. -#}
 {% macro attribution_double() -%}
+    {{ return(adapter.dispatch('attribution_double', 'spendwise')()) }}
+{%- endmacro %}
+
+{% macro default__attribution_double() -%}
     double precision
+{%- endmacro %}
+
+{#- Spark spells the 8-byte float `double` only. -#}
+{% macro spark__attribution_double() -%}
+    double
 {%- endmacro %}
 
 {#- A SQL literal of a Python float, typed double so PostgreSQL does not switch to numeric. -#}

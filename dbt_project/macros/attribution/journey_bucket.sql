@@ -14,3 +14,8 @@
 {% macro duckdb__attribution_journey_bucket(key, buckets) -%}
     (cast({{ dbt.concat(["'0x'", "substr(" ~ dbt.hash(key) ~ ", 1, 15)"]) }} as {{ dbt.type_bigint() }}) % {{ buckets }})
 {%- endmacro %}
+
+{#- Spark reads the hex digits with conv() (base 16 to 10, as text). -#}
+{% macro spark__attribution_journey_bucket(key, buckets) -%}
+    (cast(conv(substr({{ dbt.hash(key) }}, 1, 15), 16, 10) as {{ dbt.type_bigint() }}) % {{ buckets }})
+{%- endmacro %}

@@ -36,3 +36,9 @@ where {{ column_name }} is not null
     (not (cast({{ expression }} as {{ dbt.type_float() }}) = cast({{ expression }} as {{ dbt.type_float() }}))
         or abs(cast({{ expression }} as {{ dbt.type_float() }})) > {{ max_abs }})
 {%- endmacro %}
+
+{#- Spark holds NaN equal to itself (as PostgreSQL does) and has isnan(); an infinity is beyond any limit. -#}
+{% macro spark__is_not_finite_or_beyond(expression, max_abs) -%}
+    (isnan(cast({{ expression }} as double))
+        or abs(cast({{ expression }} as double)) > {{ max_abs }})
+{%- endmacro %}

@@ -1,0 +1,144 @@
+"""Apache Spark as the warehouse: one local SparkSession configured as dbt's `spark` target is, and
+the raw tables written into Spark tables. pyspark is imported only here and only when used.
+
+dbt (profiles.yml, `method: session`) and this module build the same session: the same warehouse
+folder and Derby metastore under the `spark://` URL's folder, UTC session time. Derby lets one JVM
+open the metastore at a time, so a dbt run and a session of this process must never overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from core.settings import RAW_SCHEMA, SparkSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def session_config(settings: SparkSettings) -> dict[str, str]:
+    """The Spark configuration of a session on `settings`; profiles.yml sets the same values."""
+    return {
+        "spark.master": settings.master,
+        "spark.app.name": "spendwise",
+        "spark.sql.warehouse.dir": str(settings.warehouse_dir),
+        "spark.hadoop.javax.jdo.option.ConnectionURL":
+            f"jdbc:derby:;databaseName={settings.metastore_dir};create=true",
+        # derby.log lands beside the metastore, not in whatever folder the process started in.
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.root}",
+        # Timestamps are naive UTC everywhere in Spendwise; a session zone of the machine's would shift them.
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.ui.enabled": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # dbt-spark forces ANSI mode off in its session; Python reads see the same semantics.
+        "spark.sql.ansi.enabled": "false",
+    }
+
+
+@contextmanager
+def spark_session(settings: SparkSettings) -> Iterator[object]:
+    """A SparkSession on the warehouse folder, stopped on exit (which frees the Derby metastore)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise RuntimeError(
+            "the spark:// warehouse needs pyspark and dbt-spark: pip install -r requirements-spark.txt"
+        ) from exc
+    settings.root.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in session_config(settings).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+        _forget_jvm()
+
+
+def _forget_jvm() -> None:
+    """Shut the JVM down with the session: Derby's metastore lock is held by the JVM, not the session,
+    so a dbt run started after a read in this process (or the other way round) could not open it."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is not None:
+        gateway.shutdown()
+        proc = getattr(gateway, "proc", None)
+        if proc is not None:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+
+
+def _spark_type(name: str, series: pd.Series):
+    from pyspark.sql import types as T
+
+    from core.warehouse import _sql_type
+
+    sql = _sql_type(name, series)
+    return {
+        "BOOLEAN": T.BooleanType(), "BIGINT": T.LongType(), "DOUBLE PRECISION": T.DoubleType(),
+        "DATE": T.DateType(), "TIMESTAMP": T.TimestampType(), "TEXT": T.StringType(),
+    }[sql]
+
+
+def write_tables(session, frames: Mapping[str, pd.DataFrame], schema: str) -> dict[str, int]:
+    """Replace each table `schema`.`name` with the rows of its frame; the rows written per table.
+
+    Column types follow the other warehouses (core.warehouse): date columns (`date`, `*_date`) are
+    DATE, other datetimes TIMESTAMP, integers BIGINT, floats DOUBLE, the rest STRING.
+    """
+    import pandas as pd
+    from pyspark.sql import types as T
+
+    from core.warehouse import _normalise_frame
+
+    session.sql(f"create database if not exists `{schema}`")
+    written = {}
+    for name, frame in frames.items():
+        df = _normalise_frame(frame)
+        fields = [T.StructField(str(c), _spark_type(str(c), df[c]), True) for c in df.columns]
+        columns = {}
+        for field in fields:
+            s = df[field.name]
+            if isinstance(field.dataType, T.DateType):
+                s = pd.to_datetime(s).dt.date
+            elif isinstance(field.dataType, T.TimestampType):
+                s = pd.to_datetime(s).astype("datetime64[us]")
+            columns[field.name] = s.astype(object).where(s.notna(), None)
+        rows = pd.DataFrame(columns, index=df.index)
+        spark_df = session.createDataFrame(rows, schema=T.StructType(fields))
+        spark_df.write.mode("overwrite").format("parquet").saveAsTable(f"`{schema}`.`{name}`")
+        written[name] = len(df)
+    return written
+
+
+def load_raw_tables(settings: SparkSettings, frames: Mapping[str, pd.DataFrame],
+                    extra: Mapping[str, pd.DataFrame] | None = None) -> dict[str, int]:
+    """Validate the raw tables as `spendwise load` does and write them (and `extra`, e.g. the demo's
+    ground truth) into the Spark warehouse's raw database; the rows written per table."""
+    with spark_session(settings) as session:
+        return load_raw_tables_into(session, frames, extra)
+
+
+def load_raw_tables_into(session, frames: Mapping[str, pd.DataFrame],
+                         extra: Mapping[str, pd.DataFrame] | None = None) -> dict[str, int]:
+    """load_raw_tables on a running session (one JVM for the load, a dbt run and the reads)."""
+    from core.calendar_file import CALENDAR_TABLE, calendar_table
+    from core.raw_contract import CHANNEL_TABLES, RAW_TABLES, RawDataError, channel_tables, validate_raw_frame
+
+    missing = [name for name in RAW_TABLES if name not in frames]
+    if missing:
+        raise RawDataError([f"raw tables {missing} are missing: all of {list(RAW_TABLES)} are loaded together"])
+    typed = {name: validate_raw_frame(name, frames[name]) for name in RAW_TABLES}
+    optional = {name: frames[name] for name in (*CHANNEL_TABLES, CALENDAR_TABLE) if name in frames}
+    typed.update({**channel_tables(), CALENDAR_TABLE: calendar_table(), **optional})
+    typed.update(dict(extra or {}))
+    return write_tables(session, typed, RAW_SCHEMA)
+
