@@ -40,13 +40,25 @@ def session_config(settings: SparkSettings) -> dict[str, str]:
 
 @contextmanager
 def spark_session(settings: SparkSettings) -> Iterator[object]:
-    """A SparkSession on the warehouse folder, stopped on exit (which frees the Derby metastore)."""
+    """A SparkSession on the warehouse folder. A session this process already runs on the same folder
+    (a test's, or dbt's in-process run) is lent and left running; otherwise one is started and stopped
+    on exit with its JVM, which frees the Derby metastore for the next process (a dbt run)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise RuntimeError(
             "the spark:// warehouse needs pyspark and dbt-spark: pip install -r requirements-spark.txt"
         ) from exc
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        running_on = active.conf.get("spark.sql.warehouse.dir", "")
+        if running_on.removeprefix("file:").rstrip("/") != str(settings.warehouse_dir):
+            raise RuntimeError(
+                f"this process already runs a Spark session on {running_on}; the warehouse {settings.warehouse_dir} "
+                "needs its own process (Spark allows one session configuration per JVM)"
+            )
+        yield active
+        return
     settings.root.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.enableHiveSupport()
     for key, value in session_config(settings).items():

@@ -171,6 +171,7 @@ def _connect_duckdb_waiting_for_lock(path: str, read_only: bool, config: dict | 
 
 class WarehouseClient:
     """Connection to one warehouse, DuckDB (embedded file) or PostgreSQL: reads and atomic publication.
+    A Spark warehouse (spark://, core.spark) is read only: read_sql, read_table, table_exists, row_counts.
 
     Connections are short-lived because DuckDB allows one writing process at a time. Writers that
     meet a reader's lock wait up to DUCKDB_LOCK_WAIT_SECONDS; read-only connections with
@@ -192,10 +193,12 @@ class WarehouseClient:
 
     @property
     def placeholder(self) -> str:
-        return "?" if self.kind == "duckdb" else "%s"
+        return "%s" if self.kind == "postgres" else "?"
 
     def ident(self, name: str) -> str:
         """A quoted identifier that is safe inside a statement with parameters."""
+        if self.kind == "spark":
+            return "`" + name.replace("`", "``") + "`"
         quoted = '"' + name.replace('"', '""') + '"'
         # psycopg2 formats statements with %-style parameters, so a literal % must be doubled.
         return quoted.replace("%", "%%") if self.kind == "postgres" else quoted
@@ -226,6 +229,11 @@ class WarehouseClient:
             con.close()
 
     def _open(self, read_only: bool, wait: bool, application_name: str):
+        if self.kind == "spark":
+            raise ValueError(
+                f"the Spark warehouse {self.url.redacted()} is read through read_sql, read_table, table_exists and "
+                "row_counts; connections and publication (the prediction tables) are DuckDB and PostgreSQL only"
+            )
         if self.kind == "duckdb":
             import duckdb
 
@@ -470,14 +478,33 @@ class WarehouseClient:
     # ---------------------------------------------------------------- one connection per call
 
     def read_sql(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        """Rows of a query in the warehouse's SQL dialect (Spark SQL for spark://), `?`/`%s` parameters."""
+        if self.kind == "spark":
+            from core.spark import spark_session
+
+            # One session per call, stopped afterwards unless this process already runs one: a dbt run
+            # in another process needs the Derby metastore this JVM would otherwise keep locked.
+            with spark_session(self.url.spark) as session:
+                return session.sql(sql, args=list(params) or None).toPandas()
         with self.connect() as con:
             return self.query(con, sql, params)
 
     def read_table(self, schema: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
-        cols = ", ".join(_quote(c) for c in columns) if columns else "*"
-        return self.read_sql(f"SELECT {cols} FROM {_quote(schema)}.{_quote(table)}")
+        quote = self.ident if self.kind == "spark" else _quote
+        cols = ", ".join(quote(c) for c in columns) if columns else "*"
+        return self.read_sql(f"SELECT {cols} FROM {quote(schema)}.{quote(table)}")
+
+    def _spark_tables(self, schema: str) -> list[str]:
+        from core.spark import spark_session
+
+        with spark_session(self.url.spark) as session:
+            if not session.catalog.databaseExists(schema):
+                return []
+            return sorted(t.name for t in session.catalog.listTables(schema) if t.tableType != "VIEW")
 
     def table_exists(self, schema: str, table: str) -> bool:
+        if self.kind == "spark":
+            return table in self._spark_tables(schema)
         rows = self.read_sql(
             "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = ? AND table_name = ?"
             .replace("?", self.placeholder),
@@ -487,6 +514,14 @@ class WarehouseClient:
 
     def row_counts(self, schema: str) -> dict[str, int]:
         """Rows per table in `schema` (tables only, staging leftovers excluded)."""
+        if self.kind == "spark":
+            names = self._spark_tables(schema)
+            if not names:
+                return {}
+            union = " UNION ALL ".join(
+                f"SELECT '{n}' AS table_name, count(*) AS n FROM {self.ident(schema)}.{self.ident(n)}" for n in names
+            )
+            return {str(r.table_name): int(r.n) for r in self.read_sql(union).itertuples()}
         names = self.read_sql(
             "SELECT table_name FROM information_schema.tables "
             f"WHERE table_schema = {self.placeholder} AND table_type = 'BASE TABLE' ORDER BY table_name",

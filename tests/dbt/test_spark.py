@@ -19,6 +19,7 @@ import pytest
 
 from core.raw_contract import RAW_TABLES
 from core.settings import DBT_DIR, WarehouseUrl
+from core.warehouse import WarehouseClient
 from tests.conftest import IN_CI, load_demo
 
 try:
@@ -100,6 +101,17 @@ def built(tmp_path_factory):
                 t.name: session.table(f"analytics.`{t.name}`").toPandas()
                 for t in session.catalog.listTables("analytics") if t.tableType != "VIEW"
             }
+            # The Python assets' read path: the warehouse client on the same URL lends this session.
+            client = WarehouseClient(spark_url)
+            client_reads = {
+                "fct_channel_daily": client.read_table("analytics", "fct_channel_daily"),
+                "row_counts": client.row_counts("analytics"),
+                "exists": (client.table_exists("analytics", "fct_revenue_daily"),
+                           client.table_exists("analytics", "no_such_table")),
+                "email_days": client.read_sql(
+                    f"select count(*) as n from analytics.fct_channel_daily where channel = {client.placeholder}",
+                    ("email",)),
+            }
     finally:
         for key, value in saved_env.items():
             if value is None:
@@ -117,7 +129,8 @@ def built(tmp_path_factory):
             "and table_type = 'BASE TABLE'").fetchall()]
         duck_tables = {n: con.execute(f'select * from analytics."{n}"').df() for n in names}
     print(f"spark timings: {timings}")
-    return {"duckdb": duck_tables, "spark": spark_tables, "written": written, "raw": raw, "timings": timings}
+    return {"duckdb": duck_tables, "spark": spark_tables, "written": written, "raw": raw, "timings": timings,
+            "client": client_reads, "spark_url": spark_url}
 
 
 def test_raw_tables_land_in_spark_whole(built):
@@ -150,3 +163,18 @@ def test_every_mart_equals_duckdb(built, table):
         else:
             pd.testing.assert_series_equal(s, d, check_dtype=False, check_names=False, obj=f"{table}.{col}")
 
+
+
+def test_warehouse_client_reads_spark(built):
+    reads, spark = built["client"], built["spark"]
+    assert_equal = pd.testing.assert_frame_equal
+    assert_equal(_normalised(reads["fct_channel_daily"]), _normalised(spark["fct_channel_daily"]))
+    assert reads["row_counts"] == {name: len(frame) for name, frame in spark.items()}
+    assert reads["exists"] == (True, False)
+    channel = spark["fct_channel_daily"]
+    assert int(reads["email_days"]["n"].iloc[0]) == int((channel["channel"] == "email").sum()) > 0
+
+
+def test_spark_warehouse_refuses_publication_with_a_reason(built):
+    with pytest.raises(ValueError, match="read only|read through read_sql"):
+        WarehouseClient(built["spark_url"]).publish(pd.DataFrame({"a": [1]}), "anything")
