@@ -1,5 +1,5 @@
 {#-
-  Incremental journeys (int_journey_changes, int_journeys, touchpoint_credit).
+  Incremental journeys (int_journey_changes, int_journeys, touchpoint_credit, journey_paths).
 
   A journey depends only on its user's rows, so the unit of reprocessing is a user from a point in
   time on: int_journey_changes appends, per dbt run (batch_at = run_started_at), the users whose raw
@@ -92,12 +92,18 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The incremental models that read int_journey_changes. -#}
+{% macro spendwise_journey_consumers() -%}
+    {{- return(['int_journeys', 'touchpoint_credit', 'journey_paths']) -}}
+{%- endmacro %}
+
 {#- Post-hook: this model now reflects every batch of int_journey_changes, computed with these
-    settings. Then the user rows of batches before the last one both models applied, and the loaders' log entries read more
+    settings. Then the user rows of batches before the last one every consumer applied, and the loaders' log entries read more
     than a day ago, are deleted (both tables would otherwise grow with every run). -#}
 {% macro spendwise_record_applied_batch(model_name) -%}
     {%- if not spendwise_keeps_incremental_state() -%}{{ return('') }}{%- endif -%}
     {%- set changes = ref('int_journey_changes') -%}
+    {%- set consumers = "'" ~ spendwise_journey_consumers() | join("', '") ~ "'" -%}
     create schema if not exists ops;
     create table if not exists ops.dbt_incremental_state (
         model {{ dbt.type_string() }}, batch_at {{ dbt.type_timestamp() }}, settings_md5 {{ dbt.type_string() }},
@@ -111,9 +117,11 @@
     delete from {{ changes }}
     where user_id is not null
         and batch_at < (
-            select min(batch_at) from ops.dbt_incremental_state where model in ('int_journeys', 'touchpoint_credit')
+            select min(batch_at) from ops.dbt_incremental_state where model in ({{ consumers }})
         )
-        and 2 = (select count(*) from ops.dbt_incremental_state where model in ('int_journeys', 'touchpoint_credit'))
+        and {{ spendwise_journey_consumers() | length }} = (
+            select count(*) from ops.dbt_incremental_state where model in ({{ consumers }})
+        )
     {%- set log = spendwise_ops_relation('raw_changes') if execute else none -%}
     {%- if log is not none %};
     delete from {{ log }}

@@ -5,21 +5,10 @@
 -#}
 with
 
-journeys as (
-
-    select * from {{ ref('int_journeys') }}
-
-),
-
+-- One row per journey with its path, kept incrementally (journey_paths).
 journey_paths as (
 
-    select
-        journey_id,
-        max(case when is_converted then 1 else 0 end) as converted,
-        max(revenue) as revenue,
-        {{ spendwise_ordered_listagg('channel', "' > '", 'touch_index') }} as path
-    from journeys
-    group by journey_id
+    select * from {{ ref('journey_paths') }}
 
 )
 

@@ -1,0 +1,101 @@
+"""Full dbt build vs the incremental build after one new day of raw data (issue 16, item 2).
+
+    .venv/bin/python benchmarks/bench_incremental.py --scale 1.35      # ~1M touchpoints
+    .venv/bin/python benchmarks/bench_incremental.py --scale 13.5      # ~10M touchpoints
+
+On a fresh DuckDB file: the demo data minus its last day is loaded as `spendwise load` would
+(replace_raw_tables) and the whole dbt project is built (`dbt build`, a first build: everything);
+then the last day arrives as a landing drop (merge_raw_tables, which logs the changed users) and
+`dbt build` runs again. Prints dbt's own time per build, the heavy models' times (from
+run_results.json) and the ratio incremental / full. The data tests still scan whole tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from assets.resources import Warehouse  # noqa: E402
+from core.landing import merge_raw_tables  # noqa: E402
+from core.raw_contract import replace_raw_tables, validate_raw_frame  # noqa: E402
+from core.settings import DBT_DIR, WarehouseUrl  # noqa: E402
+from ml.synthetic import generate_demo_data  # noqa: E402
+
+HEAVY = ("int_journey_changes", "int_journeys", "touchpoint_credit", "journey_paths", "attribution_credit_buckets",
+         "conversion_paths")
+
+
+def dbt_build(url: str, target: Path, *extra: str) -> dict:
+    """`dbt build` of the whole project; wall seconds, dbt's elapsed time and per-model seconds."""
+    env = {**os.environ, **WarehouseUrl.parse(url).dbt_env()}
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    started = time.perf_counter()
+    done = subprocess.run(
+        [dbt, "build", *extra, "--profiles-dir", str(DBT_DIR), "--project-dir", str(DBT_DIR), "--target-path", str(target)],
+        cwd=DBT_DIR, env=env, capture_output=True, text=True,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"dbt build failed (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+    results = json.loads((target / "run_results.json").read_text())
+    models = {r["unique_id"].rsplit(".", 1)[-1]: r["execution_time"] for r in results["results"]
+              if r["unique_id"].startswith("model.")}
+    return {"wall": wall, "dbt": results["elapsed_time"], "models": models,
+            "models_total": sum(models.values())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.35, help="demo scale (1.35 ~ 1M touchpoints, 13.5 ~ 10M)")
+    parser.add_argument("--days", type=int, default=730, help="days of demo history")
+    parser.add_argument("--dir", type=Path, default=None, help="where the DuckDB file goes (default: a temp dir)")
+    args = parser.parse_args(argv)
+
+    workdir = args.dir or Path(tempfile.mkdtemp(prefix="bench_incremental_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    url = f"duckdb:///{workdir / 'warehouse.duckdb'}"
+    started = time.perf_counter()
+    data = generate_demo_data(scale=args.scale, days=args.days)
+    tp, cv = data.touchpoints, data.conversions
+    last_day = tp["occurred_at"].max().normalize()
+    print(f"scale {args.scale}: {len(tp):,} touchpoints, {len(cv):,} conversions, {tp['user_id'].nunique():,} users "
+          f"over {args.days} days (generated in {time.perf_counter() - started:.0f} s); warehouse {workdir}")
+
+    wh = Warehouse(url=url)
+    replace_raw_tables(wh, {"ad_performance_daily": data.ad_performance_daily,
+                            "touchpoints": tp[tp["occurred_at"] < last_day],
+                            "conversions": cv[cv["occurred_at"] < last_day]})
+    full = dbt_build(url, workdir / "target_full")
+
+    new_tp, new_cv = tp[tp["occurred_at"] >= last_day], cv[cv["occurred_at"] >= last_day]
+    drop = {"touchpoints": validate_raw_frame("touchpoints", new_tp), "conversions": validate_raw_frame("conversions", new_cv)}
+    merge_raw_tables(wh.client, drop, source="bench-one-day")
+    incremental = dbt_build(url, workdir / "target_incremental")
+    changes = wh.read_sql("select count(*) as n from analytics.int_journey_changes "
+                          "where user_id is not null and batch_at = (select max(batch_at) from analytics.int_journey_changes)")
+
+    print(f"one new day: {len(new_tp):,} touchpoints, {len(new_cv):,} conversions; "
+          f"users recomputed: {int(changes['n'].iloc[0]):,} (late_arrival_days window included)")
+    rows = [("dbt build, wall (s)", full["wall"], incremental["wall"]),
+            ("dbt elapsed (s)", full["dbt"], incremental["dbt"]),
+            ("all models (s)", full["models_total"], incremental["models_total"])]
+    rows += [(f"  {m} (s)", full["models"].get(m, float("nan")), incremental["models"].get(m, float("nan"))) for m in HEAVY]
+    table = pd.DataFrame(rows, columns=["", "full", "one new day"]).set_index("")
+    table["ratio"] = table["one new day"] / table["full"]
+    print(table.to_string(float_format=lambda v: f"{v:,.2f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
