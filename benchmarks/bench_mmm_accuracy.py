@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ml import synthetic  # noqa: E402
 from ml.mmm import daily_frame, fit_media_mix_model  # noqa: E402
-from mmm_families import generate_media_family  # noqa: E402
+from mmm_families import _CORRELATED, CHANNELS, generate_media_family  # noqa: E402
 
 VARIANTS: dict[str, dict] = {
     "default": {},
@@ -56,6 +56,9 @@ VARIANTS: dict[str, dict] = {
     "delayed": {"robust": False, "delay_grid": (0, 2, 4, 7)},
     "robust": {"robust": True, "delay_grid": (0,)},
     "narrow": {"widen_unbounded_levels": False},
+    # Saturation chosen per channel among Hill and exponential is the default since 2026-11-30;
+    # `hill_only` is the earlier default (Hill saturation alone).
+    "hill_only": {"saturation_families": ("hill",)},
 }
 # The code the figures depend on: a revision with local edits here is not the revision measured.
 _MODEL_SOURCES = ("ml/mmm", "ml/events.py", "ml/synthetic.py", "benchmarks/bench_mmm_accuracy.py",
@@ -149,6 +152,34 @@ def summarise(report: pd.DataFrame) -> pd.DataFrame:
     return summary.round(3)
 
 
+def structure(channel: str) -> str:
+    """The media family's generating structure of ``channel`` (carryover, saturation, budget, spend pattern)."""
+    for c in CHANNELS:
+        if c.name == channel:
+            shared = ", shared budget" if c.name in _CORRELATED else ""
+            return f"{c.kernel}, {c.saturation}{shared}, {c.pattern}"
+    return ""
+
+
+def by_channel(report: pd.DataFrame, family: str = "media") -> pd.DataFrame:
+    """Per (variant, channel) of ``family``: the errors by generating structure, over the rows where the
+    channel is major (at least 10% of the window's spend)."""
+    report = report[report["family"] == family].copy()
+    report["error"] = report["roas"] / report["true_roas"] - 1
+    report["inside"] = report["true_roas"].between(report["roas_lower"], report["roas_upper"])
+    major = report[report["spend_share"] >= 0.10]
+    table = major.groupby(["variant", "channel"]).agg(
+        major_rows=("error", "size"),
+        within_25pct=("error", lambda e: (e.abs() <= 0.25).mean()),
+        median_error=("error", "median"),
+        median_abs_error=("error", lambda e: e.abs().median()),
+        inside_95pct=("inside", "mean"),
+        flagged=("identifiable", lambda v: 1.0 - v.mean()),
+    ).round(3)
+    table.insert(0, "structure", [structure(c) for c in table.index.get_level_values("channel")])
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed-set", choices=sorted(SEED_SETS), default="report",
@@ -178,13 +209,16 @@ def main() -> None:
     summary = summarise(report)
     print(f"{args.seed_set} seeds {seeds[0]}..{seeds[-1]} x ends {', '.join(map(str, args.ends))}")
     print(summary.to_string())
+    channels = by_channel(report) if "media" in args.families else None
+    if channels is not None:
+        print(channels.to_string())
     if not args.no_doc:
         run = {
             "minutes": (time.perf_counter() - started) / 60, "revision": revision,
             "load": f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
         }
         earlier = _earlier_runs(args.doc)
-        args.doc.write_text(_markdown(summary, seeds, args, run) + earlier, encoding="utf-8")
+        args.doc.write_text(_markdown(summary, seeds, args, run, channels) + earlier, encoding="utf-8")
         print(f"wrote {args.doc}")
 
 
@@ -207,7 +241,8 @@ def _earlier_runs(doc: Path) -> str:
     return f"\n{_EARLIER_HEADING}\n\n### {title}\n\n{latest}\n{older.rstrip()}\n"
 
 
-def _markdown(summary: pd.DataFrame, seeds: list[int], args: argparse.Namespace, run: dict) -> str:
+def _markdown(summary: pd.DataFrame, seeds: list[int], args: argparse.Namespace, run: dict,
+              channels: pd.DataFrame | None = None) -> str:
     command = shlex.join([".venv/bin/python", "benchmarks/bench_mmm_accuracy.py", *sys.argv[1:]])
     machine = f"{os.cpu_count()} CPU(s), Python {platform.python_version()}"
 
@@ -220,6 +255,12 @@ def _markdown(summary: pd.DataFrame, seeds: list[int], args: argparse.Namespace,
         f"Family `{family}`:\n\n{summary.loc[family].to_markdown()}"
         for family in args.families if family in summary.index.get_level_values(0)
     )
+    if channels is not None and len(channels):
+        tables += (
+            "\n\nFamily `media` by channel (its generating structure: carryover kernel, saturation, shared "
+            "budget, spend pattern), over the rows where the channel is major; `median_error` is signed "
+            f"(estimate / truth - 1):\n\n{channels.to_markdown()}"
+        )
     return f"""# Media-mix model accuracy on two generator families
 
 Written by `benchmarks/bench_mmm_accuracy.py`: rerun it rather than editing this file (each run

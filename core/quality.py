@@ -333,6 +333,8 @@ def _mmm_response_parameters(rules: _Rules, channels=None) -> None:
     rules.non_negative("draw", "coefficient", "current_daily_spend")
     rules.between("adstock_decay", 0, 1, strict_max=True)
     rules.between("ci", 0, 1, strict_max=True)
+    rules.not_null("saturation_family")
+    rules.in_set("saturation_family", ["hill", "exponential"])
     rules.one_value("baseline_daily")
 
 

@@ -198,13 +198,15 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         (
             _CHANNEL,
             _c("draw", "integer", "0: the point estimate; 1..n: bootstrap draws"),
-            _c("coefficient", "number", "the channel's maximum steady-state daily revenue (Hill curve scale)"),
+            _c("coefficient", "number", "the channel's maximum steady-state daily revenue (saturation curve scale)"),
             _c("saturation_half", "number", "daily spend at half the maximum effect"),
-            _c("saturation_shape", "number", "Hill curve shape"),
+            _c("saturation_shape", "number", "Hill curve shape (1 and unused for the exponential curve)"),
             _c("adstock_decay", "number", "share of a day's effect carried to the next day (0-1)"),
             _c("current_daily_spend", "number", "average daily spend over the model window"),
             _c("baseline_daily", "number", "average daily revenue without media over the window (same on every row)"),
             _c("ci", "number", "coverage of the intervals computed from the draws (same on every row)"),
+            _c("saturation_family", "text", "the draw's saturation curve, with u = daily spend / saturation_half: "
+               "hill, coefficient * u^shape / (1 + u^shape), or exponential, coefficient * (1 - 2^-u)"),
         ),
     ),
     Table(

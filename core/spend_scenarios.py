@@ -44,8 +44,9 @@ MAX_HORIZON_DAYS = 366
 MAX_SPEND_MULTIPLE = 100.0
 PARAMETER_COLUMNS = (
     "channel", "draw", "coefficient", "saturation_half", "saturation_shape", "current_daily_spend",
-    "baseline_daily", "ci",
+    "baseline_daily", "ci", "saturation_family",
 )
+SATURATION_FAMILIES = ("hill", "exponential")  # as ml.mmm.transforms.SATURATION_FAMILIES
 SCENARIO_COLUMNS = [
     "scenario", "channel", "horizon_days", "daily_spend", "current_daily_spend", "change_pct", "planned_spend",
     "incremental_revenue", "incremental_revenue_lower", "incremental_revenue_upper", "baseline_revenue",
@@ -85,12 +86,15 @@ class PlanError(ValueError):
 @dataclass(frozen=True)
 class PublishedCurves:
     """The response curves as published in ``predictions.mmm_response_parameters`` (one row per channel and
-    draw: draw 0 the point estimate, 1..n bootstrap draws), evaluated as ``ml.mmm`` does:
-    ``coefficient * u^shape / (1 + u^shape)`` with ``u = daily_spend / saturation_half``."""
+    draw: draw 0 the point estimate, 1..n bootstrap draws), evaluated as ``ml.mmm`` does, by each row's
+    ``saturation_family``: ``hill``, ``coefficient * u^shape / (1 + u^shape)``, or ``exponential``,
+    ``coefficient * (1 - 2^-u)``, with ``u = daily_spend / saturation_half``. A table published before
+    ``saturation_family`` existed is all Hill."""
 
     channel_names: tuple[str, ...]
-    point: Mapping[str, tuple[float, float, float]]  # coefficient, half, shape
-    draw_parameters: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    # coefficient, half, shape and family (a tuple without the family is Hill); draw_parameters per draw
+    point: Mapping[str, tuple[float, float, float, str] | tuple[float, float, float]]
+    draw_parameters: Mapping[str, tuple[np.ndarray, ...]]
     current: Mapping[str, float]
     baseline_daily: float
     ci: float
@@ -102,6 +106,8 @@ class PublishedCurves:
         Raises ValueError naming the column or channel when the table is not one run's whole publication.
         """
         where = "predictions.mmm_response_parameters"
+        if "saturation_family" not in table.columns:
+            table = table.assign(saturation_family="hill")  # published before the family existed
         missing = [c for c in PARAMETER_COLUMNS if c not in table.columns]
         if missing:
             raise ValueError(f"{where} lacks column(s) {missing}; republish it (materialize media_mix_model)")
@@ -109,7 +115,11 @@ class PublishedCurves:
             raise ValueError(f"{where} has no rows; republish it (materialize media_mix_model)")
         frame = table.loc[:, list(PARAMETER_COLUMNS)].copy()
         frame["channel"] = frame["channel"].astype(str)
-        numeric = list(PARAMETER_COLUMNS[1:])
+        numeric = [c for c in PARAMETER_COLUMNS[1:] if c != "saturation_family"]
+        unknown = ~frame["saturation_family"].isin(SATURATION_FAMILIES)
+        if unknown.any():
+            raise ValueError(f"{where} has {int(unknown.sum())} row(s) whose saturation_family is not one of "
+                             f"{list(SATURATION_FAMILIES)}, channel(s) {sorted(set(frame.loc[unknown, 'channel']))[:5]}")
         frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
         bad = ~np.isfinite(frame[numeric].to_numpy()).all(axis=1)
         if bad.any():
@@ -124,9 +134,11 @@ class PublishedCurves:
             if rows["draw"].iloc[0] != 0 or len(rows) < 2:
                 raise ValueError(f"{where}: channel {name!r} needs draw 0 (the estimate) and bootstrap draws")
             head, rest = rows.iloc[0], rows.iloc[1:]
-            point[name] = (float(head["coefficient"]), float(head["saturation_half"]), float(head["saturation_shape"]))
-            draws[name] = tuple(rest[c].to_numpy(dtype=float) for c in ("coefficient", "saturation_half",
-                                                                          "saturation_shape"))
+            point[name] = (float(head["coefficient"]), float(head["saturation_half"]), float(head["saturation_shape"]),
+                           str(head["saturation_family"]))
+            draws[name] = (*(rest[c].to_numpy(dtype=float) for c in ("coefficient", "saturation_half",
+                                                                     "saturation_shape")),
+                           rest["saturation_family"].astype(str).to_numpy())
             current[name] = float(head["current_daily_spend"])
             counts.add(len(rest))
         if len(counts) != 1:
@@ -141,17 +153,28 @@ class PublishedCurves:
         x = np.asarray(daily_spend, dtype=float)
         if draws:
             expand = (-1,) + (1,) * x.ndim
-            beta, half, shape = (p.reshape(expand) for p in self.draw_parameters[channel])
-            return beta * _hill(x[None, ...], half, shape)
-        beta, half, shape = self.point[channel]
-        return beta * _hill(x, half, shape)
+            beta, half, shape, *family = self.draw_parameters[channel]
+            families = family[0] if family else np.full(beta.size, "hill")  # (coefficient, half, shape): Hill
+            beta, half, shape = (p.reshape(expand) for p in (beta, half, shape))
+            out = np.empty((families.size, *x.shape))
+            for family in set(families.tolist()):
+                rows = families == family
+                out[rows] = beta[rows] * _saturation(x[None, ...], half[rows], shape[rows], family)
+            return out
+        beta, half, shape, *family = self.point[channel]
+        return beta * _saturation(x, half, shape, family[0] if family else "hill")
 
 
-def _hill(x: np.ndarray, half: Any, shape: Any) -> np.ndarray:
-    # The same operations as ml.mmm.transforms.hill_saturation, so both give identical numbers.
+def _saturation(x: np.ndarray, half: Any, shape: Any, family: str) -> np.ndarray:
+    # The same operations as ml.mmm.transforms.saturation, so both give identical numbers.
+    if family == "exponential":
+        return -np.expm1(-_LN2 * np.asarray(x, dtype=float) / half)
     u = np.asarray(x, dtype=float) / half
     us = np.power(u, shape)
     return us / (1.0 + us)
+
+
+_LN2 = float(np.log(2.0))
 
 
 # --------------------------------------------------------------------------- plans

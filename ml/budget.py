@@ -102,7 +102,7 @@ def recommend_budget(
     Method: Lagrangian water-filling. For a multiplier ``lam`` every channel independently takes the
     spend in its bounds that maximizes ``r_c(x) - lam * x`` (where ``r_c'(x) = lam`` on the falling
     part of its marginal-ROAS curve, or a bound); total spend falls as ``lam`` rises, and bisection
-    on ``lam`` meets the budget. For concave curves (Hill shape 1, and every S-curve past its
+    on ``lam`` meets the budget. For concave curves (exponential, Hill shape 1, and every S-curve past its
     inflection) this point satisfies the KKT conditions of a concave problem, so it is the global
     optimum: free channels end with equal marginal ROAS ``lam``, channels at a cap have a higher
     one and channels at a floor a lower one. When an S-shaped channel makes total spend jump over

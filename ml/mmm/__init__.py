@@ -1,7 +1,8 @@
-"""Media-mix model: geometric or delayed adstock + Hill saturation per channel, non-negative ridge regression.
+"""Media-mix model: geometric or delayed adstock + Hill or exponential
+saturation per channel, non-negative ridge regression.
 Turns daily spend and revenue into contributions, ROAS, marginal ROAS and response curves with intervals.
 
-Modules: ``transforms`` (adstock, Hill curve), ``data`` (input frame, validation, model window),
+Modules: ``transforms`` (adstock, saturation curves), ``data`` (input frame, validation, model window),
 ``regression`` (non-negative ridge, cross-validation), ``search`` (curve search and weights),
 ``robust`` (level shift, outlier days), ``bootstrap`` (draws, intervals), ``review`` (the per-channel review gate), ``response`` (response model and its parameter table), ``result``
 (the fitted model's tables) and ``fitting`` (:func:`fit_media_mix_model`, tying them together).
@@ -19,9 +20,18 @@ from ml.mmm.search import (
     DEFAULT_HALF_GRID,
     DELAYED_DELAY_GRID,
     DEFAULT_HYPERPARAMETER_PRIOR,
+    DEFAULT_SATURATION_FAMILIES,
     DEFAULT_SHAPE_GRID,
 )
-from ml.mmm.transforms import delayed_adstock, geometric_adstock, hill_saturation, hill_saturation_derivative
+from ml.mmm.transforms import (
+    SATURATION_FAMILIES,
+    delayed_adstock,
+    exponential_saturation,
+    geometric_adstock,
+    hill_saturation,
+    hill_saturation_derivative,
+    saturation,
+)
 
 
 __all__ = [
@@ -31,9 +41,11 @@ __all__ = [
     "DEFAULT_DELAY_GRID",
     "DEFAULT_HALF_GRID",
     "DEFAULT_HYPERPARAMETER_PRIOR",
+    "DEFAULT_SATURATION_FAMILIES",
     "DEFAULT_SHAPE_GRID",
     "DELAYED_DELAY_GRID",
     "RESPONSE_CURVE_COLUMNS",
+    "SATURATION_FAMILIES",
     "RESPONSE_PARAMETER_COLUMNS",
     "REVIEW_COLUMNS",
     "ChannelResponse",
@@ -43,8 +55,10 @@ __all__ = [
     "daily_frame",
     "fit_media_mix_model",
     "delayed_adstock",
+    "exponential_saturation",
     "geometric_adstock",
     "hill_saturation",
     "hill_saturation_derivative",
     "review_channels",
+    "saturation",
 ]

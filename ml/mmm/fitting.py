@@ -24,6 +24,7 @@ from ml.mmm.search import (
     DEFAULT_DELAY_GRID,
     DEFAULT_HALF_GRID,
     DEFAULT_HYPERPARAMETER_PRIOR,  # noqa: F401 - named in fit_media_mix_model's docstring
+    DEFAULT_SATURATION_FAMILIES,
     DEFAULT_SHAPE_GRID,
     _candidate_features,
     _candidate_grid,
@@ -31,6 +32,7 @@ from ml.mmm.search import (
     _CurveChoice,
     _prior_penalty,
 )
+from ml.mmm.transforms import SATURATION_FAMILIES
 
 __all__ = ["fit_media_mix_model"]
 
@@ -62,6 +64,7 @@ def fit_media_mix_model(
     delay_grid: Sequence[int] = DEFAULT_DELAY_GRID,
     half_grid: Sequence[float] = DEFAULT_HALF_GRID,
     shape_grid: Sequence[float] = DEFAULT_SHAPE_GRID,
+    saturation_families: Sequence[str] = DEFAULT_SATURATION_FAMILIES,
     alpha_grid: Sequence[float] = DEFAULT_ALPHA_GRID,
     max_passes: int = 3,
     curve_points: int = 50,
@@ -72,12 +75,16 @@ def fit_media_mix_model(
     Model (daily revenue ``y_t`` over the window)::
 
         y_t = intercept + trend_t + day-of-week_t + yearly Fourier terms_t
-              + sum_c beta_c * hill(adstock_c(spend_c)_t; half_c, shape_c) + e_t,   beta_c >= 0
+              + sum_c beta_c * sat_c(adstock_c(spend_c)_t; half_c, shape_c) + e_t,   beta_c >= 0
 
-    * Saturation is Hill rather than exponential: it is the curve family of common MMM practice
-      and of the demo generator, it allows an S-shape (``shape > 1``, threshold effects) as well as
-      the concave ``shape = 1``, and its half point reads directly as "daily spend at half the
-      maximum effect". Adstock is normalized, computed over the whole of ``daily`` so the window's
+    * Saturation is chosen per channel among ``saturation_families`` (default Hill and exponential,
+      :data:`~ml.mmm.transforms.SATURATION_FAMILIES`), in the same search as the curve's other
+      hyperparameters. Hill allows an S-shape (``shape > 1``, threshold effects) as well as the
+      concave ``shape = 1``; the exponential ``1 - 2^(-x / half)`` is concave with a much thinner
+      tail (a channel that is close to full saturation at twice its half point). Both are
+      parametrized by the half point, "daily spend at half the maximum effect"; the chosen family
+      is in ``diagnostics["hyperparameters"][channel]["saturation_family"]`` and on every row of
+      the response parameters (``saturation_family``). ``("hill",)`` is the earlier default. Adstock is normalized, computed over the whole of ``daily`` so the window's
       first days carry the spend before it (warm-up), and chosen per channel between geometric
       (:func:`geometric_adstock`, peak on the spend day) and delayed-geometric
       (:func:`~ml.mmm.transforms.delayed_adstock`, peak ``delay`` days later, as for TV and video):
@@ -180,6 +187,8 @@ def fit_media_mix_model(
     prior_strength, hyperparameter_prior:
         Weight of the curve prior (0 turns it off) and overrides of its ``(centre, sd)`` pairs,
         keyed like :data:`DEFAULT_HYPERPARAMETER_PRIOR`.
+    saturation_families:
+        Saturation curve families the search may choose from (some of ``"hill"``, ``"exponential"``).
     decay_grid, half_grid, shape_grid, alpha_grid:
         Hyperparameter grids; ``half_grid`` is in multiples of the channel's average daily spend on
         the curve history's days with spend.
@@ -207,6 +216,11 @@ def fit_media_mix_model(
         half_grid=half_grid, shape_grid=shape_grid, alpha_grid=alpha_grid, max_passes=max_passes,
         yearly_fourier_order=yearly_fourier_order, delay_grid=delay_grid,
     )
+    families = tuple(saturation_families) if not isinstance(saturation_families, str) else (saturation_families,)
+    if not families or len(set(families)) != len(families) or not set(families) <= set(SATURATION_FAMILIES):
+        raise ValueError(
+            f"saturation_families must be distinct names among {list(SATURATION_FAMILIES)}, got {list(families)}"
+        )
     frame, names = _validated_history(daily, channels, lookback_days, min_days)
     window = _model_window(
         frame, names, lookback_days=lookback_days, curve_history_days=curve_history_days, min_days=min_days,
@@ -214,7 +228,7 @@ def fit_media_mix_model(
         yearly_fourier_order=yearly_fourier_order,
     )
 
-    candidates = _candidate_grid(decay_grid, delay_grid, half_grid, shape_grid)
+    candidates = _candidate_grid(decay_grid, delay_grid, half_grid, shape_grid, families)
     if robust:
         start = candidates[[_start_candidate(candidates)]]
         start_features = _candidate_features(window.spend, window.n_curve_days, start, window.saturation_scale)
@@ -254,6 +268,7 @@ def fit_media_mix_model(
     )
     for i, name in enumerate(names):
         result.diagnostics["hyperparameters"][name]["adstock_delay"] = int(candidates[curves.choice[i], 3])
+        result.diagnostics["hyperparameters"][name]["saturation_family"] = model.responses[name].saturation_family
     outliers = window.outliers if window.outliers is not None else np.zeros(window.n_days, dtype=bool)
     result.diagnostics["n_holiday_days"] = int((window.excluded & ~outliers).sum())
     result.diagnostics["n_outlier_days"] = int(outliers.sum())
@@ -309,7 +324,7 @@ def _start_candidate(candidates: np.ndarray) -> int:
     """The candidate the curve search starts from (decay 0.3, half 1x, shape 1, no delay)."""
     return int(np.argmin(
         np.abs(candidates[:, 0] - 0.3) + np.abs(np.log(candidates[:, 1])) + np.abs(candidates[:, 2] - 1.0)
-        + np.abs(candidates[:, 3])
+        + np.abs(candidates[:, 3]) + np.abs(candidates[:, 4])
     ))
 
 
@@ -350,11 +365,13 @@ def _response_model(
                 adstock_decay=float(candidates[choice[i], 0]),
                 saturation_half=float(candidates[choice[i], 1] * scale[i]),
                 saturation_shape=float(candidates[choice[i], 2]),
+                saturation_family=SATURATION_FAMILIES[int(candidates[choice[i], 4])],
                 current_daily_spend=float(current[i]),
                 coefficient_draws=beta_draws[:, i].copy(),
                 half_draws=candidates[draw_choices[:, i], 1] * scale[i],
                 shape_draws=candidates[draw_choices[:, i], 2].copy(),
                 decay_draws=candidates[draw_choices[:, i], 0].copy(),
+                family_draws=np.array(SATURATION_FAMILIES, dtype=object)[candidates[draw_choices[:, i], 4].astype(int)],
             )
             for i, name in enumerate(names)
         },

@@ -12,14 +12,16 @@ import numpy as np
 import pandas as pd
 
 from ml.mmm.data import _non_negative_array
-from ml.mmm.transforms import hill_saturation, hill_saturation_derivative
+from ml.mmm.transforms import SATURATION_FAMILIES, saturation, saturation_derivative
 
 __all__ = ["RESPONSE_PARAMETER_COLUMNS", "ChannelResponse", "ResponseModel"]
 
 RESPONSE_PARAMETER_COLUMNS = [
     "channel", "draw", "coefficient", "saturation_half", "saturation_shape", "adstock_decay",
-    "current_daily_spend", "baseline_daily", "ci",
+    "current_daily_spend", "baseline_daily", "ci", "saturation_family",
 ]
+# Numeric parameter columns (every column but channel and saturation_family).
+_NUMERIC_COLUMNS = [c for c in RESPONSE_PARAMETER_COLUMNS if c not in ("channel", "saturation_family")]
 _VALID_RANGES = {
     "coefficient": (">= 0", lambda v: v >= 0),
     "saturation_half": ("> 0", lambda v: v > 0),
@@ -32,11 +34,13 @@ _VALID_RANGES = {
 
 @dataclass(frozen=True)
 class ChannelResponse:
-    """Steady-state response of one channel: ``coefficient * hill(daily_spend; half, shape)``.
+    """Steady-state response of one channel: ``coefficient * saturation(daily_spend; half, shape)``,
+    with the saturation curve of ``saturation_family`` (:func:`ml.mmm.transforms.saturation`).
 
     The ``*_draws`` arrays hold one value per bootstrap draw; each draw has its own coefficient and,
     when hyperparameter uncertainty is propagated, its own curve (``decay_draws`` records the draw's
-    adstock decay, which does not change a steady-state response).
+    adstock decay, which does not change a steady-state response; ``family_draws`` the draw's
+    saturation family, all ``saturation_family`` when left out).
     """
 
     channel: str
@@ -49,25 +53,53 @@ class ChannelResponse:
     half_draws: np.ndarray
     shape_draws: np.ndarray
     decay_draws: np.ndarray
+    saturation_family: str = "hill"
+    family_draws: np.ndarray | None = None
 
-    def _draw_axes(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __post_init__(self) -> None:
+        families = self.draw_families
+        unknown = sorted(set(families.tolist()).union([self.saturation_family]).difference(SATURATION_FAMILIES))
+        if unknown:
+            raise ValueError(
+                f"channel {self.channel!r}: unknown saturation family {unknown}; expected some of "
+                f"{list(SATURATION_FAMILIES)}"
+            )
+        if families.size != self.coefficient_draws.size:
+            raise ValueError(
+                f"channel {self.channel!r}: {families.size} family draws for {self.coefficient_draws.size} "
+                "coefficient draws"
+            )
+
+    @property
+    def draw_families(self) -> np.ndarray:
+        """The saturation family of every bootstrap draw (text array)."""
+        if self.family_draws is None:
+            return np.full(self.coefficient_draws.size, self.saturation_family, dtype=object)
+        return np.asarray(self.family_draws, dtype=object)
+
+    def _curve_draws(self, x: np.ndarray, derivative: bool) -> np.ndarray:
         expand = (-1,) + (1,) * x.ndim
-        return (self.coefficient_draws.reshape(expand), self.half_draws.reshape(expand),
-                self.shape_draws.reshape(expand))
+        beta, half, shape = (a.reshape(expand) for a in (self.coefficient_draws, self.half_draws, self.shape_draws))
+        families = self.draw_families
+        curve = saturation_derivative if derivative else saturation
+        out = np.empty((families.size, *x.shape))
+        for family in set(families.tolist()):
+            rows = families == family
+            out[rows] = beta[rows] * curve(x[None, ...], half[rows], shape[rows], family)
+        return out
 
     def response(self, daily_spend: np.ndarray, draws: bool = False) -> np.ndarray:
         x = np.asarray(daily_spend, dtype=float)
         if draws:
-            beta, half, shape = self._draw_axes(x)
-            return beta * hill_saturation(x[None, ...], half, shape)
-        return self.coefficient * hill_saturation(x, self.saturation_half, self.saturation_shape)
+            return self._curve_draws(x, derivative=False)
+        return self.coefficient * saturation(x, self.saturation_half, self.saturation_shape, self.saturation_family)
 
     def marginal(self, daily_spend: np.ndarray, draws: bool = False) -> np.ndarray:
         x = np.asarray(daily_spend, dtype=float)
         if draws:
-            beta, half, shape = self._draw_axes(x)
-            return beta * hill_saturation_derivative(x[None, ...], half, shape)
-        return self.coefficient * hill_saturation_derivative(x, self.saturation_half, self.saturation_shape)
+            return self._curve_draws(x, derivative=True)
+        return self.coefficient * saturation_derivative(
+            x, self.saturation_half, self.saturation_shape, self.saturation_family)
 
 
 @dataclass(frozen=True)
@@ -105,7 +137,8 @@ class ResponseModel:
         """Rebuild the model from :meth:`response_parameters`, e.g. as read back from the warehouse.
 
         Columns other than :data:`RESPONSE_PARAMETER_COLUMNS` (``run_id``, ``generated_at``) are
-        ignored. The row order does not matter (a warehouse need not keep it): channels come out
+        ignored; a table without ``saturation_family`` (published before it existed) is read as Hill
+        throughout. The row order does not matter (a warehouse need not keep it): channels come out
         sorted by name, as :func:`~ml.mmm.data.daily_frame` orders them, and draws by number.
 
         Raises
@@ -131,6 +164,8 @@ class ResponseModel:
                 half_draws=draws["saturation_half"].to_numpy(dtype=float),
                 shape_draws=draws["saturation_shape"].to_numpy(dtype=float),
                 decay_draws=draws["adstock_decay"].to_numpy(dtype=float),
+                saturation_family=str(point["saturation_family"]),
+                family_draws=draws["saturation_family"].to_numpy(dtype=object),
             )
         return cls(
             responses=responses,
@@ -155,7 +190,7 @@ class ResponseModel:
         ``saturation_half``
             Daily spend at half of that (Hill half point, ``> 0``, in money per day).
         ``saturation_shape``
-            Hill shape (``>= 1``; above 1 the curve is S-shaped).
+            Hill shape (``>= 1``; above 1 the curve is S-shaped); 1 and unused for the exponential.
         ``adstock_decay``
             Share of yesterday's adstock kept today (``[0, 1)``); it sets how spend carries over
             but not the steady-state response.
@@ -167,6 +202,9 @@ class ResponseModel:
             every row.
         ``ci``
             Interval coverage the model was fitted for, the same on every row.
+        ``saturation_family``
+            The draw's saturation curve (text): ``hill``, ``coefficient * u^s / (1 + u^s)``, or
+            ``exponential``, ``coefficient * (1 - 2^(-u))``, with ``u = daily spend / saturation_half``.
         """
         parts = []
         for name, r in self.responses.items():
@@ -180,6 +218,7 @@ class ResponseModel:
                 "current_daily_spend": float(r.current_daily_spend),
                 "baseline_daily": float(self.baseline_daily),
                 "ci": float(self.ci),
+                "saturation_family": np.concatenate([[r.saturation_family], r.draw_families]).astype(object),
             }))
         return pd.concat(parts, ignore_index=True)[RESPONSE_PARAMETER_COLUMNS]
 
@@ -257,6 +296,8 @@ def _checked_parameters(parameters: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(parameters, pd.DataFrame):
         raise TypeError(f"ResponseModel.from_parameters needs a pandas DataFrame, got {type(parameters).__name__}")
     where = "response parameters (predictions.mmm_response_parameters)"
+    if "saturation_family" not in parameters.columns:
+        parameters = parameters.assign(saturation_family="hill")  # published before the family existed
     missing = [c for c in RESPONSE_PARAMETER_COLUMNS if c not in parameters.columns]
     if missing:
         raise ValueError(
@@ -270,7 +311,15 @@ def _checked_parameters(parameters: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"{where}: column 'channel' has {int(table['channel'].isna().sum())} missing value(s)")
     table["channel"] = table["channel"].astype(str)
 
-    for column in RESPONSE_PARAMETER_COLUMNS[1:]:
+    families = table["saturation_family"]
+    bad = ~families.isin(SATURATION_FAMILIES).to_numpy()
+    if bad.any():
+        raise ValueError(
+            f"{where}: column 'saturation_family' must be one of {list(SATURATION_FAMILIES)}; {int(bad.sum())} "
+            f"value(s) are not ({sorted(set(map(str, families[bad])))[:5]}), {_rows_named(table, bad)}"
+        )
+    table["saturation_family"] = families.astype(str)
+    for column in _NUMERIC_COLUMNS:
         try:
             values = pd.to_numeric(table[column]).astype(float)
         except (TypeError, ValueError):

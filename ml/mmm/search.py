@@ -13,7 +13,7 @@ import numpy as np
 
 from ml.mmm.data import _Window
 from ml.mmm.regression import _CrossValidator, _expanding_folds, _Problem
-from ml.mmm.transforms import adstock, hill_saturation
+from ml.mmm.transforms import SATURATION_FAMILIES, adstock, exponential_saturation, hill_saturation
 
 __all__ = [
     "DEFAULT_ALPHA_GRID",
@@ -22,6 +22,7 @@ __all__ = [
     "DELAYED_DELAY_GRID",
     "DEFAULT_HALF_GRID",
     "DEFAULT_HYPERPARAMETER_PRIOR",
+    "DEFAULT_SATURATION_FAMILIES",
     "DEFAULT_SHAPE_GRID",
 ]
 
@@ -40,6 +41,10 @@ DELAYED_DELAY_GRID: tuple[int, ...] = (0, 2, 4, 7)
 _DELAYED_DECAYS: tuple[float, ...] = (0.4, 0.7)
 DEFAULT_HALF_GRID: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 DEFAULT_SHAPE_GRID: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)
+# Saturation families each channel's curve is chosen among (ml.mmm.transforms.SATURATION_FAMILIES).
+# Exponential candidates take every half point and decay/delay but no shape (one per kernel and half
+# point), which adds a quarter to the candidates of Hill alone. Figures in docs/mmm_accuracy.md.
+DEFAULT_SATURATION_FAMILIES: tuple[str, ...] = ("hill", "exponential")
 # Ridge strength on standardized media features, relative to the number of training days.
 DEFAULT_ALPHA_GRID: tuple[float, ...] = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 # Prior on every channel's curve: (centre, standard deviation) of independent normals on the adstock
@@ -57,12 +62,19 @@ DEFAULT_HYPERPARAMETER_PRIOR: dict[str, tuple[float, float]] = {
 
 
 def _candidate_grid(
-    decay_grid: Sequence[float], delay_grid: Sequence[int], half_grid: Sequence[float], shape_grid: Sequence[float]
+    decay_grid: Sequence[float], delay_grid: Sequence[int], half_grid: Sequence[float], shape_grid: Sequence[float],
+    families: Sequence[str] = ("hill",),
 ) -> np.ndarray:
-    """Candidates ``(decay, half multiple, shape, delay)``: delay 0 with every decay, longer delays with a few."""
+    """Candidates ``(decay, half multiple, shape, delay, family code)``: delay 0 with every decay, longer
+    delays with a few; Hill (code 0) with every shape, exponential (code 1) with shape 1 (unused)."""
     kernels = [(float(d), 0) for d in decay_grid]
     kernels += [(d, int(lag)) for lag in delay_grid if lag > 0 for d in _DELAYED_DECAYS]
-    return np.array([(d, h, s, lag) for d, lag in kernels for h in half_grid for s in shape_grid], dtype=float)
+    rows = []
+    for family in families:
+        code = SATURATION_FAMILIES.index(family)
+        shapes = shape_grid if family == "hill" else (1.0,)
+        rows += [(d, h, s, lag, code) for d, lag in kernels for h in half_grid for s in shapes]
+    return np.array(rows, dtype=float)
 
 
 def _prior_penalty(candidates: np.ndarray, prior: Mapping[str, tuple[float, float]] | None) -> np.ndarray:
@@ -91,13 +103,21 @@ def _prior_penalty(candidates: np.ndarray, prior: Mapping[str, tuple[float, floa
 
 
 def _candidate_features(spend_history: np.ndarray, n: int, candidates: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Hill(adstock) of every channel under every (decay, half, shape, delay) candidate, last ``n`` days only."""
+    """Saturation(adstock) of every channel under every (decay, half, shape, delay, family) candidate, last
+    ``n`` days only."""
     out = np.empty((spend_history.shape[0], len(candidates), n))
+    family = candidates[:, 4] if candidates.shape[1] > 4 else np.zeros(len(candidates))
     for decay, delay in np.unique(candidates[:, [0, 3]], axis=0):
         adstocked = adstock(spend_history, float(decay), int(delay))[:, None, -n:]
-        ks = np.flatnonzero((candidates[:, 0] == decay) & (candidates[:, 3] == delay))
-        half = candidates[ks, 1][None, :, None] * scale[:, None, None]
-        out[:, ks, :] = hill_saturation(adstocked, half, candidates[ks, 2][None, :, None])
+        kernel = (candidates[:, 0] == decay) & (candidates[:, 3] == delay)
+        ks = np.flatnonzero(kernel & (family == 0))
+        if ks.size:
+            half = candidates[ks, 1][None, :, None] * scale[:, None, None]
+            out[:, ks, :] = hill_saturation(adstocked, half, candidates[ks, 2][None, :, None])
+        ks = np.flatnonzero(kernel & (family == 1))
+        if ks.size:
+            half = candidates[ks, 1][None, :, None] * scale[:, None, None]
+            out[:, ks, :] = exponential_saturation(adstocked, half)
     return out
 
 

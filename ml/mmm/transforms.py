@@ -1,5 +1,6 @@
-"""The media transforms of the model: normalized geometric and delayed adstock and the Hill saturation curve.
-Pure array functions, shared by the fit (candidate features) and the response curves.
+"""The media transforms of the model: normalized geometric and delayed adstock, and the saturation curves
+(Hill and exponential, both parametrized by their half point). Pure array functions, shared by the fit
+(candidate features) and the response curves.
 """
 
 from __future__ import annotations
@@ -7,7 +8,21 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-__all__ = ["adstock", "delayed_adstock", "geometric_adstock", "hill_saturation", "hill_saturation_derivative"]
+__all__ = [
+    "SATURATION_FAMILIES",
+    "adstock",
+    "delayed_adstock",
+    "exponential_saturation",
+    "exponential_saturation_derivative",
+    "geometric_adstock",
+    "hill_saturation",
+    "hill_saturation_derivative",
+    "saturation",
+    "saturation_derivative",
+]
+
+# Saturation curve families, in the order of their numeric codes in the candidate grid (0: Hill).
+SATURATION_FAMILIES: tuple[str, ...] = ("hill", "exponential")
 
 # Delayed kernels are cut where the weight falls below this share of the peak (at most 63 days).
 _KERNEL_CUTOFF = 1e-4
@@ -76,3 +91,37 @@ def hill_saturation_derivative(x: np.ndarray, half: float, shape: float) -> np.n
     u = np.asarray(x, dtype=float) / half
     us = np.power(u, shape)
     return shape * np.power(u, shape - 1.0) / (half * (1.0 + us) ** 2)
+
+
+_LN2 = float(np.log(2.0))
+
+
+def exponential_saturation(x: np.ndarray, half: float) -> np.ndarray:
+    """Exponential curve ``1 - 2^(-x / half)`` in [0, 1): 0.5 at ``x = half`` like the Hill curve, but
+    concave from 0 with a thin tail (it approaches full saturation much faster than Hill with shape 1)."""
+    return -np.expm1(-_LN2 * np.asarray(x, dtype=float) / half)
+
+
+def exponential_saturation_derivative(x: np.ndarray, half: float) -> np.ndarray:
+    """Derivative of :func:`exponential_saturation` with respect to ``x``."""
+    return (_LN2 / half) * np.exp(-_LN2 * np.asarray(x, dtype=float) / half)
+
+
+def _family(family: str) -> str:
+    if family not in SATURATION_FAMILIES:
+        raise ValueError(f"unknown saturation family {family!r}; expected one of {list(SATURATION_FAMILIES)}")
+    return family
+
+
+def saturation(x: np.ndarray, half: float, shape: float, family: str = "hill") -> np.ndarray:
+    """The ``family`` curve at ``x``: :func:`hill_saturation` or :func:`exponential_saturation` (``shape`` unused)."""
+    if _family(family) == "exponential":
+        return exponential_saturation(x, half)
+    return hill_saturation(x, half, shape)
+
+
+def saturation_derivative(x: np.ndarray, half: float, shape: float, family: str = "hill") -> np.ndarray:
+    """Derivative of :func:`saturation` with respect to ``x``."""
+    if _family(family) == "exponential":
+        return exponential_saturation_derivative(x, half)
+    return hill_saturation_derivative(x, half, shape)

@@ -101,6 +101,7 @@ def mmm_response_parameters() -> pd.DataFrame:
                 "channel": channel, "draw": draw, "coefficient": (i + 1) * 400.0 * (1 + 0.05 * draw),
                 "saturation_half": 100.0, "saturation_shape": 1.0, "adstock_decay": 0.3,
                 "current_daily_spend": 90.0 + i, "baseline_daily": 1500.0, "ci": 0.95,
+                "saturation_family": "exponential" if i == 0 else "hill",
             })
     return published(pd.DataFrame(rows))
 

@@ -30,8 +30,9 @@ def test_parameters_are_one_numeric_row_per_channel_and_draw(fitted, parameters)
     assert parameters["draw"].dtype == np.int64
     for _, draws in parameters.groupby("channel")["draw"]:
         assert draws.tolist() == list(range(N_BOOTSTRAP + 1))
-    numeric = parameters.drop(columns="channel")
+    numeric = parameters.drop(columns=["channel", "saturation_family"])
     assert all(pd.api.types.is_numeric_dtype(numeric[c]) for c in numeric)
+    assert set(parameters["saturation_family"]) <= {"hill", "exponential"}
     assert not parameters.isna().any().any()
     assert (parameters["baseline_daily"] == fitted.baseline_daily).all()
     assert (parameters["ci"] == 0.9).all() and fitted.diagnostics["ci"] == 0.9
@@ -42,6 +43,8 @@ def test_draw_zero_is_the_point_estimate_of_the_channel_table(fitted, parameters
     table = fitted.channels.set_index("channel")
     for column in ("adstock_decay", "saturation_half", "saturation_shape"):
         pd.testing.assert_series_equal(point[column], table[column], check_names=False)
+    for channel, family in point["saturation_family"].items():
+        assert fitted.diagnostics["hyperparameters"][channel]["saturation_family"] == family
     pd.testing.assert_series_equal(point["current_daily_spend"], fitted.current_daily_spend, check_names=False)
 
 
@@ -90,6 +93,9 @@ def test_channels_come_back_sorted_by_name():
     model = ResponseModel.from_parameters(params)
     assert model.channel_names == ("a", "b")
     assert model.responses["a"].coefficient == 20.0
+    # A table published before saturation_family existed is all Hill.
+    assert model.responses["a"].saturation_family == "hill"
+    assert model.response_parameters()["saturation_family"].eq("hill").all()
     np.testing.assert_array_equal(model.responses["b"].coefficient_draws, [11.0])
 
 
@@ -119,6 +125,9 @@ def _broken(parameters: pd.DataFrame, how: str) -> pd.DataFrame:
         return p
     if how == "ci":
         return p.assign(ci=95.0)
+    if how == "family":
+        p.loc[(p["channel"] == first) & (p["draw"] == 5), "saturation_family"] = "logistic"
+        return p
     if how == "text":
         return p.assign(coefficient="high")
     raise AssertionError(how)
@@ -139,6 +148,8 @@ def _broken(parameters: pd.DataFrame, how: str) -> pd.DataFrame:
         ("two runs", r"column 'baseline_daily' must hold one value on every row"),
         ("ci", r"column 'ci' must be in \(0, 1\)"),
         ("text", r"column 'coefficient' must be numeric"),
+        ("family", r"'saturation_family' must be one of \['hill', 'exponential'\]; 1 value\(s\) are not "
+                   r"\(\['logistic'\]\), channel\(s\) \['search'\] at draw\(s\) \[5\]"),
     ],
 )
 def test_from_parameters_says_what_is_wrong_and_where(parameters, how, message):
