@@ -178,3 +178,25 @@ def test_warehouse_client_reads_spark(built):
 def test_spark_warehouse_refuses_publication_with_a_reason(built):
     with pytest.raises(ValueError, match="read only|read through read_sql"):
         WarehouseClient(built["spark_url"]).publish(pd.DataFrame({"a": [1]}), "anything")
+
+
+def test_spark_urls_parse_into_the_profile_variables(tmp_path):
+    url = WarehouseUrl.parse(f"spark:///{tmp_path}/sp?master=local[3]&shuffle_partitions=6")
+    assert url.kind == url.dbt_target == "spark"
+    assert url.spark.warehouse_dir == tmp_path / "sp" / "warehouse"
+    assert url.dbt_env() | {"DBT_INDIRECT_SELECTION": "cautious"} == {
+        "DBT_INDIRECT_SELECTION": "cautious", "SPENDWISE_DBT_TARGET": "spark", "SPENDWISE_SPARK_DIR": str(tmp_path / "sp"),
+        "SPENDWISE_SPARK_MASTER": "local[3]", "SPENDWISE_SPARK_SHUFFLE_PARTITIONS": "6",
+    }
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("spark://cluster:10000/db", "names a local folder, not a host"),
+    ("spark:///", "names no Spark folder"),
+    ("spark:///srv/sp?memory=4g", "unknown Spark parameter"),
+    ("spark:///srv/sp?master=everywhere", "master='everywhere' is not a Spark master"),
+    ("spark:///srv/sp?shuffle_partitions=0", "shuffle_partitions='0' is not a whole number"),
+])
+def test_bad_spark_urls_say_what_is_wrong(url, message):
+    with pytest.raises(ValueError, match=message):
+        WarehouseUrl.parse(url)
