@@ -47,6 +47,6 @@ select
     max(converted_at) as converted_at,
     max(case when is_converted then 1 else 0 end) as converted,
     max(revenue) as revenue,
-    {{ dbt.listagg('channel', "' > '", 'order by touch_index') }} as path
+    {{ spendwise_ordered_listagg('channel', "' > '", 'touch_index') }} as path
 from journeys
 group by journey_id, user_id
