@@ -32,7 +32,7 @@ from core.raw_contract import replace_raw_tables, validate_raw_frame  # noqa: E4
 from core.settings import DBT_DIR, WarehouseUrl  # noqa: E402
 from ml.synthetic import generate_demo_data  # noqa: E402
 
-HEAVY = ("int_journey_changes", "int_journeys", "touchpoint_credit", "journey_paths", "attribution_credit_buckets",
+HEAVY = ("int_journeys_changed", "int_journeys", "touchpoint_credit", "journeys_with_paths", "attribution_credit_buckets",
          "conversion_paths")
 
 
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     drop = {"touchpoints": validate_raw_frame("touchpoints", new_tp), "conversions": validate_raw_frame("conversions", new_cv)}
     merge_raw_tables(wh.client, drop, source="bench-one-day")
     incremental = dbt_build(url, workdir / "target_incremental")
-    changes = wh.read_sql("select count(*) as n from analytics.int_journey_changes "
-                          "where user_id is not null and batch_at = (select max(batch_at) from analytics.int_journey_changes)")
+    changes = wh.read_sql("select count(*) as n from analytics.int_journeys_changed "
+                          "where user_id is not null and batch_at = (select max(batch_at) from analytics.int_journeys_changed)")
 
     print(f"one new day: {len(new_tp):,} touchpoints, {len(new_cv):,} conversions; "
           f"users recomputed: {int(changes['n'].iloc[0]):,} (late_arrival_days window included)")

@@ -1,8 +1,8 @@
 {#-
-  Incremental journeys (int_journey_changes, int_journeys, touchpoint_credit, journey_paths).
+  Incremental journeys (int_journeys_changed, int_journeys, touchpoint_credit, journeys_with_paths).
 
   A journey depends only on its user's rows, so the unit of reprocessing is a user from a point in
-  time on: int_journey_changes appends, per dbt run (batch_at = run_started_at), the users whose raw
+  time on: int_journeys_changed appends, per dbt run (batch_at = run_started_at), the users whose raw
   rows changed and the earliest changed day (`changed_from`). A change at time t can only alter the
   user's journeys that convert at or after t (their touches and their previous conversion are at or
   before the conversion) and the user's non-converting journey, so the incremental models delete and
@@ -61,7 +61,7 @@
     {%- if not execute -%}{{ return('incremental') }}{%- endif -%}
     {%- set applied = spendwise_applied_batch(model_name) -%}
     {%- if applied is none -%}{{ return('full') }}{%- endif -%}
-    {%- set full = run_query("select count(*) from " ~ ref('int_journey_changes') ~ " where is_full and batch_at > "
+    {%- set full = run_query("select count(*) from " ~ ref('int_journeys_changed') ~ " where is_full and batch_at > "
                              ~ spendwise_timestamp_literal(applied)) -%}
     {{- return('full' if full.columns[0].values()[0] | int > 0 else 'incremental') -}}
 {%- endmacro %}
@@ -70,7 +70,7 @@
 {% macro spendwise_changed_users(model_name) -%}
     {%- set applied = spendwise_applied_batch(model_name) -%}
     select user_id, min(changed_from) as changed_from
-    from {{ ref('int_journey_changes') }}
+    from {{ ref('int_journeys_changed') }}
     where user_id is not null
         and batch_at > {{ spendwise_timestamp_literal(applied) }}
     group by user_id
@@ -92,17 +92,17 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The incremental models that read int_journey_changes. -#}
+{#- The incremental models that read int_journeys_changed. -#}
 {% macro spendwise_journey_consumers() -%}
-    {{- return(['int_journeys', 'touchpoint_credit', 'journey_paths']) -}}
+    {{- return(['int_journeys', 'touchpoint_credit', 'journeys_with_paths']) -}}
 {%- endmacro %}
 
-{#- Post-hook: this model now reflects every batch of int_journey_changes, computed with these
+{#- Post-hook: this model now reflects every batch of int_journeys_changed, computed with these
     settings. Then the user rows of batches before the last one every consumer applied, and the loaders' log entries read more
     than a day ago, are deleted (both tables would otherwise grow with every run). -#}
 {% macro spendwise_record_applied_batch(model_name) -%}
     {%- if not spendwise_keeps_incremental_state() -%}{{ return('') }}{%- endif -%}
-    {%- set changes = ref('int_journey_changes') -%}
+    {%- set changes = ref('int_journeys_changed') -%}
     {%- set consumers = "'" ~ spendwise_journey_consumers() | join("', '") ~ "'" -%}
     create schema if not exists ops;
     create table if not exists ops.dbt_incremental_state (

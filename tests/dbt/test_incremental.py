@@ -1,4 +1,4 @@
-"""The incremental journeys (int_journeys, touchpoint_credit, journey_paths and what is built on them) equal a full
+"""The incremental journeys (int_journeys, touchpoint_credit, journeys_with_paths and what is built on them) equal a full
 rebuild after every kind of load, on DuckDB and PostgreSQL.
 
 Two warehouses per engine get the same loads: one is built incrementally with `dbt run`, the other
@@ -21,7 +21,7 @@ from tests.dbt.test_attribution_sql import assert_dbt_ok, run_dbt
 pytestmark = pytest.mark.slow
 
 SELECT = ["--select", "+attribution", "conversion_paths"]
-COMPARED = ("int_journeys", "touchpoint_credit", "journey_paths", "attribution_credit_buckets", "conversion_paths")
+COMPARED = ("int_journeys", "touchpoint_credit", "journeys_with_paths", "attribution_credit_buckets", "conversion_paths")
 DAY = pd.Timedelta(days=1)
 
 
@@ -52,8 +52,8 @@ class Pair:
         # The reference: the incremental tables and their state dropped, so dbt builds them from scratch.
         ref_client = Warehouse(url=self.urls["ref"]).client
         with ref_client.write_transaction("ops") as con:
-            for table in ("analytics.touchpoint_credit", "analytics.journey_paths", "analytics.int_journeys",
-                          "analytics.int_journey_changes",
+            for table in ("analytics.touchpoint_credit", "analytics.journeys_with_paths", "analytics.int_journeys",
+                          "analytics.int_journeys_changed",
                           "ops.dbt_incremental_state"):
                 ref_client.execute(con, f"DROP TABLE IF EXISTS {table}")
         assert_dbt_ok(run_dbt(self.urls["ref"], self.tmp_path / "ref", "run", *SELECT))
@@ -66,7 +66,7 @@ class Pair:
 
     def last_batch(self) -> tuple[bool, int]:
         """(is_full, users recomputed) of the incremental warehouse's last dbt run."""
-        changes = Warehouse(url=self.urls["inc"]).read_table("analytics", "int_journey_changes")
+        changes = Warehouse(url=self.urls["inc"]).read_table("analytics", "int_journeys_changed")
         last = changes[changes["batch_at"] == changes["batch_at"].max()]
         return bool(last["is_full"].any()), int(last["user_id"].notna().sum())
 

@@ -8,18 +8,18 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='sync_all_columns',
-    pre_hook="{{ spendwise_delete_changed_journeys('journey_paths') }}",
-    post_hook="{{ spendwise_record_applied_batch('journey_paths') }}",
+    pre_hook="{{ spendwise_delete_changed_journeys('journeys_with_paths') }}",
+    post_hook="{{ spendwise_record_applied_batch('journeys_with_paths') }}",
 ) }}
-{%- set incremental = spendwise_journey_mode('journey_paths') == 'incremental' -%}
--- depends_on: {{ ref('int_journey_changes') }}
+{%- set incremental = spendwise_journey_mode('journeys_with_paths') == 'incremental' -%}
+-- depends_on: {{ ref('int_journeys_changed') }}
 
 with
 
 {% if incremental -%}
 changed as (
 
-    {{ spendwise_changed_users('journey_paths') }}
+    {{ spendwise_changed_users('journeys_with_paths') }}
 
 ),
 

@@ -21,7 +21,7 @@
 {%- set s = attribution_settings() -%}
 {%- set double = attribution_double() -%}
 {%- set incremental = spendwise_journey_mode('touchpoint_credit') == 'incremental' -%}
--- depends_on: {{ ref('int_journey_changes') }}
+-- depends_on: {{ ref('int_journeys_changed') }}
 
 with
 

@@ -4,7 +4,7 @@
   `journey_lookback_days` before it, after the user's previous conversion.
   A non-converting journey is the user's touches after their last conversion (or all of them
   for users who never converted), within `journey_lookback_days` before their last touch.
-  Incremental: only the users in int_journey_changes since the last applied batch are recomputed,
+  Incremental: only the users in int_journeys_changed since the last applied batch are recomputed,
   their journeys converting at or after `changed_from` and their open journey
   (macros/incremental_journeys.sql).
 -#}
@@ -17,7 +17,7 @@
 ) }}
 {%- set lookback_days = var('journey_lookback_days') -%}
 {%- set incremental = spendwise_journey_mode('int_journeys') == 'incremental' -%}
--- depends_on: {{ ref('int_journey_changes') }}
+-- depends_on: {{ ref('int_journeys_changed') }}
 
 with
 

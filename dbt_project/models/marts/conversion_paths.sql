@@ -5,10 +5,10 @@
 -#}
 with
 
--- One row per journey with its path, kept incrementally (journey_paths).
-journey_paths as (
+-- One row per journey with its path, kept incrementally (journeys_with_paths).
+journeys_with_paths as (
 
-    select * from {{ ref('journey_paths') }}
+    select * from {{ ref('journeys_with_paths') }}
 
 )
 
@@ -18,5 +18,5 @@ select
     sum(case when converted = 1 then revenue else 0 end) as conversion_value,
     cast(sum(1 - converted) as {{ dbt.type_bigint() }}) as nulls,
     cast(count(*) as {{ dbt.type_bigint() }}) as journeys
-from journey_paths
+from journeys_with_paths
 group by path
