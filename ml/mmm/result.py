@@ -153,7 +153,11 @@ class MediaMixResult:
             if key == "hyperparameters":
                 for channel, params in value.items():
                     for name, v in params.items():
-                        rows.append({"metric": f"{name}[{channel}]", "value": float(v), "detail": f"channel {channel}"})
+                        if isinstance(v, str):  # the saturation family
+                            rows.append({"metric": f"{name}[{channel}]", "value": math.nan, "detail": v})
+                        else:
+                            rows.append({"metric": f"{name}[{channel}]", "value": float(v),
+                                         "detail": f"channel {channel}"})
             elif isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating)):
                 rows.append({"metric": key, "value": float(value), "detail": _DIAGNOSTIC_DETAILS.get(key, "")})
             elif isinstance(value, (list, tuple)):

@@ -84,7 +84,12 @@ def review_channels(result, daily: pd.DataFrame, thresholds: ReviewThresholds | 
     spend_days = (window_spend > 0).sum(axis=1)
     floor = np.where(mean > 0, np.quantile(window_spend, 0.1, axis=1) / np.where(mean > 0, mean, 1.0), 0.0)
     share = window_spend.sum(axis=1) / max(window_spend.sum(), 1e-300)
-    corr, vif = _collinearity(adstocked)
+    # Collinear on the spend itself or on the adstocked spend: two channels whose spend moves together
+    # cannot be told apart even when the search gave them different carryover (which then decorrelates
+    # their adstocked spend without any information in the data to separate them).
+    corr_adstocked, vif_adstocked = _collinearity(adstocked)
+    corr_spend, vif_spend = _collinearity(window_spend)
+    corr, vif = np.fmax(corr_adstocked, corr_spend), np.fmax(vif_adstocked, vif_spend)
     revenue = result.decomposition["revenue"].to_numpy(dtype=float)
     oos = diag.get("cv_rmse", math.nan) / abs(revenue.mean()) if revenue.size and revenue.mean() else math.nan
     table = result.channels.set_index("channel")
@@ -113,7 +118,7 @@ def review_channels(result, daily: pd.DataFrame, thresholds: ReviewThresholds | 
             if spend_days[i] < limits.min_spend_days:
                 reasons.append(f"only {spend_days[i]} days with spend (< {limits.min_spend_days})")
             if np.isfinite(max_corr) and max_corr >= limits.max_correlation:
-                reasons.append(f"adstocked spend moves with {names[j]} (correlation {max_corr:.2f})")
+                reasons.append(f"spend moves with {names[j]} (correlation {max_corr:.2f})")
             if vif[i] > limits.max_variance_inflation:
                 reasons.append(f"variance inflation {vif[i]:.1f} > {limits.max_variance_inflation:g}")
             if share[i] >= limits.min_spend_share:

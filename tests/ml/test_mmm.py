@@ -348,6 +348,8 @@ def test_diagnostics_cover_fit_quality_window_and_hyperparameters(fitted):
     by_metric = table.set_index("metric")
     assert by_metric.loc["end_date", "detail"] == diag["end_date"]
     assert by_metric.loc["adstock_decay[social]", "value"] == diag["hyperparameters"]["social"]["adstock_decay"]
+    family = diag["hyperparameters"]["social"]["saturation_family"]
+    assert family in ("hill", "exponential") and by_metric.loc["saturation_family[social]", "detail"] == family
 
 
 def test_curves_learnt_on_the_window_alone_when_curve_history_equals_the_window(simulated):
