@@ -1,4 +1,4 @@
-"""Forecast assets (Prophet, a long-run weekday level, a spend regression; the best that beats naive per series):
+"""Forecast assets (Prophet, long-run weekday levels, a spend regression; the best that beats naive per series):
 ROI by channel, daily ROI/conversions and reach/CTR series with calibrated intervals."""
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, AssetSpec, Config, MetadataValue, multi_asset
@@ -53,7 +53,8 @@ def _coverage_check(channels: list[str], not_forecast: dict[str, str]) -> AssetC
 
 SKILL_SHOWN = ["method", "model_mape", "naive_method", "naive_mape", "skill", "model_total_error",
                "naive_total_error", "total_skill", "published_skill", "published_total_skill", "prophet_mape",
-               "level_weekday_mape", "spend_regression_mape", "interval_factor", "backtest_coverage"]
+               "level_weekday_mape", "level_recent_mean_mape", "spend_regression_mape", "interval_factor",
+               "backtest_coverage"]
 
 
 def _records(frame):

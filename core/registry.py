@@ -232,8 +232,9 @@ TABLES: dict[str, Table] = {t.name: t for t in (
             _c("roi_upper", "number", "upper end of the 95% interval of predicted_roi", nullable=True),
             _c("method", "text", "forecasting method of the revenue forecast: the model with the lowest backtest "
                "error among those that beat the naive baselines (prophet; level_weekday: same-weekday mean of the "
-               "last 730 days with spend; spend_regression: weekday intercepts + adstocked spend, future spend held "
-               "at its level_weekday forecast), or the naive baseline it falls back to where none does "
+               "last 730 days with spend; level_recent_mean: the mean of level_weekday and naive_28d_mean; "
+               "spend_regression: weekday intercepts + adstocked spend, future spend held at its level_weekday "
+               "forecast), or the naive baseline it falls back to where none does "
                "(naive_28d_mean: mean of the last 28 days with spend; naive_weekday: same-weekday mean of the last 4 "
                "weeks), followed by '(spend: <method>)' when the spend forecast's differs; or 'none: no platform "
                "revenue in the data'"),

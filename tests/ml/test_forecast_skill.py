@@ -8,7 +8,8 @@ import pytest
 
 import ml.forecasting as forecasting
 from ml.forecasting import (
-    FUTURE_SPEND, LEVEL_METHOD, METHOD, MODEL_METHODS, NAIVE_METHODS, SKILL_COLUMNS, SPEND_REGRESSION_METHOD,
+    FUTURE_SPEND, LEVEL_METHOD, METHOD, MODEL_METHODS, NAIVE_METHODS, RECENT_LEVEL_METHOD, SKILL_COLUMNS,
+    SPEND_REGRESSION_METHOD,
     forecast_channel_metrics, level_forecast, naive_forecast, skill_score, spend_regression_forecast,
 )
 
@@ -202,7 +203,7 @@ def test_published_methods_beat_naive_or_are_naive_and_intervals_cover_held_out_
         assert row["interval_factor"] >= 1.0 and row["calibrated_coverage"] >= 0.95
         assert row["calibrated_coverage"] >= row["backtest_coverage"]
     # Budgets return to a stable level, which the long-run weekday level finds (Prophet wins where its trend does).
-    assert (skill["method"].isin([LEVEL_METHOD, SPEND_REGRESSION_METHOD])).sum() >= 2
+    assert (skill["method"].isin([LEVEL_METHOD, RECENT_LEVEL_METHOD, SPEND_REGRESSION_METHOD])).sum() >= 2
     assert skill["published_total_skill"].median() > 0.1
     roi = fc.roi_forecast_table().set_index("channel")
     revenue = skill[skill["metric"] == "revenue"].set_index("channel")
