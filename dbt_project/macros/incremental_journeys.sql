@@ -21,6 +21,12 @@
   model's transaction); without a record, or after a 'replace', it rebuilds everything.
 -#}
 
+{#- Incremental journeys are opt-in (var incremental_journeys, SPENDWISE_INCREMENTAL_JOURNEYS=true):
+    without it every run marks a full rebuild (see dbt_project.yml for why). -#}
+{% macro spendwise_incremental_enabled() -%}
+    {{- return((var('incremental_journeys', false) | string | lower) in ['true', '1', 'yes', 'on']) -}}
+{%- endmacro %}
+
 {% macro spendwise_ops_relation(identifier) -%}
     {{- return(adapter.get_relation(database=target.database, schema='ops', identifier=identifier)) -}}
 {%- endmacro %}

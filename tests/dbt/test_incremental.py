@@ -79,6 +79,8 @@ def pair(request, tmp_path) -> Pair:
 
 
 def test_incremental_tables_equal_a_full_rebuild_after_every_load(pair, monkeypatch):
+    # Incremental journeys are opt-in (a writer that does not log its changes would go unseen).
+    monkeypatch.setenv("SPENDWISE_INCREMENTAL_JOURNEYS", "true")
     data = generate_demo_data(scale=0.05, days=120, seed=11)
     tp, cv = data.touchpoints.copy(), data.conversions.copy()
     end = tp["occurred_at"].max().normalize()

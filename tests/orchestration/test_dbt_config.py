@@ -26,7 +26,8 @@ def test_invalid_values_are_named_with_what_is_allowed(overrides, message):
 
 def test_defaults_map_to_the_dbt_vars():
     assert DbtModelConfig().dbt_vars() == {
-        "journey_lookback_days": 30, "attribution_time_decay_half_life_days": 7.0,
+        "journey_lookback_days": 30, "late_arrival_days": 3, "spendwise_full_refresh": False,
+        "attribution_time_decay_half_life_days": 7.0,
         "attribution_position_first_weight": 0.4, "attribution_position_last_weight": 0.4,
         "attribution_w_first_weight": 0.3, "attribution_w_lead_weight": 0.3, "attribution_w_last_weight": 0.3,
     }

@@ -13,7 +13,7 @@
 {%- set journeys = adapter.get_relation(database=this.database, schema=this.schema, identifier='int_journeys') if execute else none -%}
 
 {#- `spendwise refresh --full-refresh` sets spendwise_full_refresh: every consumer rebuilds all. -#}
-{%- if not is_incremental() or var('spendwise_full_refresh', false) %}
+{%- if not is_incremental() or var('spendwise_full_refresh', false) or not spendwise_incremental_enabled() %}
 
 select
     {{ batch }} as batch_at,
