@@ -7,6 +7,8 @@ It never imports assets or orchestration: a refresh runs in a child process (`sp
 
 from __future__ import annotations
 
+import fcntl
+
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -188,7 +190,11 @@ class DagsterBridge:
             config = self.dagster_home / "dagster.yaml"
             if not config.exists():
                 config.write_bytes(LOCAL_INSTANCE_TEMPLATE.read_bytes())
-            return DagsterInstance.from_config(str(self.dagster_home))
+            # Several server workers open a new instance at once: on SQLite storage each would create
+            # and stamp the schema (alembic then finds two heads), so they take turns.
+            with open(self.dagster_home / ".spendwise-instance-open.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                return DagsterInstance.from_config(str(self.dagster_home))
         except Exception as exc:
             raise DagsterUnavailable(
                 f"cannot open the Dagster instance in {self.dagster_home} ({exc.__class__.__name__}: {exc}); "
