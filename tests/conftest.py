@@ -128,3 +128,34 @@ def load_demo(url: str, data) -> None:
         {n: tables[n] for n in RAW_TABLES},
         extra={n: df for n, df in tables.items() if n not in RAW_TABLES},
     )
+
+
+# The files that take longest (minutes each, see `make test`'s durations) start first, so that under
+# pytest-xdist (`--dist loadfile`, one file per worker at a time) no long file is left to run alone at the
+# end. Order only: every test still runs.
+LONG_FILES_FIRST = (
+    "tests/orchestration/test_pipeline_corruptions.py",
+    "tests/orchestration/test_pipeline.py",
+    "tests/orchestration/test_runs_and_locks.py",
+    "tests/dbt/test_spark.py",
+    "tests/orchestration/test_history_e2e.py",
+    "tests/dbt/test_incremental.py",
+    "tests/dbt/test_attribution_sql.py",
+    "tests/ml/test_mmm.py",
+    "tests/orchestration/test_refresh_outcome.py",
+    "tests/orchestration/test_cli_run.py",
+    "tests/orchestration/test_webhook_refresh.py",
+    "tests/orchestration/test_own_data.py",
+    "tests/orchestration/test_optional_columns.py",
+    "tests/service/test_readers_vs_refresh.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: i for i, path in enumerate(LONG_FILES_FIRST)}
+
+    def key(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return rank.get(path, len(rank))
+
+    items.sort(key=key)  # stable: the order inside a file and among the other files is kept
