@@ -87,6 +87,15 @@ def duckdb_url(tmp_path) -> str:
     return f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine_url(request, tmp_path) -> str:
+    """A fresh, empty warehouse on each engine in turn: a DuckDB file in tmp_path, then a new PostgreSQL
+    database (dropped after the test)."""
+    if request.param == "duckdb":
+        return f"duckdb:///{tmp_path / 'w.duckdb'}"
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture(scope="session")
 def dbt_manifest(tmp_path_factory) -> str:
     """The dbt manifest the Dagster definitions load (what `make manifest` prepares).

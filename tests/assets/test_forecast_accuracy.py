@@ -128,11 +128,9 @@ def _reach_ctr(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request, tmp_path) -> Warehouse:
-    if request.param == "duckdb":
-        return Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
-    return Warehouse(url=request.getfixturevalue("pg_url"))
+@pytest.fixture
+def warehouse(engine_url) -> Warehouse:
+    return Warehouse(url=engine_url)
 
 
 @pytest.mark.slow

@@ -126,11 +126,9 @@ def _publish_run(client, run: str, days: int, roas, generated_at, shares=(0.5, 0
     client.publish_tables(frames, run_id=run, generated_at=generated_at)
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request, tmp_path) -> Warehouse:
-    if request.param == "duckdb":
-        return Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
-    return Warehouse(url=request.getfixturevalue("pg_url"))
+@pytest.fixture
+def warehouse(engine_url) -> Warehouse:
+    return Warehouse(url=engine_url)
 
 
 @pytest.mark.slow

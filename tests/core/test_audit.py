@@ -11,11 +11,9 @@ from core import audit
 from core.warehouse import WarehouseClient
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def client(request, tmp_path) -> WarehouseClient:
-    if request.param == "duckdb":
-        return WarehouseClient(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    return WarehouseClient(request.getfixturevalue("pg_url"))
+@pytest.fixture
+def client(engine_url) -> WarehouseClient:
+    return WarehouseClient(engine_url)
 
 
 def test_record_appends_rows_with_time_actor_and_detail(client):

@@ -19,9 +19,9 @@ def _frame(n: int, value: float) -> pd.DataFrame:
     return pd.DataFrame({"channel": [f"c{i}" for i in range(n)], "value": [value] * n})
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def url(request, tmp_path) -> str:
-    return f"duckdb:///{tmp_path / 'w.duckdb'}" if request.param == "duckdb" else request.getfixturevalue("pg_url")
+@pytest.fixture
+def url(engine_url) -> str:
+    return engine_url
 
 
 def _client(url: str, days=None, runs=None) -> WarehouseClient:

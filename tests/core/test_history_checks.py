@@ -26,11 +26,9 @@ def diagnostics(context, config: Diagnostics, warehouse: Warehouse):
     )
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request, tmp_path) -> Warehouse:
-    if request.param == "duckdb":
-        return Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
-    return Warehouse(url=request.getfixturevalue("pg_url"))
+@pytest.fixture
+def warehouse(engine_url) -> Warehouse:
+    return Warehouse(url=engine_url)
 
 
 def test_a_failed_check_appends_no_history_rows(warehouse):

@@ -22,11 +22,9 @@ from tests.conftest import load_demo
 NOW = datetime(2026, 11, 30, 12, 0, 0)
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def client(request, tmp_path) -> WarehouseClient:
-    if request.param == "duckdb":
-        return WarehouseClient(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    return WarehouseClient(request.getfixturevalue("pg_url"))
+@pytest.fixture
+def client(engine_url) -> WarehouseClient:
+    return WarehouseClient(engine_url)
 
 
 def _seed(client: WarehouseClient) -> None:

@@ -22,11 +22,9 @@ def _frame(n: int, value: float) -> pd.DataFrame:
     )
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request, tmp_path) -> Warehouse:
-    if request.param == "duckdb":
-        return Warehouse(url=f"duckdb:///{tmp_path / 'w.duckdb'}")
-    return Warehouse(url=request.getfixturevalue("pg_url"))
+@pytest.fixture
+def warehouse(engine_url) -> Warehouse:
+    return Warehouse(url=engine_url)
 
 
 def test_publish_stamps_every_row_and_types_columns(warehouse):
