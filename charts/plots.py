@@ -1202,7 +1202,8 @@ def _draw_channel_triangulation(df: pd.DataFrame, ctx: ChartContext) -> Figure:
         _tag(swatch, channel)
     ax.tick_params(axis="y", pad=22)
 
-    labels = [f"claimed {_ratio(p)} · Markov {_ratio(m)}" + (" · not identifiable" if f else "")
+    # A ratio to an incrementality the data cannot identify would be a confident wrong number: say so instead.
+    labels = ["ratios: not identifiable" if f else f"claimed {_ratio(p)} · Markov {_ratio(m)}"
               for p, m, f in zip(data["platform_overclaim"], data["attribution_vs_incrementality"], flagged)]
     twin = _right_labels(ax, pos, labels, "per unit of incremental")
     for tick, is_flagged in zip(twin.get_yticklabels(), flagged):
@@ -1405,7 +1406,8 @@ def channel_triangulation_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
     ``identifiable``. Three bars per channel (platform claim grey, Markov blue, media-mix incremental green)
     with interval whiskers, largest channel on top; on the right each channel's claimed and attributed
     revenue per unit of incremental revenue. A channel without platform revenue says so; a channel the
-    media-mix model cannot identify has its incremental bar crossed out and its ratios greyed.
+    media-mix model cannot identify has its incremental bar crossed out and, in place of its ratios,
+    "ratios: not identifiable".
     """
     return _png("channel_triangulation", df, ctx)
 

@@ -50,7 +50,10 @@ def test_missing_claims_and_unidentifiable_channels_are_said(figure):
     texts = _texts(figure)
     assert "no platform revenue reported" in texts  # search: the export has no revenue
     assert any(t.startswith("claimed n/a · Markov") for t in texts)
-    assert any(t.endswith("· not identifiable") for t in texts)  # display
+    # display: no ratio to an incrementality the data cannot identify, only the reason
+    assert "ratios: not identifiable" in texts
+    display_row = triangulation_frame(CHANNELS).set_index("channel").loc["display"]
+    assert not any(f"{display_row['attribution_vs_incrementality']:.2f}×" in t for t in texts)
     assert "not identifiable: incrementality and ratios not supported by the data" in texts
     display = next(t for t in figure.axes[0].get_yticklabels() if t.get_text() == "display")
     assert to_hex(display.get_color()) != to_hex("#222222")
