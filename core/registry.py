@@ -316,12 +316,28 @@ TABLES: dict[str, Table] = {t.name: t for t in (
                        "the horizon (steady-state response curve; interval from its bootstrap draws; on the "
                        f"{TOTAL_ROW} row from the summed draws)"),
             _c("baseline_revenue", "number", f"revenue without media over the horizon (the model window's average "
-               f"daily baseline times horizon_days, a point with no interval); {TOTAL_ROW} row only", nullable=True),
+               f"daily baseline times horizon_days; its interval in baseline_revenue_lower/upper); {TOTAL_ROW} row "
+               "only", nullable=True),
             *(Column(c.name, c.type, c.description + f"; {TOTAL_ROW} row only", True)
-              for c in _interval("total_revenue", "baseline_revenue + incremental_revenue; the interval holds the "
-                                 "media draws only (the model publishes no baseline draws)")),
+              for c in _interval("total_revenue", "baseline_revenue + incremental_revenue; the interval pairs the "
+                                 "baseline's draws with the media draws")),
             *(Column(c.name, c.type, c.description + " (empty when the plan spends nothing)", True)
               for c in _interval("roi", "(incremental_revenue - planned_spend) / planned_spend")),
+            *(Column(c.name, c.type, f"{side} end of the interval of baseline_revenue: how far the model's daily "
+                     f"baseline over any horizon_days-long stretch of its window lay from the window's average; "
+                     f"{TOTAL_ROW} row only", True)
+              for c, side in zip(_interval("baseline_revenue", "")[1:], ("lower", "upper"))),
+            *(Column(c.name, c.type, c.description + " (empty without sales in the data)", True)
+              for c in _interval("revenue_per_conversion", "revenue / conversions over the last 180 days of "
+                                 "fct_revenue_daily; the interval: the same ratio over every horizon_days-long "
+                                 "stretch of them (same on every row)")),
+            *(Column(c.name, c.type, c.description + " (empty without sales in the data)", True)
+              for c in _interval("incremental_conversions", "incremental_revenue / revenue_per_conversion (media "
+                                 "and revenue-per-conversion draws paired)")),
+            *(Column(c.name, c.type, c.description + f"; {TOTAL_ROW} row only (empty without sales in the data)",
+                     True)
+              for c in _interval("total_conversions", "total_revenue / revenue_per_conversion (baseline, media and "
+                                 "revenue-per-conversion draws paired)")),
         ),
         charts=("spend_scenarios",),
     ),
