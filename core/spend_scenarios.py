@@ -10,12 +10,17 @@ What the numbers are, and are not:
 - **Steady state.** A channel held at ``x`` per day adds ``coefficient * hill(x)`` per day once its adstock
   has settled (the same curve the budget optimizes); the ramp from today's spend to the plan is not modelled.
 - **Baseline.** Revenue without media is the model window's average daily baseline (``baseline_daily``),
-  times the horizon. The published parameters carry it as one number with no draws, so the intervals of
-  total revenue come from the channels' response draws only: they are too narrow by the baseline's own
-  uncertainty, and know nothing of seasonality in the coming days.
-- **Conversions are not estimated.** The media-mix model is fitted on revenue; it has no conversion
-  response. Dividing revenue by an average order value would present that assumption (that incremental
-  sales are average sales) as a model output, without any interval for it.
+  times the horizon. Given the model's daily baseline (``mmm_revenue_decomposition``), its draws are how far
+  the baseline of any horizon-long stretch of the window strayed from that average (moving blocks: season,
+  trend and day-to-day noise inside the window); they are paired with the media draws in a fixed shuffled
+  order (independent: the model's own trade-off between baseline and media is not published, so the total's
+  interval errs wide). Without the daily baseline the total's interval holds the media draws only.
+- **Conversions** are revenue divided by revenue per conversion (sales are counted as conversions in
+  ``fct_revenue_daily``): its point is the last ``CONVERSION_WINDOW_DAYS`` days' ratio, its interval the spread
+  of that ratio over horizon-long stretches of those days. Chosen over a conversions response curve because
+  the media-mix model is fitted on revenue only (a second model would double the fitting time for a ratio
+  that barely moves); the assumption it makes, that incremental sales have the average value, is what the
+  interval does not cover.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ import pandas as pd
 from core.registry import TOTAL_ROW
 
 __all__ = [
-    "DEFAULT_HORIZON_DAYS", "MAX_HORIZON_DAYS", "MAX_SPEND_MULTIPLE", "SCENARIO_COLUMNS", "PlanError",
-    "PublishedCurves", "ResponseCurves", "complete_plan", "spend_scenario",
+    "CONVERSION_WINDOW_DAYS", "DEFAULT_HORIZON_DAYS", "MAX_HORIZON_DAYS", "MAX_SPEND_MULTIPLE", "SCENARIO_COLUMNS",
+    "PlanError", "PublishedCurves", "ResponseCurves", "RevenuePerConversion", "baseline_draws", "complete_plan",
+    "daily_baseline", "revenue_per_conversion", "spend_scenario",
 ]
 
 DEFAULT_HORIZON_DAYS = 30
@@ -51,7 +57,15 @@ SCENARIO_COLUMNS = [
     "scenario", "channel", "horizon_days", "daily_spend", "current_daily_spend", "change_pct", "planned_spend",
     "incremental_revenue", "incremental_revenue_lower", "incremental_revenue_upper", "baseline_revenue",
     "total_revenue", "total_revenue_lower", "total_revenue_upper", "roi", "roi_lower", "roi_upper",
+    "baseline_revenue_lower", "baseline_revenue_upper", "revenue_per_conversion", "revenue_per_conversion_lower",
+    "revenue_per_conversion_upper", "incremental_conversions", "incremental_conversions_lower",
+    "incremental_conversions_upper", "total_conversions", "total_conversions_lower", "total_conversions_upper",
 ]
+# Revenue per conversion is measured over this many of the latest days (DEFAULT_HORIZON_DAYS-long stretches in it).
+CONVERSION_WINDOW_DAYS = 180
+# The baseline and revenue-per-conversion draws are paired with the media draws in a fixed shuffled order, so
+# the asset and the HTTP service give one answer for one plan.
+_PAIRING_SEED = 13
 
 
 class ResponseCurves(Protocol):
@@ -240,6 +254,105 @@ def _horizon(horizon_days: Any) -> int:
     return int(horizon_days)
 
 
+# --------------------------------------------------------------------------- baseline and conversions
+
+
+@dataclass(frozen=True)
+class RevenuePerConversion:
+    """Revenue per conversion with its interval (coverage ``ci``), as :func:`revenue_per_conversion` measures it."""
+
+    value: float
+    lower: float
+    upper: float
+    ci: float
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite([self.value, self.lower, self.upper]).all() and 0 < self.lower <= self.value <= self.upper):
+            raise ValueError(f"revenue per conversion needs 0 < lower <= value <= upper, got {self.value!r} "
+                             f"[{self.lower!r}, {self.upper!r}]")
+        if not 0 < self.ci < 1:
+            raise ValueError(f"ci must be in (0, 1), got {self.ci}")
+
+    def draws(self, n_draws: int) -> np.ndarray:
+        """``n_draws`` values whose central ``ci`` interval is (lower, upper): a log-normal with one spread below
+        the value and another above it, at evenly spaced quantiles in a fixed shuffled order."""
+        from scipy.stats import norm
+
+        z = norm.ppf((np.arange(n_draws) + 0.5) / n_draws)
+        z_ci = float(norm.ppf(0.5 + self.ci / 2))
+        spread = np.where(z < 0, np.log(self.value / self.lower), np.log(self.upper / self.value)) / z_ci
+        return self.value * np.exp(z * spread)[_pairing(n_draws, 1)]
+
+
+def revenue_per_conversion(
+    revenue: Any, conversions: Any, *, horizon_days: int = DEFAULT_HORIZON_DAYS, ci: float = 0.9,
+    window_days: int = CONVERSION_WINDOW_DAYS,
+) -> RevenuePerConversion:
+    """Revenue per conversion over the last ``window_days`` of the daily ``revenue`` and ``conversions`` (date
+    order, e.g. ``fct_revenue_daily``), with the central ``ci`` interval of the same ratio over every
+    ``horizon_days``-long stretch of those days (all of them when the window is shorter).
+
+    Raises ValueError when the series differ in length, hold a negative or non-finite value, or the window has
+    no conversion.
+    """
+    days = _horizon(horizon_days)
+    revenue, conversions = (np.asarray(v, dtype=float) for v in (revenue, conversions))
+    where = "the daily revenue and conversions (fct_revenue_daily)"
+    if revenue.shape != conversions.shape or revenue.ndim != 1:
+        raise ValueError(f"{where} must be two series of one length, got {revenue.shape} and {conversions.shape}")
+    if not (np.isfinite(revenue).all() and np.isfinite(conversions).all()) or (revenue < 0).any() or (
+            conversions < 0).any():
+        raise ValueError(f"{where} hold a negative, missing or non-finite value; rebuild fct_revenue_daily")
+    revenue, conversions = revenue[-window_days:], conversions[-window_days:]
+    if conversions.sum() <= 0 or revenue.sum() <= 0:
+        raise ValueError(f"{where} have no sale in the last {window_days} days: revenue per conversion is undefined")
+    value = float(revenue.sum() / conversions.sum())
+    block = min(days, len(revenue))
+    sums = [np.convolve(v, np.ones(block), mode="valid") for v in (revenue, conversions)]
+    usable = sums[1] > 0
+    ratios = sums[0][usable] / sums[1][usable]
+    lower, upper = np.quantile(ratios, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    value_floor = max(value, 1e-12)
+    return RevenuePerConversion(value_floor, float(min(max(lower, 1e-12), value_floor)), float(max(upper, value_floor)),
+                                float(ci))
+
+
+def daily_baseline(decomposition: pd.DataFrame) -> np.ndarray:
+    """The media-mix model's daily baseline in date order, from ``predictions.mmm_revenue_decomposition``
+    (``date, component, value``; the rows of component ``baseline``)."""
+    where = "predictions.mmm_revenue_decomposition"
+    missing = [c for c in ("date", "component", "value") if c not in decomposition.columns]
+    if missing:
+        raise ValueError(f"{where} lacks column(s) {missing}; republish it (materialize media_mix_model)")
+    rows = decomposition[decomposition["component"].astype(str) == "baseline"]
+    if rows.empty:
+        raise ValueError(f"{where} has no baseline rows; republish it (materialize media_mix_model)")
+    if rows["date"].duplicated().any():
+        raise ValueError(f"{where} has more than one baseline row for a date; the rows come from more than one run")
+    values = pd.to_numeric(rows.sort_values("date")["value"], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{where} has {int((~np.isfinite(values)).sum())} missing or non-finite baseline value(s)")
+    return values
+
+
+def baseline_draws(daily: Any, baseline_daily: float, horizon_days: int, n_draws: int) -> np.ndarray:
+    """``n_draws`` draws of the baseline revenue over ``horizon_days``: ``baseline_daily * horizon_days`` times how
+    far the mean baseline of every ``horizon_days``-long stretch of the model's ``daily`` baseline lay from its
+    mean over the whole window (evenly spaced quantiles of those ratios, in a fixed shuffled order)."""
+    days = _horizon(horizon_days)
+    daily = np.asarray(daily, dtype=float)
+    if daily.ndim != 1 or not len(daily) or not np.isfinite(daily).all() or daily.mean() <= 0:
+        raise ValueError("the daily baseline must be a non-empty series of finite values with a positive mean")
+    block = min(days, len(daily))
+    ratios = np.convolve(daily, np.ones(block) / block, mode="valid") / daily.mean()
+    levels = np.quantile(ratios, (np.arange(n_draws) + 0.5) / n_draws)
+    return days * float(baseline_daily) * levels[_pairing(n_draws, 0)]
+
+
+def _pairing(n_draws: int, stream: int) -> np.ndarray:
+    return np.random.default_rng([_PAIRING_SEED, stream]).permutation(n_draws)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -250,6 +363,8 @@ def spend_scenario(
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     scenario: str = "custom",
     ci: float | None = None,
+    baseline: Any = None,
+    conversion_value: RevenuePerConversion | None = None,
 ) -> pd.DataFrame:
     """What the model expects over the next ``horizon_days`` at the plan's daily spend.
 
@@ -262,8 +377,13 @@ def spend_scenario(
       intervals); the budget recommendation computes its daily expected revenue the same way, so the
       scenario of its plan is its ``recommended_expected_revenue`` times the horizon;
     - ``baseline_revenue`` and ``total_revenue`` (baseline plus media), on the TOTAL row only (the baseline
-      is not split by channel; it carries no draws, so the interval is the media's shifted by it);
-    - ``roi`` = (incremental revenue - spend) / spend, with the interval of the draws; NaN without spend.
+      is not split by channel). With ``baseline`` (the model's daily baseline, :func:`daily_baseline`) the
+      baseline has draws (:func:`baseline_draws`), paired with the media draws for the total's interval;
+      without it the baseline is a point and its interval columns are NaN;
+    - ``roi`` = (incremental revenue - spend) / spend, with the interval of the draws; NaN without spend;
+    - with ``conversion_value`` (:func:`revenue_per_conversion`): ``revenue_per_conversion`` on every row,
+      ``incremental_conversions`` (incremental revenue / revenue per conversion) and on the TOTAL row
+      ``total_conversions``, each with the interval of the paired draws; NaN without it.
 
     ``ci`` is the interval coverage (default the model's). Raises :class:`PlanError` for a bad plan (see
     :func:`complete_plan`) and ValueError for a horizon outside 1..``MAX_HORIZON_DAYS`` or a bad ``ci``.
@@ -293,8 +413,36 @@ def spend_scenario(
     media = np.append(point, point.sum())
     media_lower = np.append(lower, float(total_lower))
     media_upper = np.append(upper, float(total_upper))
-    baseline = days * float(curves.baseline_daily)
+    baseline_point = days * float(curves.baseline_daily)
     is_total = np.append(np.zeros(len(names), dtype=bool), True)
+    nan = np.full(len(names) + 1, np.nan)
+    # Every draw of revenue over the horizon: the channels' and, last, the total's (baseline + media).
+    media_draws = days * np.column_stack([draws, total_draws])
+    if baseline is None:
+        baseline_draw = np.full(len(total_draws), baseline_point)
+        baseline_band = (np.nan, np.nan)
+    else:
+        baseline_draw = baseline_draws(baseline, curves.baseline_daily, days, len(total_draws))
+        baseline_band = band(baseline_draw, np.array(baseline_point))
+    revenue_draws = baseline_draw + media_draws[:, -1]
+    total_band = band(revenue_draws, np.array(baseline_point + days * point.sum()))
+    conversions = {"revenue_per_conversion": nan, "incremental_conversions": nan, "total_conversions": nan}
+    conversions.update({f"{k}_{side}": nan for k in list(conversions) for side in ("lower", "upper")})
+    if conversion_value is not None:
+        value = conversion_value.draws(len(total_draws))
+        rate = float(conversion_value.value)
+        incremental = days * media / rate
+        conversions["revenue_per_conversion"] = np.full(len(names) + 1, rate)
+        conversions["revenue_per_conversion_lower"] = np.full(len(names) + 1, conversion_value.lower)
+        conversions["revenue_per_conversion_upper"] = np.full(len(names) + 1, conversion_value.upper)
+        conversions["incremental_conversions"] = incremental
+        (conversions["incremental_conversions_lower"],
+         conversions["incremental_conversions_upper"]) = band(media_draws / value[:, None], incremental)
+        total = (baseline_point + days * point.sum()) / rate
+        total_lower_c, total_upper_c = band(revenue_draws / value, np.array(total))
+        conversions["total_conversions"] = np.where(is_total, total, np.nan)
+        conversions["total_conversions_lower"] = np.where(is_total, float(total_lower_c), np.nan)
+        conversions["total_conversions_upper"] = np.where(is_total, float(total_upper_c), np.nan)
     rows = pd.DataFrame({
         "scenario": scenario,
         "channel": [*names, TOTAL_ROW],
@@ -306,10 +454,13 @@ def spend_scenario(
         "incremental_revenue": days * media,
         "incremental_revenue_lower": days * media_lower,
         "incremental_revenue_upper": days * media_upper,
-        "baseline_revenue": np.where(is_total, baseline, np.nan),
-        "total_revenue": np.where(is_total, baseline + days * media, np.nan),
-        "total_revenue_lower": np.where(is_total, baseline + days * media_lower, np.nan),
-        "total_revenue_upper": np.where(is_total, baseline + days * media_upper, np.nan),
+        "baseline_revenue": np.where(is_total, baseline_point, np.nan),
+        "total_revenue": np.where(is_total, baseline_point + days * media, np.nan),
+        "total_revenue_lower": np.where(is_total, float(total_band[0]), np.nan),
+        "total_revenue_upper": np.where(is_total, float(total_band[1]), np.nan),
+        "baseline_revenue_lower": np.where(is_total, float(baseline_band[0]), np.nan),
+        "baseline_revenue_upper": np.where(is_total, float(baseline_band[1]), np.nan),
+        **conversions,
     })
     with np.errstate(divide="ignore", invalid="ignore"):
         for measure, revenue in (("roi", media), ("roi_lower", media_lower), ("roi_upper", media_upper)):

@@ -1,4 +1,5 @@
-"""Planned-spend scenarios on the media-mix model: revenue and ROI over the next days at a daily spend per channel.
+"""Planned-spend scenarios on the media-mix model: revenue, conversions and ROI over the next days at a daily spend
+per channel.
 The evaluation is core.spend_scenarios (the HTTP service uses it too); this module adds the model and the standard plans.
 """
 
@@ -14,7 +15,10 @@ from core.spend_scenarios import (
     MAX_SPEND_MULTIPLE,
     SCENARIO_COLUMNS,
     PlanError,
+    RevenuePerConversion,
     complete_plan,
+    daily_baseline,
+    revenue_per_conversion,
     spend_caps,
     spend_scenario as _evaluate,
 )
@@ -22,8 +26,9 @@ from ml.budget import TOTAL, BudgetRecommendation
 from ml.mmm import ResponseModel
 
 __all__ = [
-    "DEFAULT_HORIZON_DAYS", "MAX_SPEND_MULTIPLE", "SCENARIO_COLUMNS", "PlanError", "complete_plan", "spend_caps",
-    "spend_scenario", "spend_scenarios", "standard_plans",
+    "DEFAULT_HORIZON_DAYS", "MAX_SPEND_MULTIPLE", "SCENARIO_COLUMNS", "PlanError", "RevenuePerConversion",
+    "complete_plan", "daily_baseline", "revenue_per_conversion", "spend_caps", "spend_scenario", "spend_scenarios",
+    "standard_plans",
 ]
 
 CURRENT, RECOMMENDED = "current", "budget_recommendation"
@@ -36,22 +41,30 @@ def spend_scenario(
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     scenario: str = "custom",
     ci: float | None = None,
+    baseline: Any = None,
+    conversion_value: RevenuePerConversion | None = None,
 ) -> pd.DataFrame:
-    """Expected revenue and ROI over the next ``horizon_days`` if every channel spends the plan's daily amount.
+    """Expected revenue, conversions and ROI over the next ``horizon_days`` if every channel spends the plan's daily
+    amount.
 
     model: the media-mix response curves, e.g. ``ResponseModel.from_parameters(<predictions.mmm_response_parameters>)``
         or a fitted ``MediaMixResult``'s model.
     plan: ``{channel: daily spend}``; channels left out keep their current daily spend.
+    baseline: the model's daily baseline (:func:`daily_baseline` of ``mmm_revenue_decomposition``); gives the
+        baseline revenue draws that widen the total's interval. None: the baseline is a point.
+    conversion_value: :func:`revenue_per_conversion` of the daily sales; gives the conversions columns. None: NaN.
 
     Returns one row per channel plus a ``TOTAL`` row (columns :data:`SCENARIO_COLUMNS`, described in
     :func:`core.spend_scenarios.spend_scenario`): planned spend, incremental revenue with the interval of the
-    bootstrap draws, total revenue (baseline + media) on the TOTAL row, ROI with its interval.
+    bootstrap draws, total revenue (baseline + media, with the interval of both) on the TOTAL row, ROI with its
+    interval, incremental and total conversions.
 
     Raises :class:`PlanError` (a ValueError) naming each channel at fault and the rule (unknown channel, not a
     number, not finite, negative, above ``MAX_SPEND_MULTIPLE`` times current spend), and ValueError for a
     horizon outside 1..366 days.
     """
-    return _evaluate(model, plan, horizon_days=horizon_days, scenario=scenario, ci=ci)
+    return _evaluate(model, plan, horizon_days=horizon_days, scenario=scenario, ci=ci, baseline=baseline,
+                     conversion_value=conversion_value)
 
 
 def standard_plans(
@@ -88,11 +101,14 @@ def spend_scenarios(
     *,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     ci: float | None = None,
+    baseline: Any = None,
+    conversion_value: RevenuePerConversion | None = None,
 ) -> pd.DataFrame:
     """:func:`spend_scenario` for every named plan, one block of rows per plan (the name in ``scenario``)."""
     if not plans:
         raise ValueError("no plans given; pass {name: {channel: daily spend}}")
     return pd.concat(
-        [spend_scenario(model, plan, horizon_days=horizon_days, scenario=name, ci=ci) for name, plan in plans.items()],
+        [spend_scenario(model, plan, horizon_days=horizon_days, scenario=name, ci=ci, baseline=baseline,
+                        conversion_value=conversion_value) for name, plan in plans.items()],
         ignore_index=True,
     )

@@ -101,6 +101,24 @@ def test_the_recommendations_plan_predicts_what_the_published_budget_says(refres
     np.testing.assert_allclose(plan["daily_spend"].loc[budget.index], budget["recommended_spend"], rtol=1e-12)
 
 
+def test_conversions_and_the_baseline_interval_come_from_the_published_sales_and_decomposition(refreshed):
+    wh = refreshed["warehouse"]
+    table = wh.read_table("predictions", "ml_spend_scenarios")
+    sales = _marts()["fct_revenue_daily"].tail(180)
+    np.testing.assert_allclose(table["revenue_per_conversion"], sales["revenue"].sum() / sales["conversions"].sum(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(table["incremental_conversions"],
+                               table["incremental_revenue"] / table["revenue_per_conversion"], rtol=1e-12)
+    totals = table[table["channel"] == "TOTAL"].set_index("scenario")
+    np.testing.assert_allclose(totals["total_conversions"], totals["total_revenue"] / totals["revenue_per_conversion"],
+                               rtol=1e-12)
+    # The daily baseline moves over the model window, so the baseline has an interval and widens the total's.
+    assert (totals["baseline_revenue_lower"] < totals["baseline_revenue"]).all()
+    assert (totals["baseline_revenue"] < totals["baseline_revenue_upper"]).all()
+    media_width = totals["incremental_revenue_upper"] - totals["incremental_revenue_lower"]
+    assert (totals["total_revenue_upper"] - totals["total_revenue_lower"] > media_width).all()
+
+
 def test_the_chart_is_drawn_from_the_published_table(refreshed):
     png = (refreshed["root"] / "charts" / "spend_scenarios.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000

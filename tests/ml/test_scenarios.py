@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.spend_scenarios import MAX_SPEND_MULTIPLE, SCENARIO_COLUMNS, PlanError, PublishedCurves
+from core.spend_scenarios import (
+    CONVERSION_WINDOW_DAYS, MAX_SPEND_MULTIPLE, SCENARIO_COLUMNS, PlanError, PublishedCurves, daily_baseline,
+    revenue_per_conversion,
+)
 from ml.budget import recommend_budget
 from ml.mmm import ChannelResponse, ResponseModel
 from ml.scenarios import spend_scenario, spend_scenarios, standard_plans
@@ -206,3 +209,96 @@ def test_published_parameters_give_the_same_scenario_as_the_model():
         PublishedCurves.from_parameters(parameters.drop(columns="coefficient"))
     with pytest.raises(ValueError, match="more than one run"):
         PublishedCurves.from_parameters(parameters.assign(baseline_daily=np.arange(len(parameters))))
+
+
+# --------------------------------------------------------------------------------------------
+# Baseline draws and conversions
+
+
+def seasonal_baseline(days: int = 180, mean: float = 1000.0) -> np.ndarray:
+    """A daily baseline with a +/-20% season over the window and a weekday pattern, averaging ``mean``."""
+    t = np.arange(days)
+    values = 1.0 + 0.2 * np.sin(2 * np.pi * t / days) + 0.05 * np.cos(2 * np.pi * t / 7)
+    return mean * values / values.mean()
+
+
+def test_baseline_draws_widen_the_total_interval_and_keep_every_point():
+    plan = {"search": 350}
+    without = by_channel(spend_scenario(MODEL, plan))
+    with_baseline = by_channel(spend_scenario(MODEL, plan, baseline=seasonal_baseline()))
+    points = ["daily_spend", "incremental_revenue", "incremental_revenue_lower", "incremental_revenue_upper",
+              "baseline_revenue", "total_revenue", "roi", "roi_lower", "roi_upper"]
+    pd.testing.assert_frame_equal(with_baseline[points], without[points])
+    total, old = with_baseline.loc["TOTAL"], without.loc["TOTAL"]
+    assert pd.isna(old["baseline_revenue_lower"]) and pd.isna(old["baseline_revenue_upper"])
+    assert total["baseline_revenue_lower"] < total["baseline_revenue"] < total["baseline_revenue_upper"]
+    assert total["total_revenue_lower"] < old["total_revenue_lower"]
+    assert old["total_revenue_upper"] < total["total_revenue_upper"]
+    # A 30-day stretch of a +/-20% season lies within about 20% of the window's mean; the 90% interval
+    # reaches well into that range but not past it.
+    baseline = total["baseline_revenue"]
+    assert 0.8 * baseline < total["baseline_revenue_lower"] < 0.9 * baseline
+    assert 1.1 * baseline < total["baseline_revenue_upper"] < 1.2 * baseline
+    # Paired draws: the total's interval is narrower than the sum of its parts' and wider than either.
+    media_width = total["incremental_revenue_upper"] - total["incremental_revenue_lower"]
+    baseline_width = total["baseline_revenue_upper"] - total["baseline_revenue_lower"]
+    width = total["total_revenue_upper"] - total["total_revenue_lower"]
+    assert max(media_width, baseline_width) < width < media_width + baseline_width
+    # A flat baseline has no spread: the total's interval is the media's again.
+    flat = by_channel(spend_scenario(MODEL, plan, baseline=np.full(90, 1000.0))).loc["TOTAL"]
+    assert flat["baseline_revenue_lower"] == pytest.approx(flat["baseline_revenue"])
+    assert flat["total_revenue_lower"] == pytest.approx(old["total_revenue_lower"])
+
+
+def test_conversions_are_revenue_over_revenue_per_conversion_with_the_spread_of_both():
+    rng = np.random.default_rng(1)
+    days = 365
+    conversions = rng.poisson(40, days).astype(float)
+    order_value = 50.0 * np.exp(0.1 * np.sin(2 * np.pi * np.arange(days) / 91))
+    revenue = conversions * order_value
+    value = revenue_per_conversion(revenue, conversions, horizon_days=HORIZON, ci=0.9)
+    recent = slice(days - CONVERSION_WINDOW_DAYS, days)
+    assert value.value == pytest.approx(revenue[recent].sum() / conversions[recent].sum())
+    assert 45 < value.lower < value.value < value.upper < 56
+    table = by_channel(spend_scenario(MODEL, {"search": 350}, baseline=seasonal_baseline(), conversion_value=value))
+    total = table.loc["TOTAL"]
+    assert set(table["revenue_per_conversion"]) == {value.value}
+    for channel, row in table.iterrows():
+        assert row["incremental_conversions"] == pytest.approx(row["incremental_revenue"] / value.value)
+        assert row["incremental_conversions_lower"] <= row["incremental_conversions"] <= row[
+            "incremental_conversions_upper"]
+        if channel != "TOTAL":
+            assert pd.isna(row["total_conversions"])
+    assert total["total_conversions"] == pytest.approx(total["total_revenue"] / value.value)
+    assert total["total_conversions_lower"] < total["total_revenue_lower"] / value.value
+    assert total["total_conversions_upper"] > total["total_revenue_upper"] / value.value
+    # Without a conversion value the columns are empty, not made up.
+    assert table.columns.equals(by_channel(spend_scenario(MODEL, {})).columns)
+    assert by_channel(spend_scenario(MODEL, {}))[["incremental_conversions", "total_conversions"]].isna().all().all()
+    # The draws give back the interval they were built from.
+    draws = value.draws(4000)
+    assert np.quantile(draws, [0.05, 0.5, 0.95]) == pytest.approx([value.lower, value.value, value.upper], rel=2e-3)
+
+
+@pytest.mark.parametrize("revenue, conversions, message", [
+    ([1.0, 2.0], [1.0], "two series of one length"),
+    ([1.0, -2.0], [1.0, 1.0], "negative, missing or non-finite"),
+    ([1.0, np.nan], [1.0, 1.0], "negative, missing or non-finite"),
+    ([0.0, 0.0], [0.0, 0.0], "have no sale in the last 180 days"),
+])
+def test_revenue_per_conversion_refuses_data_it_cannot_use(revenue, conversions, message):
+    with pytest.raises(ValueError, match=message):
+        revenue_per_conversion(revenue, conversions)
+
+
+def test_daily_baseline_reads_the_published_decomposition_and_names_what_is_wrong():
+    dates = pd.date_range("2026-01-01", periods=4)
+    table = pd.DataFrame({"date": list(dates[::-1]) * 2, "component": ["baseline"] * 4 + ["search"] * 4,
+                          "value": [4.0, 3.0, 2.0, 1.0, 9.0, 9.0, 9.0, 9.0]})
+    assert list(daily_baseline(table)) == [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="lacks column"):
+        daily_baseline(table.drop(columns="value"))
+    with pytest.raises(ValueError, match="no baseline rows"):
+        daily_baseline(table[table["component"] == "search"])
+    with pytest.raises(ValueError, match="more than one run"):
+        daily_baseline(pd.concat([table, table]))

@@ -14,7 +14,7 @@ import pytest
 from core import registry
 from core.warehouse import WarehouseClient
 from ml.mmm import ChannelResponse, ResponseModel
-from ml.scenarios import spend_scenario
+from ml.scenarios import daily_baseline, revenue_per_conversion, spend_scenario
 from service.app import create_app
 from tests.service.test_server import GENERATED_AT, RUN_ID, LiveServer, refusing_launcher, settings_for
 
@@ -147,3 +147,48 @@ def test_openapi_documents_the_route_with_its_errors(site):
     operation = spec["paths"]["/scenarios"]["post"]
     assert operation["summary"] and {"200", "404", "422", "503"} <= set(operation["responses"])
     assert "requestBody" in operation
+
+
+def test_with_the_baseline_and_revenue_per_conversion_published_the_answer_carries_both(tmp_path):
+    """As a refresh leaves the warehouse: the decomposition beside the parameters, and ml_spend_scenarios with its
+    revenue per conversion. The answer equals the Python API's with the same baseline and conversion value."""
+    dates = pd.date_range("2026-01-01", periods=120)
+    season = 2500.0 * (1 + 0.15 * np.sin(2 * np.pi * np.arange(120) / 120))
+    decomposition = pd.concat([
+        pd.DataFrame({"date": dates, "component": "baseline", "value": season}),
+        pd.DataFrame({"date": dates, "component": "search", "value": 1500.0}),
+    ], ignore_index=True)
+    rng = np.random.default_rng(2)
+    conversions = rng.poisson(60, 200).astype(float)
+    value = revenue_per_conversion(conversions * 48.0 * rng.lognormal(0, 0.05, 200), conversions, ci=MODEL.ci)
+    baseline = daily_baseline(decomposition)
+    published = spend_scenario(MODEL, {}, scenario="current", baseline=baseline, conversion_value=value)
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    WarehouseClient(url).publish_tables(
+        {"mmm_response_parameters": MODEL.response_parameters(), "mmm_revenue_decomposition": decomposition,
+         "ml_spend_scenarios": published}, run_id=RUN_ID, generated_at=GENERATED_AT)
+    app = create_app(settings_for(url, tmp_path / "charts", tmp_path / "dh"), refresh_launcher=refusing_launcher)
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        response = client.post("/scenarios", json={"search": 350, "social": 270}, params={"horizon_days": 14})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["baseline_draws"] is True and body["conversions_run_id"] == RUN_ID
+    expected = spend_scenario(MODEL, {"search": 350, "social": 270}, horizon_days=14, baseline=baseline,
+                              conversion_value=value).set_index("channel")
+    rows = {r["channel"]: r for r in body["rows"]}
+    for channel, row in rows.items():
+        for column in registry.table("ml_spend_scenarios").column_names[2:]:
+            want = expected.loc[channel, column]
+            assert (row[column] is None) if np.isnan(want) else row[column] == pytest.approx(want, rel=1e-9), (
+                channel, column)
+    total = rows["TOTAL"]
+    assert total["baseline_revenue_lower"] < total["baseline_revenue"] < total["baseline_revenue_upper"]
+    assert total["total_conversions_lower"] < total["total_conversions"] < total["total_conversions_upper"]
+
+
+def test_without_the_baseline_or_published_scenarios_conversions_are_null_and_the_baseline_a_point(site):
+    body = site["client"].post("/scenarios", json={}).json()
+    assert body["baseline_draws"] is False and body["conversions_run_id"] is None
+    total = {r["channel"]: r for r in body["rows"]}["TOTAL"]
+    assert total["total_conversions"] is None and total["baseline_revenue_lower"] is None
+    assert total["total_revenue_lower"] < total["total_revenue"]
