@@ -314,6 +314,44 @@ class WebhookSettings:
         )
 
 
+# The serving database: where the prediction tables, their history (predictions_history) and the ops
+# tables (audit log, webhook deliveries, BI roles) are published and read, when they do not live in the
+# warehouse dbt builds. Required with a spark:// warehouse (Spark tables are not transactional).
+SERVING_URL_ENV = "SPENDWISE_SERVING_URL"
+
+
+def serving_url_from_env() -> str:
+    return (os.environ.get(SERVING_URL_ENV) or "").strip()
+
+
+def parse_serving_url(url: str | None) -> WarehouseUrl | None:
+    """SPENDWISE_SERVING_URL parsed: None when unset; a postgresql:// URL, or a ValueError naming it."""
+    if not url:
+        return None
+    if urlparse(url).scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError(
+            f"{SERVING_URL_ENV} must be a postgresql://user:password@host:5432/database URL; got the scheme "
+            f"{urlparse(url).scheme!r}: the serving database takes the atomic publications and the HTTP "
+            "service's concurrent reads, which a PostgreSQL database does"
+        )
+    return WarehouseUrl.parse(url)
+
+
+def serving_for(warehouse: WarehouseUrl, serving: WarehouseUrl | None, doing: str = "publishing") -> WarehouseUrl:
+    """Where the prediction, history and ops tables live: the serving database when one is set, otherwise
+    the warehouse itself; a Spark warehouse without a serving database is a ValueError naming `doing`."""
+    if serving is not None:
+        return serving
+    if warehouse.kind == "spark":
+        raise ValueError(
+            f"{SERVING_URL_ENV} is required when SPENDWISE_WAREHOUSE_URL is spark:// ({warehouse.redacted()}) "
+            f"for {doing}, because the prediction tables, their history and the ops tables are published "
+            "atomically to a PostgreSQL serving database, not to Spark tables (see deploy/spark.md): "
+            "set it to postgresql://user:password@host:5432/database"
+        )
+    return warehouse
+
+
 @dataclass(frozen=True)
 class Settings:
     warehouse: WarehouseUrl
@@ -323,10 +361,17 @@ class Settings:
     api_token: str = field(default="", repr=False)
     read_token: str = field(default="", repr=False)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    # SPENDWISE_SERVING_URL parsed; None: the prediction and ops tables live in the warehouse
+    serving_url: WarehouseUrl | None = field(default=None, repr=False)
 
     @property
     def dbt_target(self) -> str:
         return self.warehouse.dbt_target
+
+    @property
+    def serving(self) -> WarehouseUrl:
+        """The database of the prediction, history and ops tables (serving_for: required with Spark)."""
+        return serving_for(self.warehouse, self.serving_url)
 
 
 def warehouse_url_from_env() -> str:
@@ -344,6 +389,7 @@ def get_settings() -> Settings:
         api_token=(os.environ.get(API_TOKEN_ENV) or "").strip(),
         read_token=(os.environ.get(READ_TOKEN_ENV) or "").strip(),
         webhooks=WebhookSettings.from_env(),
+        serving_url=parse_serving_url(serving_url_from_env()),
     )
 
 

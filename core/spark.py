@@ -4,10 +4,18 @@ the raw tables written into Spark tables. pyspark is imported only here and only
 dbt (profiles.yml, `method: session`) and this module build the same session: the same warehouse
 folder and Derby metastore under the `spark://` URL's folder, UTC session time. Derby lets one JVM
 open the metastore at a time, so a dbt run and a session of this process must never overlap.
+
+A read either starts a session and stops it with its JVM afterwards (`keep=False`), or, during a
+refresh run, keeps it for the next reads of the process (`keep=True`): starting a JVM costs seconds,
+and a run reads the marts dozens of times. A kept session is stopped by `release_kept_session()`,
+which the dbt resource calls before every dbt step (the dbt process opens the metastore itself) and
+the warehouse resource at the end of the run, and at the latest when the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -38,38 +46,85 @@ def session_config(settings: SparkSettings) -> dict[str, str]:
     }
 
 
+# The session kept by `spark_session(keep=True)`, and the lock that makes its start, use and release
+# one at a time (Dagster runs a run's steps in threads of one process only with the in-process executor,
+# one step at a time, but a resource teardown may come from another thread).
+_kept: object | None = None
+_kept_lock = threading.RLock()
+_exit_hook = False
+
+
 @contextmanager
-def spark_session(settings: SparkSettings) -> Iterator[object]:
+def spark_session(settings: SparkSettings, *, keep: bool = False) -> Iterator[object]:
     """A SparkSession on the warehouse folder. A session this process already runs on the same folder
-    (a test's, or dbt's in-process run) is lent and left running; otherwise one is started and stopped
-    on exit with its JVM, which frees the Derby metastore for the next process (a dbt run)."""
+    (a test's, dbt's in-process run, or one kept by an earlier `keep=True` call) is lent and left
+    running. Otherwise one is started; with `keep=False` it is stopped on exit with its JVM, which frees
+    the Derby metastore for the next process (a dbt run); with `keep=True` it stays for the next calls
+    until `release_kept_session()` (or the process's exit)."""
+    global _exit_hook, _kept
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise RuntimeError(
             "the spark:// warehouse needs pyspark and dbt-spark: pip install -r requirements-spark.txt"
         ) from exc
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        running_on = active.conf.get("spark.sql.warehouse.dir", "")
-        if running_on.removeprefix("file:").rstrip("/") != str(settings.warehouse_dir):
-            raise RuntimeError(
-                f"this process already runs a Spark session on {running_on}; the warehouse {settings.warehouse_dir} "
-                "needs its own process (Spark allows one session configuration per JVM)"
-            )
-        yield active
-        return
+    with _kept_lock:
+        active = SparkSession.getActiveSession() or _kept
+        if active is None and keep:
+            _kept = active = _start(settings)
+            if not _exit_hook:
+                atexit.register(release_kept_session)
+                _exit_hook = True
+        if active is not None:
+            _check_folder(active, settings)
+            yield active
+            return
+    session = _start(settings)
+    try:
+        yield session
+    finally:
+        session.stop()
+        _forget_jvm()
+
+
+def kept_session_running() -> bool:
+    return _kept is not None
+
+
+def release_kept_session() -> bool:
+    """Stop the session kept by `spark_session(keep=True)` and its JVM, freeing the Derby metastore;
+    whether one was running."""
+    global _kept
+    with _kept_lock:
+        if _kept is None:
+            return False
+        session, _kept = _kept, None
+        try:
+            session.stop()
+        finally:
+            _forget_jvm()
+        return True
+
+
+def _check_folder(active, settings: SparkSettings) -> None:
+    running_on = active.conf.get("spark.sql.warehouse.dir", "")
+    if running_on.removeprefix("file:").rstrip("/") != str(settings.warehouse_dir):
+        raise RuntimeError(
+            f"this process already runs a Spark session on {running_on}; the warehouse {settings.warehouse_dir} "
+            "needs its own process (Spark allows one session configuration per JVM)"
+        )
+
+
+def _start(settings: SparkSettings):
+    from pyspark.sql import SparkSession
+
     settings.root.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.enableHiveSupport()
     for key, value in session_config(settings).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
-    try:
-        yield session
-    finally:
-        session.stop()
-        _forget_jvm()
+    return session
 
 
 def _forget_jvm() -> None:

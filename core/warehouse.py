@@ -171,7 +171,8 @@ def _connect_duckdb_waiting_for_lock(path: str, read_only: bool, config: dict | 
 
 class WarehouseClient:
     """Connection to one warehouse, DuckDB (embedded file) or PostgreSQL: reads and atomic publication.
-    A Spark warehouse (spark://, core.spark) is read only: read_sql, read_table, table_exists, row_counts.
+    A Spark warehouse (spark://, core.spark) is read only: read_sql, read_table, table_exists, row_counts;
+    its prediction and ops tables live in the serving database (`Settings.serving`, a second client).
 
     Connections are short-lived because DuckDB allows one writing process at a time. Writers that
     meet a reader's lock wait up to DUCKDB_LOCK_WAIT_SECONDS; read-only connections with
@@ -179,13 +180,16 @@ class WarehouseClient:
     """
 
     def __init__(self, url: WarehouseUrl | str, *, lock_timeout: float | None = None,
-                 history_retention: HistoryRetention | None = None):
+                 history_retention: HistoryRetention | None = None, keep_spark_session: bool = False):
         """lock_timeout: seconds a PostgreSQL write waits for a lock (default SPENDWISE_LOCK_TIMEOUT_SECONDS).
         history_retention: which runs the prediction history keeps (default HistoryRetention.from_env(),
-        read at each publication)."""
+        read at each publication).
+        keep_spark_session: Spark reads keep their session for the next reads of this process (a refresh
+        run, see core.spark) instead of starting and stopping a JVM per call."""
         self.url = url if isinstance(url, WarehouseUrl) else WarehouseUrl.parse(url)
         self.lock_timeout = lock_timeout
         self.history_retention = history_retention
+        self.keep_spark_session = keep_spark_session
 
     @property
     def kind(self) -> str:
@@ -230,9 +234,13 @@ class WarehouseClient:
 
     def _open(self, read_only: bool, wait: bool, application_name: str):
         if self.kind == "spark":
+            from core.settings import SERVING_URL_ENV
+
             raise ValueError(
                 f"the Spark warehouse {self.url.redacted()} is read through read_sql, read_table, table_exists and "
-                "row_counts; connections and publication (the prediction tables) are DuckDB and PostgreSQL only"
+                "row_counts; connections and publication (the prediction, history and ops tables) go to the "
+                f"PostgreSQL serving database: set {SERVING_URL_ENV} and publish through "
+                "WarehouseClient(get_settings().serving)"
             )
         if self.kind == "duckdb":
             import duckdb
@@ -482,9 +490,9 @@ class WarehouseClient:
         if self.kind == "spark":
             from core.spark import spark_session
 
-            # One session per call, stopped afterwards unless this process already runs one: a dbt run
-            # in another process needs the Derby metastore this JVM would otherwise keep locked.
-            with spark_session(self.url.spark) as session:
+            # One session per call, stopped afterwards unless this process already runs one or keeps it
+            # (a refresh run): a dbt run in another process needs the Derby metastore this JVM locks.
+            with spark_session(self.url.spark, keep=self.keep_spark_session) as session:
                 return session.sql(sql, args=list(params) or None).toPandas()
         with self.connect() as con:
             return self.query(con, sql, params)
@@ -497,7 +505,7 @@ class WarehouseClient:
     def _spark_tables(self, schema: str) -> list[str]:
         from core.spark import spark_session
 
-        with spark_session(self.url.spark) as session:
+        with spark_session(self.url.spark, keep=self.keep_spark_session) as session:
             if not session.catalog.databaseExists(schema):
                 return []
             return sorted(t.name for t in session.catalog.listTables(schema) if t.tableType != "VIEW")

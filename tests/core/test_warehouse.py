@@ -123,3 +123,48 @@ def test_text_that_looks_like_a_null_marker_stays_text(warehouse):
     labels = warehouse.read_table("predictions", "null_markers")["label"].tolist()
     assert "\\N" in labels and "NULL" in labels and "x" in labels
     assert sum(v is None or v != v for v in labels) == 1  # only the real None is missing
+
+
+# ------------------------------------------------------------------------------ the serving database
+
+
+def test_a_serving_database_takes_the_predictions_and_their_history_and_raw_stays_in_the_warehouse(tmp_path, pg_url):
+    """SPENDWISE_SERVING_URL: what the assets publish (and read back) lives in PostgreSQL, dbt's tables in the
+    warehouse; an asset calls the same resource methods either way."""
+    duck = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    wh = Warehouse(url=duck, serving_url=pg_url)
+    wh.publish_tables({"example": _frame(3, 1.0)}, run_id="r1")
+    wh.publish_tables({"example": _frame(4, 2.0)}, run_id="r2")
+    wh.publish_tables({"landed": _frame(2, 0.5)}, schema="raw", stamp=False)
+    serving, warehouse = WarehouseClient(pg_url), WarehouseClient(duck)
+    assert serving.row_counts("predictions") == {"example": 4}
+    assert serving.row_counts("predictions_history") == {"example": 7}
+    assert warehouse.row_counts("predictions") == {} and warehouse.row_counts("predictions_history") == {}
+    assert warehouse.row_counts("raw") == {"landed": 2} and "raw" not in serving.read_sql(
+        "select schema_name from information_schema.schemata")["schema_name"].tolist()
+    # reads follow the schema: predictions from the serving database, raw from the warehouse
+    assert wh.read_table("predictions", "example")["run_id"].unique().tolist() == ["r2"]
+    assert wh.table_exists("predictions", "example") and not wh.table_exists("raw", "example")
+    assert wh.row_counts("raw") == {"landed": 2}
+    assert wh.serving_client.url.kind == "postgres" and wh.client.url.kind == "duckdb"
+
+
+def test_the_serving_url_is_read_from_the_environment_and_must_be_postgresql(monkeypatch, tmp_path, pg_url):
+    from core.settings import SERVING_URL_ENV, get_settings, parse_serving_url, serving_for
+
+    monkeypatch.setenv("SPENDWISE_WAREHOUSE_URL", f"spark:///{tmp_path / 'spark'}")
+    monkeypatch.setenv(SERVING_URL_ENV, pg_url)
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        assert settings.serving == WarehouseUrl.parse(pg_url) and settings.warehouse.kind == "spark"
+        # its password never reaches a log through the repr
+        assert WarehouseUrl.parse(pg_url).database not in repr(settings)
+    finally:
+        get_settings.cache_clear()
+    duck = WarehouseUrl.parse(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    assert serving_for(duck, None) == duck  # without one, the warehouse serves its own predictions
+    with pytest.raises(ValueError, match=f"{SERVING_URL_ENV} must be a postgresql://"):
+        parse_serving_url(f"spark:///{tmp_path}")
+    with pytest.raises(ValueError, match=f"{SERVING_URL_ENV} is required when SPENDWISE_WAREHOUSE_URL is spark://"):
+        serving_for(WarehouseUrl.parse(f"spark:///{tmp_path}"), None, "the HTTP service")
