@@ -55,7 +55,7 @@ def forecast_accuracy(context: AssetExecutionContext, config: ForecastAccuracyCo
     from ml.forecast_scoring import (SCORED, SCORED_METRICS, accuracy_by_horizon, daily_actuals, forecast_points,
                                      hit_rate_verdict, score_points)
 
-    client = warehouse.client
+    client = warehouse.serving_client  # the history lives with the prediction tables
     parts = []
     for table, metrics in SCORED_METRICS.items():
         origins = query_history(client, table, ORIGINS_SQL)

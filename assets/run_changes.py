@@ -29,7 +29,7 @@ def run_changes(context: AssetExecutionContext, warehouse: Warehouse):
     from core.history import history_runs, read_history
     from ml.run_changes import FIRST_RUN, run_changes as compare, run_inputs
 
-    client = warehouse.client
+    client = warehouse.serving_client  # the history lives with the prediction tables
     current, previous, runs_seen = {}, {}, set()
     for headline in HEADLINES:
         runs = [run for run, _ in history_runs(client, headline.table)]
