@@ -15,7 +15,7 @@ from orchestration.dbt import dbt_resource, spendwise_dbt_models
 from orchestration.runs import RunBoundWarehouse, refresh_locked
 from orchestration.schedules import build_refresh_schedule, refresh_job
 from orchestration.sensors import build_landing_sensor, build_webhook_sensors
-from core.settings import WarehouseUrl, get_settings
+from core.settings import SERVING_URL_ENV, WarehouseUrl, get_settings
 
 
 def build_definitions(warehouse_url: str | None = None, charts_dir: str | None = None) -> Definitions:
@@ -25,11 +25,13 @@ def build_definitions(warehouse_url: str | None = None, charts_dir: str | None =
     # EnvVar keeps a PostgreSQL password out of the resource config shown in the UI.
     from_env = warehouse_url is None and bool(os.environ.get("SPENDWISE_WAREHOUSE_URL"))
     configured_url = EnvVar("SPENDWISE_WAREHOUSE_URL") if from_env else url.url
-    warehouse = RunBoundWarehouse(url=configured_url)
-    # DuckDB allows one writing process: every step runs in the run's own process, one at a time.
+    serving = EnvVar(SERVING_URL_ENV) if os.environ.get(SERVING_URL_ENV) else ""
+    warehouse = RunBoundWarehouse(url=configured_url, serving_url=serving)
+    # DuckDB allows one writing process, Spark's Derby metastore one JVM: every step runs in the run's own
+    # process, one at a time (on Spark the reads share one session, stopped before the dbt step).
     # PostgreSQL takes concurrent writers, so independent assets run in parallel subprocesses.
     executor = (
-        refresh_locked(in_process_executor, url) if url.kind == "duckdb"
+        refresh_locked(in_process_executor, url) if url.kind in ("duckdb", "spark")
         else refresh_locked(multiprocess_executor, url).configured({"max_concurrent": 2})
     )
     return Definitions(
