@@ -251,7 +251,12 @@ class SpendwiseDbtCliResource(DbtCliResource):
         tie_to_refresh_owner(WarehouseUrl.parse(self.warehouse_url), context.run_id)
 
     def cli(self, args, **kwargs):
-        with _environment(dbt_environment(WarehouseUrl.parse(self.warehouse_url))):
+        url = WarehouseUrl.parse(self.warehouse_url)
+        if url.kind == "spark":  # the dbt process opens the Derby metastore: this process's reads let go first
+            from core.spark import release_kept_session
+
+            release_kept_session()
+        with _environment(dbt_environment(url)):
             return super().cli(args, **kwargs)
 
 
