@@ -58,6 +58,10 @@ def describe_holder(holder: dict | None) -> str:
     return f"already running: run {holder['run_id']} since {holder.get('since') or '?'}{where}"
 
 
+# Warehouses locked by a flock on a file (a local file or folder); PostgreSQL takes an advisory lock.
+_FILE_LOCKED = ("duckdb", "spark")
+
+
 class RefreshInProgress(RuntimeError):
     """Another process holds the refresh lock of this warehouse; `holder` says who (or is None)."""
 
@@ -82,7 +86,9 @@ class RefreshLock:
 
     @property
     def path(self) -> Path:
-        """DuckDB only: the lock file beside the warehouse file."""
+        """DuckDB: the lock file beside the warehouse file; Spark: in the warehouse folder."""
+        if self.url.kind == "spark":
+            return self.url.spark.root / f"warehouse{LOCK_SUFFIX}"
         if self.url.kind != "duckdb":
             raise AttributeError("a PostgreSQL warehouse has no lock file")
         return Path(str(self.url.duckdb_path) + LOCK_SUFFIX)
@@ -126,12 +132,12 @@ class RefreshLock:
 
     def holder(self) -> dict | None:
         """Who holds the lock now ({run_id, pid, host, since}), or None; never waits, never creates files."""
-        return self._duckdb_holder() if self.url.kind == "duckdb" else self._postgres_holder()
+        return self._duckdb_holder() if self.url.kind in _FILE_LOCKED else self._postgres_holder()
 
     # ------------------------------------------------------------------ DuckDB: flock on a file
 
     def _try_acquire(self, info: dict) -> bool:
-        return self._duckdb_try(info) if self.url.kind == "duckdb" else self._postgres_try(info)
+        return self._duckdb_try(info) if self.url.kind in _FILE_LOCKED else self._postgres_try(info)
 
     def _duckdb_try(self, info: dict) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
