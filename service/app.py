@@ -87,7 +87,7 @@ def create_app(
     app.state.settings = settings
     app.state.events_poll_seconds = events_poll_seconds
     app.state.events_keepalive_seconds = events_keepalive_seconds
-    app.state.reader = WarehouseReader(settings.warehouse)
+    app.state.reader = WarehouseReader(settings.serving)  # the prediction tables: the serving database if set
     app.state.bridge = DagsterBridge(
         settings.dagster_home,
         instance=dagster_instance,
