@@ -208,7 +208,8 @@ def notify_refresh_webhooks(outcome: RefreshOutcome | None, *, run_id: str, star
     from core.webhooks import notify_refresh
 
     report = webhook_report(outcome, run_id, started_at, finished_at or datetime.now(timezone.utc), trigger, error)
-    return notify_refresh(report, WarehouseClient(settings.warehouse), settings.webhooks, sleep=sleep)
+    # ops.webhook_deliveries lives with the prediction tables: the serving database when one is set
+    return notify_refresh(report, WarehouseClient(settings.serving), settings.webhooks, sleep=sleep)
 
 
 def outcome_from_run(instance, run_id: str) -> RefreshOutcome:

@@ -30,7 +30,7 @@ from core.landing import (
     process_drop,
 )
 from core.refresh_lock import describe_holder
-from core.settings import WarehouseUrl, get_settings
+from core.settings import WarehouseUrl, get_settings, serving_for
 from core.warehouse import WarehouseClient, WarehouseUnavailable
 from orchestration.schedules import refresh_job
 from service.dagster_bridge import refresh_in_progress, refresh_run_since
@@ -159,7 +159,9 @@ def send_run_webhooks(instance, run, warehouse: WarehouseUrl | None = None, log=
     finished = datetime.fromtimestamp(record.end_time, timezone.utc) if record.end_time else datetime.now(timezone.utc)
     report = webhook_report(outcome, run.run_id, started, finished, run.tags.get("spendwise/trigger", "dagster"),
                             error=None if outcome.ok else error)
-    deliveries = notify_refresh(report, WarehouseClient(warehouse or settings.warehouse), settings.webhooks)
+    # ops.webhook_deliveries lives with the prediction tables: the serving database when one is set
+    served = serving_for(warehouse or settings.warehouse, settings.serving_url, "the webhook deliveries")
+    deliveries = notify_refresh(report, WarehouseClient(served), settings.webhooks)
     if not deliveries:
         return SkipReason(f"run {run.run_id}: {report.event} had no webhook left to send (already sent, "
                           "or no URL wants it)")
