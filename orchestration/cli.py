@@ -134,9 +134,11 @@ def _audit(action: str, detail: dict) -> None:
     """One row in ops.audit_log for what this command did; a failure to record is said on stderr
     (what was done stays done) rather than turned into a failed command."""
     from core import audit
+    from core.settings import get_settings
+    from core.warehouse import WarehouseClient
 
-    try:
-        audit.record(_warehouse(), action, actor=audit.default_actor(), detail=detail)
+    try:  # the audit log lives with the prediction tables: the serving database when one is set
+        audit.record(WarehouseClient(get_settings().serving), action, actor=audit.default_actor(), detail=detail)
     except Exception as exc:  # the command's own write succeeded; the operator must still learn of the gap
         print(f"spendwise: warning: {action} was done but not recorded in {audit.AUDIT_QUALIFIED}: "
               f"{' '.join(str(exc).split())}", file=sys.stderr)
