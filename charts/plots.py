@@ -1081,11 +1081,17 @@ def _draw_spend_scenarios(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     if duplicated:
         raise ValueError(f"{chart} chart: scenario(s) {duplicated[:5]} repeat a channel in {table}; "
                          "filter it to one run first")
+    optional = df.reindex(columns=["baseline_revenue_lower", "baseline_revenue_upper", "total_conversions"]).loc[
+        totals.index].apply(pd.to_numeric, errors="coerce").set_axis(totals["scenario"].to_numpy())
     totals = totals.iloc[::-1].set_index("scenario")  # the table's first plan on top
     days = totals["horizon_days"].dropna().unique()
     horizon = f"next {int(days[0])} days" if len(days) == 1 else "the horizon"
     baseline = totals["baseline_revenue"].dropna().unique()
     base_text = f"baseline {_compact(float(baseline[0]))} (no interval)" if len(baseline) == 1 else "baseline"
+    # Tables published before the baseline had draws and conversions lack these columns: drawn as before.
+    low, high = (optional[c].dropna().unique() for c in ("baseline_revenue_lower", "baseline_revenue_upper"))
+    if len(baseline) == 1 and len(low) == 1 and len(high) == 1:
+        base_text = f"baseline {_compact(float(baseline[0]))} ({_compact(float(low[0]))}–{_compact(float(high[0]))})"
     fig, body = _new_chart(
         ctx, f"Spend plans: expected revenue, {horizon}",
         f"bars: media revenue by channel · ◆ planned spend · whiskers: bootstrap interval · right: {base_text} + media",
@@ -1116,12 +1122,15 @@ def _draw_spend_scenarios(df: pd.DataFrame, ctx: ChartContext) -> Figure:
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", length=0)
     labels = []
+    totals_conversions = optional["total_conversions"].to_dict()
     for row in totals.itertuples():
         total = (f"{_compact(row.total_revenue)} ({_compact(row.total_revenue_lower)}–{_compact(row.total_revenue_upper)})"
                  if np.isfinite(row.total_revenue) else "n/a")
         roi = (f"ROI {_percent(row.roi)} ({_percent(row.roi_lower)} to {_percent(row.roi_upper)})"
                if np.isfinite(row.roi) else "ROI n/a")
-        labels.append(f"total {total}\n{roi}")
+        conversions = totals_conversions.get(row.Index, np.nan)
+        sales = f" · {_compact(conversions)} conversions" if np.isfinite(conversions) else ""
+        labels.append(f"total {total}{sales}\n{roi}")
     twin = _right_labels(ax, pos, labels, "total revenue, media ROI")
     handles = [Patch(color=colors[c], label=c) for c in order]
     handles += [Line2D([], [], color=_INK, marker="D", linestyle="none", markersize=8, label="planned spend")]
@@ -1393,7 +1402,9 @@ def spend_scenarios_chart(df: pd.DataFrame, ctx: ChartContext) -> bytes:
     (with ``_lower``/``_upper``): channel rows and one ``TOTAL`` row per scenario. One bar per plan, the
     table's first plan on top: media revenue stacked by channel (channel colours) with the TOTAL row's
     bootstrap interval, a diamond at the planned spend (a bar past its diamond returns more than it costs),
-    and on the right total revenue (baseline + media) and media ROI, each with its interval.
+    and on the right total revenue (baseline + media) and media ROI, each with its interval, and total
+    conversions; the subtitle gives the baseline with its interval (when the table has
+    ``baseline_revenue_lower``/``_upper`` and ``total_conversions``: older tables lack them).
     """
     return _png("spend_scenarios", df, ctx)
 
