@@ -43,7 +43,8 @@ def spend_scenarios(context: AssetExecutionContext, config: SpendScenarioConfig,
     model = ResponseModel.from_parameters(warehouse.read_table("predictions", "mmm_response_parameters"))
     budget = warehouse.read_table("predictions", "ml_budget_recommendation")
     baseline = daily_baseline(warehouse.read_table("predictions", "mmm_revenue_decomposition"))
-    sales = warehouse.read_table("analytics", "fct_revenue_daily", ["date", "revenue", "conversions"]).sort_values("date")
+    sales = warehouse.read_table("analytics", "fct_revenue_daily", ["date", "revenue", "conversions"])
+    sales = sales.sort_values("date")
     conversion_value = revenue_per_conversion(sales["revenue"], sales["conversions"],
                                               horizon_days=config.horizon_days, ci=model.ci)
     table = evaluate(model, standard_plans(model, budget, config.change), horizon_days=config.horizon_days,
