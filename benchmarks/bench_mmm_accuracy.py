@@ -59,7 +59,18 @@ VARIANTS: dict[str, dict] = {
     # Saturation chosen per channel among Hill and exponential is the default since 2026-11-30;
     # `hill_only` is the earlier default (Hill saturation alone).
     "hill_only": {"saturation_families": ("hill",)},
+    "shape_wide": {"hyperparameter_prior": {"saturation_shape": (1.0, 1.5)}},
+    "history_1095": {"curve_history_days": 1095},
+    # The defaults plus simulated lift tests (see _simulated_lift_tests): what calibration buys.
+    "lift_tests": {},
+    "lift_tests_se20": {},
+    "level_prior_30": {"level_prior_sd": 0.3},
+    "level_prior_50": {"level_prior_sd": 0.5},
+    "level_prior_100": {"level_prior_sd": 1.0},
 }
+# Variants that pass simulated lift tests, with the tests' relative standard error.
+LIFT_TEST_SE = {"lift_tests": 0.10, "lift_tests_se20": 0.20}
+LIFT_TEST_DAYS = 28
 # The code the figures depend on: a revision with local edits here is not the revision measured.
 _MODEL_SOURCES = ("ml/mmm", "ml/events.py", "ml/synthetic.py", "benchmarks/bench_mmm_accuracy.py",
                   "benchmarks/mmm_families.py")
@@ -99,8 +110,11 @@ def _data(family: str, seed: int, end: date):
 def _score(job: tuple[str, int, date, str]) -> list[dict]:
     family, seed, end, variant = job
     daily, true_roas = _data(family, seed, end)
+    settings = dict(VARIANTS[variant])
+    if variant in LIFT_TEST_SE:
+        settings["lift_tests"] = _simulated_lift_tests(daily, true_roas, LIFT_TEST_SE[variant], seed)
     started = time.perf_counter()
-    result = fit_media_mix_model(daily, **VARIANTS[variant])
+    result = fit_media_mix_model(daily, **settings)
     seconds = time.perf_counter() - started
     diag = result.diagnostics
     expected = true_roas(diag["start_date"], diag["end_date"]).set_index("channel")
@@ -117,6 +131,32 @@ def _score(job: tuple[str, int, date, str]) -> list[dict]:
         }
         for channel in table.index
     ]
+
+
+def _simulated_lift_tests(daily: pd.DataFrame, true_roas, relative_se: float, seed: int) -> pd.DataFrame:
+    """One go-dark lift test per channel whose window spend is never low (the review gate's spend-floor
+    check: 10th percentile of daily spend above 30% of its mean) and at least 5% of the spend: the
+    channels whose ROAS the data cannot pin down. Each covers the LIFT_TEST_DAYS days ending 30 days
+    before the window end; its result is the generator's true ROAS over those days times a lognormal
+    error of ``relative_se``, reported with standard error ``relative_se`` times the result."""
+    names = [c for c in daily.columns if c not in ("date", "revenue")]
+    window = daily.iloc[-180:]
+    spend = window[names]
+    mean = spend.mean()
+    floor = spend.quantile(0.1) / mean.where(mean > 0, 1.0)
+    share = spend.sum() / spend.sum().sum()
+    chosen = [c for c in names if mean[c] > 0 and floor[c] > 0.30 and share[c] >= 0.05]
+    dates = pd.to_datetime(daily["date"])
+    end = dates.iloc[-1] - pd.Timedelta(days=30)
+    start = end - pd.Timedelta(days=LIFT_TEST_DAYS - 1)
+    truth = true_roas(start.date(), end.date()).set_index("channel")["roas"]
+    rng = np.random.default_rng([seed, 4242])
+    rows = []
+    for channel in chosen:
+        measured = float(truth[channel]) * float(np.exp(rng.normal(0.0, relative_se)))
+        rows.append({"channel": channel, "start": start.date().isoformat(), "end": end.date().isoformat(),
+                     "roas": measured, "roas_se": relative_se * measured})
+    return pd.DataFrame(rows, columns=["channel", "start", "end", "roas", "roas_se"])
 
 
 def summarise(report: pd.DataFrame) -> pd.DataFrame:

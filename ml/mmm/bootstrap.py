@@ -52,6 +52,10 @@ def _block_bootstrap(
     residuals = (residuals - residuals.mean()) * math.sqrt(n / max(n - n_parameters, 1))
     y_star = fit["fitted"][rows] + residuals[_moving_blocks(rng, n_bootstrap, n, block_days)]
     y_star = y_star - (y_star @ full.pinv.T) @ full.c_train.T
+    if full.calibration is not None:
+        # Each draw redraws every lift test's measurement from its standard error.
+        noise = rng.standard_normal((n_bootstrap, full.calibration.n_rows))
+        y_star = np.concatenate([y_star, full.calibration.targets(noise)], axis=1)
 
     if cv_errors is None:
         choices = np.broadcast_to(choice, (n_bootstrap, n_channels)).copy()

@@ -5,6 +5,7 @@ chooses every channel's curve, fits, bootstraps and assembles the :class:`MediaM
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -12,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from ml.mmm.bootstrap import _block_bootstrap
+from ml.mmm.calibration import _calibration, validate_lift_tests
 from ml.mmm.data import _check_settings, _model_window, _validated_history, _Window
-from ml.mmm.regression import _CrossValidator, _expanding_folds, _fit, _Problem
+from ml.mmm.regression import _Calibration, _CrossValidator, _expanding_folds, _fit, _Problem
 from ml.mmm.response import ChannelResponse, ResponseModel
 from ml.mmm.review import ReviewThresholds, review_channels
-from ml.mmm.robust import _robust_window
+from ml.mmm.robust import _residuals, _robust_sd, _robust_window
 from ml.mmm.result import MediaMixResult, _channel_table, _decomposition, _diagnostics, _response_curves
 from ml.mmm.search import (
     DEFAULT_ALPHA_GRID,
@@ -69,6 +71,8 @@ def fit_media_mix_model(
     max_passes: int = 3,
     curve_points: int = 50,
     curve_max_multiple: float = 3.0,
+    lift_tests: pd.DataFrame | None = None,
+    level_prior_sd: float | None = None,
 ) -> MediaMixResult:
     """Fit the media-mix model on the last ``lookback_days`` days of ``daily``.
 
@@ -202,6 +206,17 @@ def fit_media_mix_model(
         the curve search may choose from (``(0,)``: geometric carryover only).
     curve_points, curve_max_multiple:
         Response-curve grid size and its end as a multiple of the current daily spend.
+    lift_tests:
+        Optional lift-test results (columns ``channel, start, end, roas, roas_se``; see
+        :mod:`ml.mmm.calibration`): each is a Gaussian prior on the channel's ROAS over the test's days,
+        in the curve search (a curve that contradicts the test loses weight), the coefficients and the
+        bootstrap (which redraws the measurement from its standard error). A calibrated channel skips the
+        review gate's checks on spend variation, floor and collinearity and keeps its bootstrap interval
+        (no widening to 0). Bad tables raise ``ValueError`` naming the row and the column.
+    level_prior_sd:
+        ``None`` (default) or the relative standard error of a shared-ROAS prior on the channels whose
+        spend is never low (see :func:`_level_prior`): centred on the pooled ROAS of the channels whose
+        spend does go low. Measured in docs/mmm_accuracy.md (variants ``level_prior_*``).
 
     Returns
     -------
@@ -222,6 +237,9 @@ def fit_media_mix_model(
             f"saturation_families must be distinct names among {list(SATURATION_FAMILIES)}, got {list(families)}"
         )
     frame, names = _validated_history(daily, channels, lookback_days, min_days)
+    tests = None
+    if lift_tests is not None and len(lift_tests):
+        tests = validate_lift_tests(lift_tests, channels=names, dates=pd.DatetimeIndex(frame["date"]))
     window = _model_window(
         frame, names, lookback_days=lookback_days, curve_history_days=curve_history_days, min_days=min_days,
         holidays=holidays, retail_peaks=retail_peaks, holiday_country=holiday_country,
@@ -229,21 +247,47 @@ def fit_media_mix_model(
     )
 
     candidates = _candidate_grid(decay_grid, delay_grid, half_grid, shape_grid, families)
+    start = candidates[[_start_candidate(candidates)]]
+    start_features = _candidate_features(window.spend, window.n_curve_days, start, window.saturation_scale)
     if robust:
-        start = candidates[[_start_candidate(candidates)]]
-        start_features = _candidate_features(window.spend, window.n_curve_days, start, window.saturation_scale)
         window = _robust_window(window, start_features[:, 0, :])
+    calibration = None
+    if tests is not None:
+        # Daily noise the lift tests are weighed against, first from a fit at the search's start curve
+        # (an overestimate: the start curves fit less well than the chosen ones), refined after the search.
+        design = np.column_stack([window.curve_controls, start_features[:, 0, :].T])
+        sigma = _robust_sd(_residuals(design, window.curve_revenue, window.curve_rows))
+        calibration = _calibration(
+            tests, names, pd.DatetimeIndex(frame["date"]), window.spend,
+            lambda i: _candidate_features(
+                window.spend[[i]], window.n_history_days, candidates, window.saturation_scale[[i]])[0],
+            sigma,
+        )
     curve_features = _candidate_features(window.spend, window.n_curve_days, candidates, window.saturation_scale)
     features = curve_features[:, :, -window.n_days:]  # (channels, candidates, window days)
-    window_cv = _window_cross_validator(window, features, cv_horizon_days)
+    window_cv = _window_cross_validator(window, features, cv_horizon_days, calibration)
     penalty = prior_strength * _prior_penalty(candidates, hyperparameter_prior)
     curves = _choose_curves(
         window, curve_features, candidates, penalty, window_cv, criterion=criterion, selection=selection,
-        alpha_grid=alpha_grid, max_passes=max_passes, cv_horizon_days=cv_horizon_days,
+        alpha_grid=alpha_grid, max_passes=max_passes, cv_horizon_days=cv_horizon_days, calibration=calibration,
     )
+    if calibration is not None:
+        sigma = math.sqrt(curves.sse / max(len(window.curve_rows), 1))
+        calibration = dataclasses.replace(calibration, weight=sigma / calibration.se)
 
-    full = _Problem(features, window.revenue, window.controls, window.rows)
+    full = _Problem(features, window.revenue, window.controls, window.rows, calibration=calibration)
     fit = _fit(full, features, window.revenue, window.controls, curves.choice, curves.alpha)
+    level_prior = None
+    if level_prior_sd is not None:
+        sigma = math.sqrt(curves.sse / max(len(window.curve_rows), 1))
+        level_prior = _level_prior(window, features, curves.choice, fit["beta"], level_prior_sd, sigma,
+                                   set() if tests is None else {names.index(c) for c in tests["channel"]})
+        if level_prior is not None:
+            calibration = level_prior if calibration is None else _Calibration(*(
+                np.concatenate([getattr(calibration, f), getattr(level_prior, f)])
+                for f in ("channels", "per_unit", "roas", "se", "weight")))
+            full = _Problem(features, window.revenue, window.controls, window.rows, calibration=calibration)
+            fit = _fit(full, features, window.revenue, window.controls, curves.choice, curves.alpha)
     beta_draws, draw_choices = _block_bootstrap(
         full, features, window.revenue, fit, curves.alpha, curves.choice,
         curves.errors if hyperparameter_uncertainty else None, curves.sse, penalty, n_bootstrap, block_days,
@@ -275,6 +319,8 @@ def fit_media_mix_model(
     result.diagnostics["outlier_dates"] = [d.date().isoformat() for d in window.dates[outliers]]
     result.diagnostics["level_shift_date"] = window.level_shift_date
     result.diagnostics["robust"] = bool(robust)
+    result.diagnostics["lift_test_channels"] = sorted(set(tests["channel"])) if tests is not None else []
+    result.diagnostics["n_lift_tests"] = 0 if tests is None else len(tests)
     review = review_channels(result, frame)
     if widen_unbounded_levels:
         result = _widen_unbounded_levels(result, review)
@@ -293,7 +339,9 @@ def _widen_unbounded_levels(result: MediaMixResult, review: pd.DataFrame) -> Med
     below, so the interval says so; the marginal ROAS, which the data do fix, keeps its interval.
     """
     floor = ReviewThresholds().max_spend_floor
-    unbounded = set(review.loc[review["spend_floor"] > floor, "channel"])
+    # A lift test measured the level the data cannot: its channel's interval comes from the test.
+    unbounded = set(review.loc[review["spend_floor"] > floor, "channel"]).difference(
+        result.diagnostics.get("lift_test_channels", []))
     if not unbounded:
         return result
     channels = result.channels.copy()
@@ -320,6 +368,41 @@ def _widen_unbounded_levels(result: MediaMixResult, review: pd.DataFrame) -> Med
     return dataclasses.replace(result, channels=channels)
 
 
+def _level_prior(window: _Window, features: np.ndarray, choice: np.ndarray, beta: np.ndarray, relative_sd: float,
+                 sigma: float, calibrated: set[int]) -> _Calibration | None:
+    """A shared-ROAS prior for the channels whose spend is never low: centred on the pooled window ROAS
+    of the channels whose spend does go low (their level is seen in the data), with standard error
+    ``relative_sd`` times it; ``None`` when no channel needs it or none can anchor it.
+
+    Such a channel's data fix the slope of its response, not its level (the curve search finds curves
+    that fit as well as the true ones and imply three times the true ROAS; docs/mmm_accuracy.md), so
+    without outside information its ROAS is whatever the chosen curve family extrapolates. The prior
+    says "paid media earns about what the rest of this advertiser's media earns" (Meridian and
+    PyMC-Marketing put one ROI prior on every channel in the same spirit); its standard error is
+    redrawn in every bootstrap draw like a lift test's.
+    """
+    spend = window.spend_in_window
+    mean = spend.mean(axis=1)
+    floor = np.where(mean > 0, np.quantile(spend, 0.1, axis=1) / np.where(mean > 0, mean, 1.0), 0.0)
+    limit = ReviewThresholds().max_spend_floor
+    never_low = [i for i in range(len(mean)) if mean[i] > 0 and floor[i] > limit and i not in calibrated]
+    anchors = [i for i in range(len(mean)) if mean[i] > 0 and floor[i] <= limit]
+    if not never_low or not anchors:
+        return None
+    idx = np.arange(len(mean))
+    window_sums = features.sum(axis=2)  # (channels, candidates)
+    contribution = beta * window_sums[idx, choice]
+    pooled = float(contribution[anchors].sum() / spend[anchors].sum())
+    if not pooled > 0:
+        return None
+    total = spend.sum(axis=1)
+    se = np.full(len(never_low), relative_sd * pooled)
+    return _Calibration(
+        channels=np.array(never_low, dtype=int), per_unit=window_sums[never_low] / total[never_low, None],
+        roas=np.full(len(never_low), pooled), se=se, weight=sigma / se,
+    )
+
+
 def _start_candidate(candidates: np.ndarray) -> int:
     """The candidate the curve search starts from (decay 0.3, half 1x, shape 1, no delay)."""
     return int(np.argmin(
@@ -328,7 +411,8 @@ def _start_candidate(candidates: np.ndarray) -> int:
     ))
 
 
-def _window_cross_validator(window: _Window, features: np.ndarray, cv_horizon_days: int) -> _CrossValidator:
+def _window_cross_validator(window: _Window, features: np.ndarray, cv_horizon_days: int,
+                            calibration: _Calibration | None = None) -> _CrossValidator:
     """Expanding-window cross-validation over the window's fitted days, or a ``ValueError`` if too short."""
     n_channels = features.shape[0]
     n_parameters = window.controls.shape[1] + n_channels
@@ -339,7 +423,7 @@ def _window_cross_validator(window: _Window, features: np.ndarray, cv_horizon_da
             f"controls ({n_parameters} coefficients) and a {cv_horizon_days}-day validation block; "
             "use a longer lookback_days, fewer channels (merge small ones) or a shorter cv_horizon_days"
         )
-    return _CrossValidator(features, window.revenue, window.controls, folds)
+    return _CrossValidator(features, window.revenue, window.controls, folds, calibration)
 
 
 def _response_model(

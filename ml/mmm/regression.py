@@ -5,10 +5,40 @@ media columns, and the expanding-window cross-validation that scores it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.optimize import nnls
+
+
+@dataclass(frozen=True)
+class _Calibration:
+    """Lift-test results as pseudo-observations of the media coefficients (a Gaussian prior on ROAS).
+
+    Row ``j`` says that channel ``channels[j]``'s ROAS over the test's days, ``beta * per_unit[j, k]``
+    for curve candidate ``k`` (``per_unit``: the candidate's feature summed over the test days per unit
+    of the spend made in them), was measured as ``roas[j]`` with standard error ``se[j]``. In the
+    least-squares objective it adds ``sigma^2 * ((beta * per_unit - roas) / se)^2``: with ``sigma`` the
+    daily noise, the objective is then ``sigma^2`` times the negative log posterior of the coefficients
+    under the Gaussian likelihood and this prior. ``weight = sigma / se`` scales the rows.
+    """
+
+    channels: np.ndarray  # (rows,) channel index
+    per_unit: np.ndarray  # (rows, candidates)
+    roas: np.ndarray  # (rows,)
+    se: np.ndarray  # (rows,)
+    weight: np.ndarray  # (rows,) sigma / se
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.channels)
+
+    def targets(self, noise: np.ndarray | None = None) -> np.ndarray:
+        """Pseudo-targets ``weight * roas``; with ``noise`` (..., rows) of standard normals, one bootstrap
+        draw of the measurement, ``weight * (roas + se * noise)``."""
+        roas = self.roas if noise is None else self.roas + self.se * noise
+        return self.weight * roas
 
 
 def _expanding_folds(rows: np.ndarray, n: int, horizon: int, n_parameters: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -76,7 +106,7 @@ class _Problem:
     """
 
     def __init__(self, features: np.ndarray, y: np.ndarray, controls: np.ndarray,
-                 train: np.ndarray, test: np.ndarray | None = None):
+                 train: np.ndarray, test: np.ndarray | None = None, calibration: _Calibration | None = None):
         self.features = features
         self.train, self.test = train, (test if test is not None else train[:0])
         self.c_train, self.c_test = controls[self.train], controls[self.test]
@@ -85,6 +115,20 @@ class _Problem:
         self.y_train = y[self.train] - self.c_train @ y_coef
         self.y_test = y[self.test] - self.c_test @ y_coef
         self.n_channels = features.shape[0]
+        self.n_data = len(self.train)
+        # Lift tests are extra training rows after the days (no control columns, so projecting the
+        # controls out of the days alone stays exact); y_train ends with their targets.
+        self.calibration = calibration if calibration is not None and calibration.n_rows else None
+        if self.calibration is not None:
+            self.y_train = np.concatenate([self.y_train, self.calibration.targets()])
+
+    def _pseudo_rows(self, channel: int, ks: Any, scale: np.ndarray) -> np.ndarray:
+        """Lift-test rows (..., rows) of the scaled column(s) of ``channel``'s candidates ``ks``."""
+        cal = self.calibration
+        per_unit = cal.per_unit[:, ks] if np.ndim(ks) or isinstance(ks, slice) else cal.per_unit[:, [ks]]
+        rows = np.where((cal.channels == channel)[:, None], cal.weight[:, None] * per_unit, 0.0)  # (rows, ks)
+        rows = rows.T / np.reshape(scale, (-1, 1))
+        return rows.reshape(*np.shape(scale), cal.n_rows)
 
     def columns(self, channel: int, ks: Any = slice(None)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Scaled training columns, scaled test columns and scales of candidates ``ks`` of ``channel``."""
@@ -94,7 +138,10 @@ class _Problem:
         train = raw_train - coef @ self.c_train.T
         scale = _column_scale(train)
         test = raw[..., self.test] - coef @ self.c_test.T
-        return train / scale[..., None], test / scale[..., None], scale
+        train = train / scale[..., None]
+        if self.calibration is not None:
+            train = np.concatenate([train, self._pseudo_rows(channel, ks, scale)], axis=-1)
+        return train, test / scale[..., None], scale
 
     def design(self, choice: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Training matrix (days, channels), test matrix and column scales for one candidate per channel."""
@@ -105,14 +152,35 @@ class _Problem:
         train = raw_train - coef @ self.c_train.T
         scale = _column_scale(train)
         test = raw[:, self.test] - coef @ self.c_test.T
-        return (train / scale[:, None]).T, (test / scale[:, None]).T, scale
+        train = train / scale[:, None]
+        if self.calibration is not None:
+            cal = self.calibration
+            pseudo = np.zeros((self.n_channels, cal.n_rows))
+            for j, c in enumerate(cal.channels):
+                pseudo[c, j] = cal.weight[j] * cal.per_unit[j, choice[c]] / scale[c]
+            train = np.concatenate([train, pseudo], axis=1)
+        return train.T, (test / scale[:, None]).T, scale
 
     def solve(self, z: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
         """Non-negative ridge on scaled columns: min |z b - t|^2 + alpha * days * |b|^2, b >= 0."""
-        rows, k = z.shape
-        a = np.vstack([z, math.sqrt(alpha * rows) * np.eye(k)])
+        k = z.shape[1]
+        a = np.vstack([z, math.sqrt(alpha * self.n_data) * np.eye(k)])
         coef, _ = nnls(a, np.concatenate([target, np.zeros(k)]), maxiter=50 * k)
         return coef
+
+    def calibration_errors(self, choice: np.ndarray, channel: int, coef: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Squared misfit ``(candidates, lift rows)`` of the lift-test rows, for the scaled coefficients
+        ``coef`` (candidates, channels) and candidate ``scale`` of :meth:`channel_candidates`: a lift
+        test's misfit counts in a candidate's score like a day's error, so curves that contradict the
+        test lose weight."""
+        cal = self.calibration
+        z, _, _ = self.design(choice)
+        pseudo = z[self.n_data:]  # (rows, channels) at the current choice
+        own = self._pseudo_rows(channel, slice(None), scale)  # (candidates, rows)
+        others = pseudo.copy()
+        others[:, channel] = 0.0
+        pred = coef @ others.T + coef[:, channel:channel + 1] * own
+        return np.square(cal.targets()[None, :] - pred)
 
     def channel_candidates(self, choice: np.ndarray, alpha: float, channel: int) -> tuple[np.ndarray, ...]:
         """Scaled coefficients for every candidate of ``channel``, the others held at ``choice``.
@@ -121,7 +189,8 @@ class _Problem:
         """
         z, t, _ = self.design(choice)
         zc, tc, scale = self.columns(channel)
-        rows, k = z.shape
+        k = z.shape[1]
+        rows = self.n_data
         ridge = alpha * rows + 1e-10 * rows  # the tiny jitter keeps all-zero columns solvable
         gram = z.T @ z + ridge * np.eye(k)
         cross = zc @ z
@@ -140,10 +209,12 @@ class _CrossValidator:
     """
 
     def __init__(self, features: np.ndarray, y: np.ndarray, controls: np.ndarray,
-                 folds: list[tuple[np.ndarray, np.ndarray]]):
-        self.problems = [_Problem(features, y, controls, train, test) for train, test in folds]
+                 folds: list[tuple[np.ndarray, np.ndarray]], calibration: _Calibration | None = None):
+        self.problems = [_Problem(features, y, controls, train, test, calibration) for train, test in folds]
         self.n_channels, self.n_candidates, _ = features.shape
-        self.n_test = sum(len(p.test) for p in self.problems)
+        # Scored "days": the test days, and each fold's lift-test rows (see _Problem.calibration_errors).
+        self.n_test = sum(len(p.test) + (p.calibration.n_rows if p.calibration is not None else 0)
+                          for p in self.problems)
 
     def sse(self, choice: np.ndarray, alpha: float) -> float:
         total = 0.0
@@ -157,11 +228,13 @@ class _CrossValidator:
         """Squared test errors ``(candidates, test days)`` of each candidate of ``channel``, others at ``choice``."""
         parts = []
         for p in self.problems:
-            coef, tc, t, _ = p.channel_candidates(choice, alpha, channel)
+            coef, tc, t, scale = p.channel_candidates(choice, alpha, channel)
             others = t.copy()
             others[:, channel] = 0.0
             pred = coef @ others.T + coef[:, channel:channel + 1] * tc
             parts.append(np.square(p.y_test - pred))
+            if p.calibration is not None:
+                parts.append(p.calibration_errors(choice, channel, coef, scale))
         return np.concatenate(parts, axis=1)
 
 

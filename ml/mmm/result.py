@@ -32,6 +32,7 @@ RESPONSE_CURVE_COLUMNS = [
 ]
 
 _DIAGNOSTIC_DETAILS = {
+    "n_lift_tests": "lift tests the model was calibrated with (ml.mmm.calibration)",
     "r2": "coefficient of determination over the fitted (non-holiday) days",
     "mape": "mean absolute percentage error over fitted days with revenue above 1% of the mean",
     "mape_excluded_days": "fitted days left out of MAPE: revenue <= 1% of the window's mean revenue",

@@ -93,6 +93,9 @@ def review_channels(result, daily: pd.DataFrame, thresholds: ReviewThresholds | 
     revenue = result.decomposition["revenue"].to_numpy(dtype=float)
     oos = diag.get("cv_rmse", math.nan) / abs(revenue.mean()) if revenue.size and revenue.mean() else math.nan
     table = result.channels.set_index("channel")
+    # A lift test measured these channels' ROAS: the checks on what the spend alone can identify (its
+    # variation, floor and collinearity) are answered by the experiment; the others still apply.
+    calibrated = set(diag.get("lift_test_channels", []))
 
     rows = []
     for i, c in enumerate(names):
@@ -106,20 +109,20 @@ def review_channels(result, daily: pd.DataFrame, thresholds: ReviewThresholds | 
         if spend_days[i] == 0:
             reasons.append("no spend in the window")
         else:
-            if variation[i] < limits.min_spend_variation:
+            if variation[i] < limits.min_spend_variation and c not in calibrated:
                 reasons.append(
                     f"spend hardly varies (coefficient of variation {variation[i]:.2f} < {limits.min_spend_variation:g})"
                 )
-            if floor[i] > limits.max_spend_floor:
+            if floor[i] > limits.max_spend_floor and c not in calibrated:
                 reasons.append(
                     f"spend is never low (10th percentile {floor[i]:.0%} of the mean > {limits.max_spend_floor:.0%}): "
                     "ROAS rests on extrapolating the curve to zero spend"
                 )
             if spend_days[i] < limits.min_spend_days:
                 reasons.append(f"only {spend_days[i]} days with spend (< {limits.min_spend_days})")
-            if np.isfinite(max_corr) and max_corr >= limits.max_correlation:
+            if np.isfinite(max_corr) and max_corr >= limits.max_correlation and c not in calibrated:
                 reasons.append(f"spend moves with {names[j]} (correlation {max_corr:.2f})")
-            if vif[i] > limits.max_variance_inflation:
+            if vif[i] > limits.max_variance_inflation and c not in calibrated:
                 reasons.append(f"variance inflation {vif[i]:.1f} > {limits.max_variance_inflation:g}")
             if share[i] >= limits.min_spend_share:
                 if roas > limits.roas_ceiling:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ml.mmm.data import _Window
-from ml.mmm.regression import _CrossValidator, _expanding_folds, _Problem
+from ml.mmm.regression import _Calibration, _CrossValidator, _expanding_folds, _Problem
 from ml.mmm.transforms import SATURATION_FAMILIES, adstock, exponential_saturation, hill_saturation
 
 __all__ = [
@@ -227,6 +227,7 @@ def _choose_curves(
     alpha_grid: Sequence[float],
     max_passes: int,
     cv_horizon_days: int,
+    calibration: _Calibration | None = None,
 ) -> _CurveChoice:
     """Search every channel's curve on the curve history, then pick the ridge strength on the window.
 
@@ -238,18 +239,19 @@ def _choose_curves(
         curve_folds = _expanding_folds(
             window.curve_rows, window.n_curve_days, cv_horizon_days, window.curve_controls.shape[1] + n_channels
         )
-        scored = _CrossValidator(curve_features, window.curve_revenue, window.curve_controls, curve_folds)
+        scored = _CrossValidator(curve_features, window.curve_revenue, window.curve_controls, curve_folds, calibration)
         search = _coordinate_search(scored, candidates, alpha_grid, max_passes, penalty)
     else:
         # Curves by in-sample least squares (profile likelihood; a ridge would only raise the error).
         in_sample = [(window.curve_rows, window.curve_rows)]
-        scored = _CrossValidator(curve_features, window.curve_revenue, window.curve_controls, in_sample)
+        scored = _CrossValidator(curve_features, window.curve_revenue, window.curve_controls, in_sample, calibration)
         search = _coordinate_search(scored, candidates, (0.0,), max_passes, penalty)
     weights = _candidate_weights(search["errors"].sum(axis=2), search["cv_sse"], scored.n_test, penalty)
 
     choice = search["choice"]
     if selection == "consensus":
-        curve_problem = _Problem(curve_features, window.curve_revenue, window.curve_controls, window.curve_rows)
+        curve_problem = _Problem(curve_features, window.curve_revenue, window.curve_controls, window.curve_rows,
+                                 calibration=calibration)
         window_feature_sums = curve_features[:, :, -window.n_days:].sum(axis=2)
         choice = _consensus_choice(curve_problem, window_feature_sums, choice, search["alpha"], weights)
     alpha_sse = [window_cv.sse(choice, a) for a in alpha_grid]
