@@ -14,7 +14,7 @@ import io
 import math
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -40,6 +40,27 @@ class PublishedTable:
     @property
     def qualified_name(self) -> str:
         return f"{self.schema}.{self.table}"
+
+
+class FrameChunks:
+    """A table too large to hold at once: DataFrames with the same columns, loaded one after another
+    by `publish_tables` in its one transaction (a failure in any chunk leaves the previous table).
+    Iterated once; `rows` and `columns` tell what was loaded."""
+
+    def __init__(self, chunks: Iterable[pd.DataFrame]):
+        self._chunks = chunks
+        self.rows = 0
+        self.columns: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        for chunk in self._chunks:
+            self.rows += len(chunk)
+            self.columns = tuple(chunk.columns)
+            yield chunk
+
+    def map(self, transform: Callable[[pd.DataFrame], pd.DataFrame]) -> FrameChunks:
+        """The same chunks, each passed through `transform` as it is loaded."""
+        return FrameChunks(transform(chunk) for chunk in self._chunks)
 
 
 def _quote(identifier: str) -> str:
@@ -255,8 +276,12 @@ class WarehouseClient:
             config = self.url.duckdb_limits.connect_config()
             try:
                 if wait:
-                    return _connect_duckdb_waiting_for_lock(str(path), read_only, config)
-                return duckdb.connect(str(path), read_only=read_only, config=config)
+                    con = _connect_duckdb_waiting_for_lock(str(path), read_only, config)
+                else:
+                    con = duckdb.connect(str(path), read_only=read_only, config=config)
+                for name, value in self.url.duckdb_limits.default_settings().items():  # the bounded defaults
+                    con.execute(f"SET {name} = '{value}'")
+                return con
             except duckdb.Error as exc:
                 raise self._translate(exc) from exc
         import psycopg2
@@ -448,16 +473,54 @@ class WarehouseClient:
                 self.rollback(con)
                 raise
 
+    def _preload_chunks(self, prepared: Mapping[str, object], schema: str, token: str) -> set[str]:
+        """Load each FrameChunks table into its staging table, committing chunk by chunk (DuckDB)."""
+        done: set[str] = set()
+        with self._dropping_on_failure(schema, [f"{t}{_STAGING_SUFFIX}_{token}" for t in prepared]), \
+                self.connect() as con:
+            self.execute(con, f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
+            for table, df in prepared.items():
+                if isinstance(df, FrameChunks):
+                    self.load_frame(con, df, schema, f"{table}{_STAGING_SUFFIX}_{token}")
+                    done.add(table)
+        return done
+
+    @contextlib.contextmanager
+    def _dropping_on_failure(self, schema: str, tables: list[str]) -> Iterator[None]:
+        """Drop the named staging tables when the block fails (best effort: the failure is what matters)."""
+        try:
+            yield
+        except BaseException:
+            if tables:
+                with contextlib.suppress(Exception), self.connect() as con:
+                    for table in tables:
+                        self.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
+            raise
+
     def _lock_timeout_s(self) -> float:
         return self.lock_timeout if self.lock_timeout is not None else lock_timeout_seconds()
 
-    def load_frame(self, con, df: pd.DataFrame, schema: str, table: str) -> None:
-        """Create `schema.table` with the frame's columns and bulk-load its rows."""
+    def load_frame(self, con, df: pd.DataFrame | FrameChunks, schema: str, table: str) -> None:
+        """Create `schema.table` with the frame's columns and bulk-load its rows (chunk by chunk for
+        FrameChunks: the first chunk gives the column types; no chunks at all is an error)."""
         target = f"{_quote(schema)}.{_quote(table)}"
+        if isinstance(df, FrameChunks):
+            created = False
+            for chunk in df:
+                if not created:
+                    self.load_frame(con, chunk, schema, table)
+                    created = True
+                elif not chunk.empty:
+                    self._insert_rows(con, chunk, target)
+            if not created:
+                raise ValueError(f"{schema}.{table}: the chunked table had no chunks")
+            return
         columns = ", ".join(f"{_quote(c)} {_sql_type(c, df[c])}" for c in df.columns)
         self.execute(con, f"CREATE TABLE {target} ({columns})")
-        if df.empty:
-            return
+        if not df.empty:
+            self._insert_rows(con, df, target)
+
+    def _insert_rows(self, con, df: pd.DataFrame, target: str) -> None:
         if self.kind == "duckdb":
             con.register("__spendwise_frame", df)
             try:
@@ -561,7 +624,7 @@ class WarehouseClient:
 
     def publish_tables(
         self,
-        frames: Mapping[str, pd.DataFrame],
+        frames: Mapping[str, pd.DataFrame | FrameChunks],
         *,
         schema: str = PREDICTIONS_SCHEMA,
         run_id: str | None = None,
@@ -591,8 +654,13 @@ class WarehouseClient:
         if not frames:
             raise ValueError("publish_tables needs at least one table")
         generated_at = (generated_at or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None)
-        prepared: dict[str, pd.DataFrame] = {}
+        prepared: dict[str, pd.DataFrame | FrameChunks] = {}
         for table, df in frames.items():
+            if isinstance(df, FrameChunks):  # raw inputs too large to hold at once (stamp=False)
+                if stamp:
+                    raise ValueError(f"{schema}.{table}: chunked tables are published as they are (stamp=False)")
+                prepared[table] = df.map(_normalise_frame)
+                continue
             if df.empty and not allow_empty:
                 raise ValueError(
                     f"refusing to publish {schema}.{table} with 0 rows: the previous table is kept. "
@@ -611,9 +679,18 @@ class WarehouseClient:
         retention = (self.history_retention or HistoryRetention.from_env()) if history else None
         token = uuid.uuid4().hex[:8]
         written: dict[str, HistoryWrite] = {}
-        with self.write_transaction(schema) as con:
+        # DuckDB holds a transaction's appended rows in memory beyond its memory_limit: chunked tables
+        # are loaded into their staging table first, one committed INSERT per chunk, and only renamed
+        # in the transaction below (readers see the old table until then; a failure drops the staging).
+        preloaded = self._preload_chunks(prepared, schema, token) if self.kind == "duckdb" else set()
+        with self._dropping_on_failure(schema, [f"{t}{_STAGING_SUFFIX}_{token}" for t in preloaded]), \
+                self.write_transaction(schema) as con:
             for table, df in prepared.items():
                 staging = f"{table}{_STAGING_SUFFIX}_{token}"
+                if table in preloaded:  # DuckDB views bind late: dropping the old table leaves them valid
+                    self.execute(con, f"DROP TABLE IF EXISTS {_quote(schema)}.{_quote(table)}")
+                    self.execute(con, f"ALTER TABLE {_quote(schema)}.{_quote(staging)} RENAME TO {_quote(table)}")
+                    continue
                 self.load_frame(con, df, schema, staging)
                 self.swap_in(con, schema, staging, table, cascade=schema == RAW_SCHEMA)
                 if history and keeps_history(table):
@@ -626,4 +703,8 @@ class WarehouseClient:
                 from core.bi_access import comment_tables
 
                 comment_tables(self, con, schema, list(prepared))
-        return [PublishedTable(schema, t, len(df), tuple(df.columns), written.get(t)) for t, df in prepared.items()]
+        return [
+            PublishedTable(schema, t, df.rows, df.columns, written.get(t)) if isinstance(df, FrameChunks)
+            else PublishedTable(schema, t, len(df), tuple(df.columns), written.get(t))
+            for t, df in prepared.items()
+        ]
