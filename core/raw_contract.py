@@ -19,6 +19,8 @@ from core.settings import RAW_SCHEMA
 if TYPE_CHECKING:  # pandas is imported lazily: Definitions load without it
     import pandas as pd
 
+    from core.warehouse import FrameChunks
+
 
 @dataclass(frozen=True)
 class Column:
@@ -782,13 +784,30 @@ def read_channels_csv(path: str | Path) -> dict[str, pd.DataFrame]:
     return frames
 
 
+def _validated_chunks(name: str, chunks: FrameChunks) -> FrameChunks:
+    """Each chunk checked against the contract as it is loaded (errors name the chunk's first row)."""
+    from core.warehouse import FrameChunks
+
+    def validated():
+        first = 1
+        for chunk in chunks:
+            yield validate_raw_frame(name, chunk, source=f"{name} (the chunk from row {first:,})")
+            first += len(chunk)
+        if first == 1:
+            raise RawDataError([f"{name}: has no rows"])
+
+    return FrameChunks(validated())
+
+
 def replace_raw_tables(
     warehouse,
-    frames: Mapping[str, pd.DataFrame],
+    frames: Mapping[str, pd.DataFrame | FrameChunks],
     extra: Mapping[str, pd.DataFrame] | None = None,
     drop_ground_truth: bool = False,
 ):
     """Validate and swap in all raw tables (plus `extra` ones, e.g. ground truth) in one transaction.
+    A raw table may come as `core.warehouse.FrameChunks` (the demo's touchpoints at large scales): each
+    chunk is validated as it is loaded, and a bad chunk rolls the whole transaction back.
 
     The channel tables (`channel_metadata`, `channel_aliases`) and `calendar_events` come from
     `frames` when given there (see `read_channels_csv`, `channel_tables`, `core.calendar_file`) and
@@ -797,10 +816,15 @@ def replace_raw_tables(
     `drop_ground_truth` removes demo `ground_truth_*` tables in the same transaction, so a user's
     own data is never reported against the demo's truth.
     """
+    from core.warehouse import FrameChunks
+
     missing = [name for name in RAW_TABLES if name not in frames]
     if missing:
         raise RawDataError([f"raw tables {missing} are missing: all of {list(RAW_TABLES)} are replaced together"])
-    typed = {name: validate_raw_frame(name, df) for name, df in frames.items() if name in RAW_TABLES}
+    typed = {
+        name: _validated_chunks(name, df) if isinstance(df, FrameChunks) else validate_raw_frame(name, df)
+        for name, df in frames.items() if name in RAW_TABLES
+    }
     # Always written (empty without channels.csv / events.csv), so the dbt sources exist.
     from core.calendar_file import CALENDAR_TABLE, calendar_table
 
