@@ -39,12 +39,28 @@ READ_TOKEN_ENV = "SPENDWISE_READ_TOKEN"
 # (duckdb:///w.duckdb?memory_limit=1GB&threads=2&temp_directory=/scratch): dbt (profiles.yml) and
 # every Python connection (core.warehouse) apply the same values.
 _DUCKDB_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)$", re.IGNORECASE)
+# Without memory_limit in the URL, DuckDB (dbt's and every Python connection's) gets a quarter of the
+# machine's memory, at most 1 GB, instead of DuckDB's own 80%: with it a 10M-touchpoint refresh stays
+# within 2 GiB for the whole process tree (docs/scale_benchmarks.md); bigger data spills into
+# temp_directory. Set memory_limit in the URL to give it more.
+DUCKDB_DEFAULT_MEMORY_SHARE = 0.25
+DUCKDB_DEFAULT_MEMORY_CAP_MB = 1000
+
+
+def default_duckdb_memory_limit() -> str:
+    """A quarter of physical memory, capped at DUCKDB_DEFAULT_MEMORY_CAP_MB (e.g. '1000MB')."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf: assume a small machine
+        total = 2 * 1024**3
+    megabytes = min(int(total * DUCKDB_DEFAULT_MEMORY_SHARE / 1e6), DUCKDB_DEFAULT_MEMORY_CAP_MB)
+    return f"{max(megabytes, 100)}MB"
 
 
 @dataclass(frozen=True)
 class DuckDBLimits:
-    """Resource limits of DuckDB connections; None: DuckDB's default (80% of RAM, one thread per
-    core, `<database file>.tmp` for spilling)."""
+    """Resource limits of DuckDB connections; None: the default, `default_duckdb_memory_limit()` (a
+    quarter of RAM, at most 1 GB), one thread per core, `<database file>.tmp` for spilling."""
 
     memory_limit: str | None = None
     threads: int | None = None
@@ -83,10 +99,15 @@ class DuckDBLimits:
             config["temp_directory"] = str(self.temp_directory)
         return config
 
+    def default_settings(self) -> dict[str, str]:
+        """What a Python connection SETs after opening when the URL leaves it out (as SET, not as
+        connect config: a plain duckdb.connect of the same file in this process stays compatible)."""
+        return {} if self.memory_limit else {"memory_limit": default_duckdb_memory_limit()}
+
     def dbt_env(self, database: Path) -> dict[str, str]:
-        """The values profiles.yml hands dbt-duckdb's `settings`, DuckDB's defaults where unset."""
+        """The values profiles.yml hands dbt-duckdb's `settings`, the defaults where unset."""
         return {
-            "SPENDWISE_DUCKDB_MEMORY_LIMIT": self.memory_limit or "80%",
+            "SPENDWISE_DUCKDB_MEMORY_LIMIT": self.memory_limit or default_duckdb_memory_limit(),
             "SPENDWISE_DUCKDB_THREADS": str(self.threads or os.cpu_count() or 1),
             "SPENDWISE_DUCKDB_TEMP_DIR": str(self.temp_directory or f"{database}.tmp"),
         }
