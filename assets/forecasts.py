@@ -53,8 +53,8 @@ def _coverage_check(channels: list[str], not_forecast: dict[str, str]) -> AssetC
 
 SKILL_SHOWN = ["method", "model_mape", "naive_method", "naive_mape", "skill", "model_total_error",
                "naive_total_error", "total_skill", "published_skill", "published_total_skill", "prophet_mape",
-               "level_weekday_mape", "level_recent_mean_mape", "spend_regression_mape", "interval_factor",
-               "backtest_coverage"]
+               "level_weekday_mape", "level_recent_mean_mape", "level_reverting_mape", "spend_regression_mape",
+               "interval_factor", "backtest_coverage"]
 
 
 def _records(frame):

@@ -64,6 +64,12 @@ LEVEL_METHOD = "level_weekday"
 # its level over the horizon (weight 0.5 of 0.2-0.8 was best on the selection seeds).
 RECENT_LEVEL_METHOD = "level_recent_mean"
 RECENT_WEIGHT = 0.5
+# The recent level (last 14 live days against level_weekday's forecast of them) reverting to the long-run level
+# by REVERSION per week ahead: how a budget re-planned weekly with some persistence behaves. 0.7 and 14 days were
+# best of 0.2-0.7 and 7/14/28 days on seeds 101-102 of both families (bench_forecast_skill.py's selection seeds).
+REVERTING_METHOD = "level_reverting"
+REVERSION = 0.7
+REVERTING_RECENT_DAYS = 14
 SPEND_REGRESSION_METHOD = "spend_regression"
 REGRESSED_METRICS = ("revenue", "conversions")
 ADSTOCK_DECAYS = (0.0, 0.3, 0.5, 0.7)
@@ -72,6 +78,8 @@ MODEL_METHODS: dict[str, str] = {
     METHOD: "Prophet on the square root: trend, weekly (and yearly) seasons, holidays and retail peak days",
     LEVEL_METHOD: f"same-weekday mean of the last {LEVEL_WINDOW_DAYS} live days (the level spend returns to)",
     RECENT_LEVEL_METHOD: f"mean of naive_28d_mean and {LEVEL_METHOD}",
+    REVERTING_METHOD: f"{LEVEL_METHOD} times the last {REVERTING_RECENT_DAYS} live days' ratio to it, the ratio "
+                      f"reverting to 1 by {REVERSION} a week ahead",
     SPEND_REGRESSION_METHOD: f"weekday intercepts + adstocked spend (least squares, last {LEVEL_WINDOW_DAYS} "
                              f"live days), future spend: {FUTURE_SPEND}",
 }
@@ -85,7 +93,7 @@ SKILL_COLUMNS = (
     "naive_mape", "skill", "model_total_error", "naive_total_error", "total_skill", "published_mape",
     "published_skill", "published_total_skill", "folds", "prophet_mape", "level_weekday_mape",
     "level_recent_mean_mape", "spend_regression_mape", "future_spend", "interval_factor", "backtest_coverage",
-    "calibrated_coverage",
+    "calibrated_coverage", "level_reverting_mape",
 )
 ROI_TIMESERIES_COLUMNS = (
     "date", "channel", "roi", "conversions", "is_forecast",
@@ -126,12 +134,12 @@ class ChannelForecast:
         the same on horizon totals (``model_total_error``, ``naive_total_error``,
         ``total_skill``: ``sum |sum forecast - sum actual| / sum |sum actual|`` over folds),
         and what is published: ``method`` is the model (``MODEL_METHODS``: ``prophet``,
-        ``level_weekday``, ``level_recent_mean``, ``spend_regression``) with the lowest daily
+        ``level_weekday``, ``level_recent_mean``, ``level_reverting``, ``spend_regression``) with the lowest daily
         error among those that beat the naive error on days and are no worse on totals, else
         the better baseline;
         ``model_mape`` / ``skill`` / ``total_skill`` score that model (the best by daily error
         when none qualifies), ``prophet_mape``, ``level_weekday_mape``,
-        ``level_recent_mean_mape`` and ``spend_regression_mape`` each model (NaN where not
+        ``level_recent_mean_mape``, ``level_reverting_mape`` and ``spend_regression_mape`` each model (NaN where not
         tried), ``future_spend`` states
         the spend path of a published ``spend_regression`` (``FUTURE_SPEND``), and
         ``published_mape`` / ``published_skill`` / ``published_total_skill`` score the
@@ -1117,6 +1125,25 @@ def level_forecast(values: np.ndarray, weekdays: np.ndarray, target_weekdays: np
     return forecast
 
 
+def reverting_level_forecast(values: np.ndarray, weekdays: np.ndarray, target_weekdays: np.ndarray,
+                             days_ahead: np.ndarray) -> np.ndarray:
+    """The ``level_reverting`` forecast: ``level_forecast`` times ``1 + REVERSION ** (1 + k / 7) * (r - 1)`` on the
+    target day ``k`` days after the last value (``days_ahead``, 0 for the next day), where ``r`` is the last
+    ``REVERTING_RECENT_DAYS`` live values' sum over ``level_forecast``'s forecast of them.
+
+    A budget re-planned every week with some persistence sits off its long-run level by a ratio that fades over
+    the weeks ahead: the forecast follows the recent ratio on the first days and the long-run level later.
+    """
+    values = np.asarray(values, dtype=float)
+    weekdays = np.asarray(weekdays)
+    long_run = level_forecast(values, weekdays, target_weekdays)
+    recent = level_forecast(values, weekdays, weekdays[-REVERTING_RECENT_DAYS:])
+    expected = float(recent.sum())
+    ratio = float(values[-REVERTING_RECENT_DAYS:].sum()) / expected if expected > 0 else 1.0
+    weight = REVERSION ** (1.0 + np.maximum(np.asarray(days_ahead, dtype=float), 0.0) / 7.0)
+    return np.maximum(long_run * (1.0 + weight * (ratio - 1.0)), 0.0)
+
+
 def spend_regression_forecast(
     values: np.ndarray, active: np.ndarray, spend: np.ndarray, weekdays: np.ndarray, future_spend: np.ndarray,
     future_weekdays: np.ndarray, window: int | None = None,
@@ -1210,9 +1237,9 @@ def _candidate(task: _SeriesTask, predict) -> _Candidate:
 
 def _candidates(task: _SeriesTask, history: _ChannelHistory | None) -> dict[str, _Candidate]:
     """The naive baselines and the simple models, each backtested on the model's folds and days."""
-    fit_dates = task.history_dates[task.fit_mask]
-    weekdays = _weekdays(fit_dates)
-    horizon_weekdays = _weekdays(task.horizon_dates)
+    fit_dates = task.history_dates[task.fit_mask].astype("datetime64[D]")
+    horizon_dates = task.horizon_dates.astype("datetime64[D]")
+    weekdays, horizon_weekdays = _weekdays(fit_dates), _weekdays(horizon_dates)
 
     def by_weekday(method):
         def predict(train, targets):
@@ -1223,10 +1250,14 @@ def _candidates(task: _SeriesTask, history: _ChannelHistory | None) -> dict[str,
             if method == RECENT_LEVEL_METHOD:
                 return (RECENT_WEIGHT * naive_forecast(values, days, target_weekdays, "naive_28d_mean")
                         + (1.0 - RECENT_WEIGHT) * level_forecast(values, days, target_weekdays))
+            if method == REVERTING_METHOD:
+                target_dates = horizon_dates if targets is None else fit_dates[targets]
+                ahead = (target_dates - fit_dates[train][-1]) // np.timedelta64(1, "D") - 1
+                return reverting_level_forecast(values, days, target_weekdays, ahead)
             return naive_forecast(values, days, target_weekdays, method)
         return predict
 
-    methods = (*NAIVE_METHODS, LEVEL_METHOD, RECENT_LEVEL_METHOD)
+    methods = (*NAIVE_METHODS, LEVEL_METHOD, RECENT_LEVEL_METHOD, REVERTING_METHOD)
     candidates = {method: _candidate(task, by_weekday(method)) for method in methods}
     if history is not None and task.metric in REGRESSED_METRICS and history.values["spend"].sum() > 0:
         candidates[SPEND_REGRESSION_METHOD] = _candidate(task, _spend_regression_predictor(task, history))
@@ -1291,9 +1322,10 @@ def _score_and_fall_back(
 ) -> tuple[_SeriesResult, dict]:
     """Score the models against both naive baselines and publish the best that beats them, else the better baseline.
 
-    The models are Prophet (``result``), ``level_weekday``, ``level_recent_mean`` and, for revenue and conversions
-    with the channel's ``history``, ``spend_regression``. A model qualifies when it beats the naive error on days and
-    is no worse on horizon totals; the qualifying model with the lowest daily error is published.
+    The models are Prophet (``result``), ``level_weekday``, ``level_recent_mean``, ``level_reverting`` and, for
+    revenue and conversions with the channel's ``history``, ``spend_regression``. A model qualifies when it beats
+    the naive error on days and is no worse on horizon totals; the qualifying model with the lowest daily error is
+    published.
     ``fallback=False`` publishes Prophet whatever the scores (the forecast as before the other models; still scored).
     """
     candidates = _candidates(task, history)
@@ -1336,7 +1368,7 @@ def _score_and_fall_back(
         "folds": result.folds,
         "prophet_mape": _ratio(result.abs_error, result.abs_actual),
         **{f"{m}_mape": (_ratio(candidates[m].abs_error, candidates[m].abs_actual) if m in candidates else np.nan)
-           for m in (LEVEL_METHOD, RECENT_LEVEL_METHOD, SPEND_REGRESSION_METHOD)},
+           for m in (LEVEL_METHOD, RECENT_LEVEL_METHOD, SPEND_REGRESSION_METHOD, REVERTING_METHOD)},
         "future_spend": FUTURE_SPEND if chosen == SPEND_REGRESSION_METHOD else "",
     }
     if chosen == METHOD:

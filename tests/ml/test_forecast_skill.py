@@ -8,9 +8,10 @@ import pytest
 
 import ml.forecasting as forecasting
 from ml.forecasting import (
-    FUTURE_SPEND, LEVEL_METHOD, METHOD, MODEL_METHODS, NAIVE_METHODS, RECENT_LEVEL_METHOD, SKILL_COLUMNS,
-    SPEND_REGRESSION_METHOD,
-    forecast_channel_metrics, level_forecast, naive_forecast, skill_score, spend_regression_forecast,
+    FUTURE_SPEND, LEVEL_METHOD, METHOD, MODEL_METHODS, NAIVE_METHODS, RECENT_LEVEL_METHOD, REVERSION,
+    REVERTING_METHOD, REVERTING_RECENT_DAYS, SKILL_COLUMNS, SPEND_REGRESSION_METHOD,
+    forecast_channel_metrics, level_forecast, naive_forecast, reverting_level_forecast, skill_score,
+    spend_regression_forecast,
 )
 
 HORIZON = 14
@@ -141,6 +142,30 @@ def test_level_forecast_is_the_weekday_mean_of_its_window():
     assert level_forecast(values, weekdays, np.array([2]), window=10)[0] == pytest.approx(values[-10:].mean())
 
 
+def test_the_reverting_level_follows_the_recent_ratio_first_and_the_long_run_level_later():
+    weekly = np.array([1.0, 2.0, 1.0, 1.0, 1.0, 0.5, 0.5])
+    weekdays = np.arange(140) % 7
+    values = 100.0 * weekly[weekdays]
+    values[-REVERTING_RECENT_DAYS:] *= 1.5  # the last two weeks ran at 150% of the level
+    targets = np.arange(140, 170) % 7
+    ahead = np.arange(30)
+    long_run = level_forecast(values, weekdays, targets)
+    ratio = values[-REVERTING_RECENT_DAYS:].sum() / level_forecast(
+        values, weekdays, weekdays[-REVERTING_RECENT_DAYS:]).sum()
+    assert ratio > 1.3
+    forecast = reverting_level_forecast(values, weekdays, targets, ahead)
+    np.testing.assert_allclose(forecast, long_run * (1 + REVERSION ** (1 + ahead / 7) * (ratio - 1)))
+    # Day by day the forecast moves from the recent level towards the long-run one, keeping the weekday pattern.
+    relative = forecast / long_run
+    assert (np.diff(relative) < 0).all() and relative[0] == pytest.approx(1 + REVERSION ** 1 * (ratio - 1))
+    assert relative[-1] < 1 + 0.25 * (ratio - 1)
+    # On its level, it is the long-run level; never negative.
+    flat = 100.0 * weekly[weekdays]
+    np.testing.assert_allclose(reverting_level_forecast(flat, weekdays, targets, ahead),
+                               level_forecast(flat, weekdays, targets))
+    assert (reverting_level_forecast(np.zeros(140), weekdays, targets, ahead) == 0).all()
+
+
 def test_the_spend_regression_forecasts_along_the_stated_future_spend():
     rng = np.random.default_rng(3)
     days, horizon = 200, 21
@@ -203,7 +228,8 @@ def test_published_methods_beat_naive_or_are_naive_and_intervals_cover_held_out_
         assert row["interval_factor"] >= 1.0 and row["calibrated_coverage"] >= 0.95
         assert row["calibrated_coverage"] >= row["backtest_coverage"]
     # Budgets return to a stable level, which the long-run weekday level finds (Prophet wins where its trend does).
-    assert (skill["method"].isin([LEVEL_METHOD, RECENT_LEVEL_METHOD, SPEND_REGRESSION_METHOD])).sum() >= 2
+    assert (skill["method"].isin([LEVEL_METHOD, RECENT_LEVEL_METHOD, REVERTING_METHOD,
+                                  SPEND_REGRESSION_METHOD])).sum() >= 2
     assert skill["published_total_skill"].median() > 0.1
     roi = fc.roi_forecast_table().set_index("channel")
     revenue = skill[skill["metric"] == "revenue"].set_index("channel")
