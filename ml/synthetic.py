@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Iterator
 
 import holidays as holiday_calendars
 import numpy as np
@@ -15,8 +15,8 @@ import pyarrow as pa
 from scipy.signal import lfilter
 
 __all__ = [
-    "CHANNELS", "CHANNEL_METADATA", "CHANNEL_ROLES", "INTERACTIONS", "ROLES", "DemoDataset",
-    "generate_demo_data", "true_roas",
+    "CHANNELS", "CHANNEL_METADATA", "CHANNEL_ROLES", "DEFAULT_CHUNK_ROWS", "INTERACTIONS", "ROLES",
+    "DemoDataset", "DemoStream", "generate_demo_data", "stream_demo_data", "true_roas",
 ]
 
 CHANNELS: tuple[str, ...] = (
@@ -204,6 +204,31 @@ class DemoDataset:
         }
 
 
+@dataclass(frozen=True)
+class DemoStream:
+    """:class:`DemoDataset` with the touchpoints as a source of chunks (``touchpoints.chunks(rows)``),
+    for scales whose touchpoints are too many to hold at once; the other tables are whole."""
+
+    ad_performance_daily: pd.DataFrame
+    touchpoints: "_TouchpointSource"
+    conversions: pd.DataFrame
+    ground_truth_channels: pd.DataFrame
+    ground_truth_daily: pd.DataFrame
+    ground_truth_revenue_daily: pd.DataFrame
+
+    def dataset(self) -> DemoDataset:
+        """Everything in memory: the touchpoint chunks joined into one frame."""
+        chunks = list(self.touchpoints.chunks(rows=2**62))
+        return DemoDataset(
+            ad_performance_daily=self.ad_performance_daily,
+            touchpoints=chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True),
+            conversions=self.conversions,
+            ground_truth_channels=self.ground_truth_channels,
+            ground_truth_daily=self.ground_truth_daily,
+            ground_truth_revenue_daily=self.ground_truth_revenue_daily,
+        )
+
+
 def generate_demo_data(
     scale: float = 1.0, seed: int = 42, end: date | None = None, days: int = 730
 ) -> DemoDataset:
@@ -262,6 +287,19 @@ def generate_demo_data(
     ``ground_truth_revenue_daily``: date, baseline, media_contribution, noise, revenue; revenue
     equals the day's conversions revenue to the cent.
     """
+    return stream_demo_data(scale, seed, end, days).dataset()
+
+
+def stream_demo_data(
+    scale: float = 1.0, seed: int = 42, end: date | None = None, days: int = 730
+) -> DemoStream:
+    """:func:`generate_demo_data` with the touchpoints left as chunks, for scales too large to
+    hold at once: ``DemoStream.touchpoints.chunks(rows)`` yields them in ``touchpoint_id`` order.
+
+    Every table is the same as :func:`generate_demo_data` gives for the same arguments, whatever
+    the chunk size. Memory: the touchpoints of about a month of journeys at a time, plus the
+    conversions (about 4% as many rows as touchpoints) and the daily tables.
+    """
     scale, seed, end, days = _check_arguments(scale, seed, end, days)
     rng = np.random.default_rng(seed)
     start = end - timedelta(days=days - 1)
@@ -304,30 +342,29 @@ def generate_demo_data(
 
     touch_weight = channel_spend * np.array([s.touches_per_spend for s in _SPECS])
     campaign_table, campaign_weights = _campaign_choice_tables(spend, live, campaign_channel)
-    journeys = _JourneyContext(rng, days, touch_weight, campaign_table, campaign_weights)
-    conv_touches = _converting_touches(journeys, conv, cause, lag_weights)
-    # Touched users who never buy, so that _TOUCHED_CONVERSION_RATE of all touched users convert.
+    journeys = _JourneyContext(days, touch_weight, campaign_table, campaign_weights)
+    # Touched users who never buy, so that _TOUCHED_CONVERSION_RATE of all touched users convert;
+    # their journeys end on days drawn in proportion to each day's ad reach.
     n_touched_buyers = np.unique(user_root[cause >= -1]).size
     n_never = int(round(n_touched_buyers * (1.0 - _TOUCHED_CONVERSION_RATE) / _TOUCHED_CONVERSION_RATE))
-    nonconv_touches = _nonconverting_touches(journeys, n_never)
-
-    # User ids: one per repeat-buyer chain and one per non-converting journey, shuffled so that
-    # ids carry no information about time or outcome.
+    never_per_day = np.random.default_rng([seed, 3]).multinomial(
+        n_never, journeys.daily_reach / journeys.daily_reach.sum()
+    )
+    # User ids: one per repeat-buyer chain and one per non-converting journey, shuffled (a keyed
+    # permutation, computed per id) so that ids carry no information about time or outcome.
     roots, conv_user = np.unique(user_root, return_inverse=True)
-    n_users = roots.size + nonconv_touches.n_journeys
-    user_ids = rng.permutation(n_users).astype(np.int64) + 1
-    touch_user = np.concatenate([
-        user_ids[conv_user[conv_touches.journey]],
-        user_ids[roots.size + nonconv_touches.journey],
-    ])
+    users = _UserIds(roots.size + n_never, seed)
 
     # Its own stream, so that the platform report does not move when the journeys change.
     ad_performance, platform_revenue = _platform_report(
         np.random.default_rng([seed, 1]), dates, spend, live, campaign_channel, contribution,
         channel_spend,
     )
-    touchpoints = _touchpoint_frame(start, conv_touches, nonconv_touches, touch_user)
-    conversions = _conversion_frame(start, conv, user_ids[conv_user])
+    touchpoints = _TouchpointSource(
+        seed=seed, start=start, ctx=journeys, conv=conv, cause=cause, lag_weights=lag_weights,
+        conv_user=conv_user, n_buyers=roots.size, never_per_day=never_per_day, users=users,
+    )
+    conversions = _conversion_frame(start, conv, users.of(conv_user))
     truth_daily = pd.DataFrame({
         "date": np.repeat(dates.to_numpy(), len(CHANNELS)),
         "channel": _strings(np.tile(np.arange(len(CHANNELS)), days), CHANNELS),
@@ -358,7 +395,7 @@ def generate_demo_data(
         "noise": noise,
         "revenue": revenue,
     })
-    return DemoDataset(
+    return DemoStream(
         ad_performance_daily=ad_performance,
         touchpoints=touchpoints,
         conversions=conversions,
@@ -671,17 +708,26 @@ def _grouped_choice(weights: np.ndarray, groups: np.ndarray, rng: np.random.Gene
     All rows are laid out as ``row + cumulative share`` in one sorted array, so a single
     searchsorted serves every group at once.
     """
-    n_groups, n_cat = weights.shape
-    cum = np.cumsum(weights, axis=1)
-    totals = cum[:, -1]
-    if groups.size and not (totals[groups] > 0).all():
-        raise RuntimeError("internal error: sampling from a group with no positive weight")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(totals[:, None] > 0, cum / totals[:, None], 1.0)
-    share[:, -1] = 1.0
-    keys = (share + np.arange(n_groups)[:, None]).ravel()
-    pos = np.searchsorted(keys, groups + rng.random(groups.size), side="right")
-    return np.minimum(pos - groups * n_cat, n_cat - 1)
+    return _Choice(weights).draw(groups, rng)
+
+
+class _Choice:
+    """:func:`_grouped_choice` with the layout of ``weights`` computed once, for repeated draws."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        n_groups, self.n_cat = weights.shape
+        cum = np.cumsum(weights, axis=1)
+        self.positive = cum[:, -1] > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(self.positive[:, None], cum / cum[:, -1:], 1.0)
+        share[:, -1] = 1.0
+        self.keys = (share + np.arange(n_groups)[:, None]).ravel()
+
+    def draw(self, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if groups.size and not self.positive[groups].all():
+            raise RuntimeError("internal error: sampling from a group with no positive weight")
+        pos = np.searchsorted(self.keys, groups + rng.random(groups.size), side="right")
+        return np.minimum(pos - groups * self.n_cat, self.n_cat - 1)
 
 
 def _lag_weights(channel_spend: np.ndarray, decay: np.ndarray) -> np.ndarray:
@@ -735,13 +781,12 @@ class _JourneyContext:
 
     def __init__(
         self,
-        rng: np.random.Generator,
         days: int,
         touch_weight: np.ndarray,
         campaign_table: np.ndarray,
         campaign_weights: np.ndarray,
     ) -> None:
-        self.rng = rng
+        self.rng = np.random.default_rng(0)  # each block of journeys sets its own stream
         self.days = days
         self.daily_reach = touch_weight.sum(axis=1)
         role_weights = _ROLE_POSITION_WEIGHTS[[ROLES.index(s.role) for s in _SPECS]]  # (C, bins)
@@ -758,9 +803,12 @@ class _JourneyContext:
             self.causal_position_weights[length - 1, :, :length] = role_weights[:, bins]
         self.causal_position_weights = self.causal_position_weights.reshape(-1, _MAX_JOURNEY_TOUCHES)
         self.campaign_table = campaign_table
-        self.campaign_weights = campaign_weights
-        self.interaction = np.array([s.interaction for s in _SPECS])
-        self.causal_interaction = np.array([s.causal_interaction for s in _SPECS])
+        self.channel_choice = _Choice(self.channel_weights)
+        self.causal_position_choice = _Choice(self.causal_position_weights)
+        self.campaign_choice = _Choice(campaign_weights)
+        self.interaction_choice = _Choice(np.array(
+            [s.interaction for s in _SPECS] + [s.causal_interaction for s in _SPECS]
+        ))
 
     def lengths(self, n: int) -> np.ndarray:
         """Planned journey lengths: 1 + negative binomial, capped at _MAX_JOURNEY_TOUCHES."""
@@ -772,21 +820,18 @@ class _JourneyContext:
         return self.rng.lognormal(np.log(median_days * _SECONDS_PER_DAY), _GAP_SIGMA, n)
 
     def channels_at(self, day: np.ndarray, position_bin: np.ndarray) -> np.ndarray:
-        return _grouped_choice(self.channel_weights, day * _POSITION_BINS + position_bin, self.rng)
+        return self.channel_choice.draw(day * _POSITION_BINS + position_bin, self.rng)
 
     def causal_positions(self, length: np.ndarray, channel: np.ndarray) -> np.ndarray:
-        return _grouped_choice(
-            self.causal_position_weights, (length - 1) * len(CHANNELS) + channel, self.rng
-        )
+        return self.causal_position_choice.draw((length - 1) * len(CHANNELS) + channel, self.rng)
 
     def campaigns(self, day: np.ndarray, channel: np.ndarray, first: np.ndarray) -> np.ndarray:
         group = (day * len(CHANNELS) + channel) * 2 + (~first).astype(np.int64)
-        slot = _grouped_choice(self.campaign_weights, group, self.rng)
+        slot = self.campaign_choice.draw(group, self.rng)
         return self.campaign_table[channel, slot]
 
     def interactions(self, channel: np.ndarray, causal: np.ndarray) -> np.ndarray:
-        table = np.concatenate([self.interaction, self.causal_interaction])
-        return _grouped_choice(table, channel + len(CHANNELS) * causal.astype(np.int64), self.rng)
+        return self.interaction_choice.draw(channel + len(CHANNELS) * causal.astype(np.int64), self.rng)
 
 
 @dataclass(frozen=True)
@@ -809,9 +854,11 @@ def _within_journey(owner: np.ndarray, values: np.ndarray, n_journeys: int) -> t
 
 
 def _converting_touches(
-    ctx: _JourneyContext, conv: _Conversions, cause: np.ndarray, lag_weights: np.ndarray
+    ctx: _JourneyContext, conv: _Conversions, cause: np.ndarray, lag_choice: _Choice,
+    journey: np.ndarray,
 ) -> _Touches:
-    """Touches of converting journeys within the window before each conversion.
+    """Touches of the converting journeys ``journey`` (indices of touched conversions) within the
+    window before each conversion.
 
     A sale caused by channel c has a c touch on a day whose spend built the adstock behind the
     sale, at a position in the journey that suits c's role (awareness early, capture last).
@@ -821,7 +868,6 @@ def _converting_touches(
     by the channels' roles at that position.
     """
     rng = ctx.rng
-    journey = np.flatnonzero(cause >= -1)
     n = journey.size
     media = cause[journey] >= 0
     conv_time = conv.time[journey]
@@ -832,8 +878,7 @@ def _converting_touches(
     m_idx = np.flatnonzero(media)
     m_channel = cause[journey[m_idx]]
     m_day = conv_day[m_idx]
-    lag_rows = lag_weights.reshape(-1, _JOURNEY_WINDOW_DAYS)
-    lag = _grouped_choice(lag_rows, m_day * len(CHANNELS) + m_channel, rng)
+    lag = lag_choice.draw(m_day * len(CHANNELS) + m_channel, rng)
     time_of_conv = conv_time[m_idx] - m_day * float(_SECONDS_PER_DAY)
     span = np.where(lag == 0, time_of_conv, float(_SECONDS_PER_DAY))
     window_start = np.maximum(conv_time - _JOURNEY_WINDOW_DAYS * _SECONDS_PER_DAY, 0.0)
@@ -879,21 +924,18 @@ def _converting_touches(
     )
 
 
-def _nonconverting_touches(ctx: _JourneyContext, n_journeys: int) -> _Touches:
-    """Journeys of users who never buy: planned like converting ones, cut off at random.
+def _nonconverting_touches(ctx: _JourneyContext, end_day: np.ndarray, first_journey: int) -> _Touches:
+    """Journeys of users who never buy, ending on ``end_day`` (ascending): planned like converting
+    ones, cut off at random. Journey numbers start at ``first_journey``.
 
-    A journey has a planned length from the same distribution as converting journeys, keeps its
-    first 1..length touches (uniformly), and ends on a day drawn in proportion to that day's ad
-    reach. Positions and gaps follow the same rules, so only the missing end tells them apart.
+    A journey has a planned length from the same distribution as converting journeys and keeps its
+    first 1..length touches (uniformly). Positions and gaps follow the same rules, so only the
+    missing end tells them apart.
     """
     rng = ctx.rng
+    n_journeys = end_day.size
     length = ctx.lengths(n_journeys)
     kept = 1 + np.floor(rng.random(n_journeys) * length).astype(np.int64)
-    # Counts per day rather than a draw per journey: journeys come out in day order, which keeps
-    # the later lookups and the final sort by time fast.
-    end_day = np.repeat(
-        np.arange(ctx.days), rng.multinomial(n_journeys, ctx.daily_reach / ctx.daily_reach.sum())
-    )
     end_time = (end_day + rng.random(n_journeys)) * float(_SECONDS_PER_DAY)
     owner = np.repeat(np.arange(n_journeys), kept)
     position = np.arange(owner.size) - (np.cumsum(kept) - kept)[owner]
@@ -907,7 +949,7 @@ def _nonconverting_touches(ctx: _JourneyContext, n_journeys: int) -> _Touches:
     day = np.minimum((time // _SECONDS_PER_DAY).astype(np.int64), ctx.days - 1)
     channel = ctx.channels_at(day, _position_bin(position, length[owner]))
     return _Touches(
-        journey=owner,
+        journey=first_journey + owner,
         time=time,
         channel=channel,
         campaign=ctx.campaigns(day, channel, position == 0),
@@ -998,24 +1040,123 @@ def _platform_report(
     }), claimed_per_channel
 
 
-def _touchpoint_frame(
-    start: date, conv: _Touches, nonconv: _Touches, user: np.ndarray
-) -> pd.DataFrame:
-    time = np.concatenate([conv.time, nonconv.time])
-    order = np.argsort(time, kind="stable")
-    time = time[order]
-    channel = np.concatenate([conv.channel, nonconv.channel])[order]
-    campaign = np.concatenate([conv.campaign, nonconv.campaign])[order]
-    interaction = np.concatenate([conv.interaction, nonconv.interaction])[order]
-    ids, _ = _campaign_labels()
-    return pd.DataFrame({
-        "touchpoint_id": np.arange(1, time.size + 1, dtype=np.int64),
-        "user_id": user[order],
-        "occurred_at": _timestamps(start, time),
-        "channel": _strings(channel, CHANNELS),
-        "campaign_id": _strings(campaign, ids),
-        "interaction": _strings(interaction, INTERACTIONS),
-    })
+# Journeys are drawn per block of days on which they end, each block from its own random stream
+# (seed, 2, block), so a block's touches do not depend on how many blocks are held at once.
+_BLOCK_DAYS = 8
+DEFAULT_CHUNK_ROWS = 1_000_000
+
+
+class _UserIds:
+    """User ids 1..n in a shuffled order: a keyed Feistel permutation of 0..n-1 (cycle-walking
+    over the next power of four), so any id is computed on its own, without an n-sized table."""
+
+    _ROUNDS = 4
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.half = max(1, (max(n - 1, 1).bit_length() + 1) // 2)
+        self.keys = np.random.default_rng([seed, 4]).integers(0, 2**63, self._ROUNDS, dtype=np.uint64)
+
+    def _round_trip(self, x: np.ndarray) -> np.ndarray:
+        mask = np.uint64((1 << self.half) - 1)
+        shift = np.uint64(self.half)
+        left, right = x >> shift, x & mask
+        for key in self.keys:
+            mixed = right ^ key
+            mixed = (mixed ^ (mixed >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            mixed = (mixed ^ (mixed >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            mixed ^= mixed >> np.uint64(31)
+            left, right = right, left ^ (mixed & mask)
+        return (left << shift) | right
+
+    def of(self, index: np.ndarray) -> np.ndarray:
+        """The user id (int64, 1..n) of each user number in ``index`` (0..n-1)."""
+        out = np.asarray(index, dtype=np.uint64)
+        pending = np.ones(out.size, dtype=bool)
+        while pending.any():  # cycle-walking: values outside 0..n-1 are permuted again
+            out[pending] = self._round_trip(out[pending])
+            pending[pending] = out[pending] >= np.uint64(self.n)
+        return out.astype(np.int64) + 1
+
+
+class _TouchpointSource:
+    """The demo's touchpoints, drawn block by block of journey end days and handed out in
+    ``touchpoint_id`` (time) order. A touch lies at most a journey window before its journey's end,
+    so once the journeys ending before day d are drawn, every touch earlier than d minus the window
+    is final: only about a window's worth of touches is held at a time."""
+
+    def __init__(
+        self, *, seed: int, start: date, ctx: _JourneyContext, conv: _Conversions, cause: np.ndarray,
+        lag_weights: np.ndarray, conv_user: np.ndarray, n_buyers: int, never_per_day: np.ndarray,
+        users: _UserIds,
+    ) -> None:
+        self.seed, self.start, self.ctx, self.conv, self.cause = seed, start, ctx, conv, cause
+        self.lag_choice = _Choice(lag_weights.reshape(-1, _JOURNEY_WINDOW_DAYS))
+        self.conv_user, self.n_buyers = conv_user, n_buyers
+        self.never_per_day, self.users = never_per_day, users
+
+    def _block(self, first_day: int, last_day: int) -> tuple[np.ndarray, ...]:
+        """Time, user, channel, campaign and interaction codes of the journeys ending on days
+        first_day..last_day - 1, in the order drawn."""
+        ctx, conv = self.ctx, self.conv
+        ctx.rng = np.random.default_rng([self.seed, 2, first_day // _BLOCK_DAYS])
+        lo, hi = np.searchsorted(conv.day, [first_day, last_day])
+        journey = lo + np.flatnonzero(self.cause[lo:hi] >= -1)
+        bought = _converting_touches(ctx, conv, self.cause, self.lag_choice, journey)
+        counts = self.never_per_day[first_day:last_day]
+        never = _nonconverting_touches(
+            ctx, np.repeat(np.arange(first_day, last_day), counts),
+            int(self.never_per_day[:first_day].sum()),
+        )
+        user = np.concatenate([
+            self.users.of(self.conv_user[bought.journey]), self.users.of(self.n_buyers + never.journey),
+        ])
+        return tuple(
+            np.concatenate([getattr(bought, f), getattr(never, f)])
+            for f in ("time", "channel", "campaign", "interaction")
+        ) + (user,)
+
+    def chunks(self, rows: int = DEFAULT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+        """Touchpoint frames of about ``rows`` rows each (at least one, the last may be smaller),
+        in touchpoint_id order; the rows do not depend on ``rows``."""
+        if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
+            raise ValueError(f"rows per touchpoint chunk must be a positive integer, got {rows!r}")
+        days = self.ctx.days
+        held: list[np.ndarray] | None = None   # time, channel, campaign, interaction, user
+        ready: list[list[np.ndarray]] = []
+        n_ready, next_id = 0, 1
+        for first_day in range(0, days, _BLOCK_DAYS):
+            last_day = min(first_day + _BLOCK_DAYS, days)
+            block = self._block(first_day, last_day)
+            # Held touches come first, so a stable sort keeps ties in the order they were drawn.
+            held = list(block) if held is None else [np.concatenate([h, b]) for h, b in zip(held, block)]
+            order = np.argsort(held[0], kind="stable")
+            held = [h[order] for h in held]
+            final = days if last_day == days else (last_day - _JOURNEY_WINDOW_DAYS) * _SECONDS_PER_DAY
+            cut = held[0].size if last_day == days else int(np.searchsorted(held[0], final, side="left"))
+            if cut:  # copies: a view would keep the whole sorted block alive
+                ready.append([h[:cut].copy() for h in held])
+                held = [h[cut:].copy() for h in held]
+                n_ready += cut
+            while n_ready >= rows or (last_day == days and n_ready):
+                parts = [np.concatenate(column) for column in zip(*ready)]
+                take = min(rows, n_ready)
+                yield self._frame(next_id, [p[:take] for p in parts])
+                next_id += take
+                rest = [p[take:].copy() for p in parts]
+                ready, n_ready = ([rest] if rest[0].size else []), n_ready - take
+
+    def _frame(self, first_id: int, columns: list[np.ndarray]) -> pd.DataFrame:
+        time, channel, campaign, interaction, user = columns
+        ids, _ = _campaign_labels()
+        return pd.DataFrame({
+            "touchpoint_id": np.arange(first_id, first_id + time.size, dtype=np.int64),
+            "user_id": user,
+            "occurred_at": _timestamps(self.start, time),
+            "channel": _strings(channel, CHANNELS),
+            "campaign_id": _strings(campaign, ids),
+            "interaction": _strings(interaction, INTERACTIONS),
+        })
 
 
 def _conversion_frame(start: date, conv: _Conversions, user: np.ndarray) -> pd.DataFrame:

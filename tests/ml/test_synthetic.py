@@ -13,7 +13,8 @@ from scipy.stats import pearsonr, spearmanr
 
 from ml.attribution import heuristics
 from ml.synthetic import (
-    CHANNEL_ROLES, CHANNELS, INTERACTIONS, ROLES, DemoDataset, generate_demo_data, true_roas,
+    CHANNEL_ROLES, CHANNELS, INTERACTIONS, ROLES, DemoDataset, _UserIds, generate_demo_data,
+    stream_demo_data, true_roas,
 )
 
 END = date(2026, 6, 30)
@@ -515,3 +516,91 @@ def test_invariants_hold_for_any_size_and_seed(scale: float, seed: int, days: in
     assert data.touchpoints["touchpoint_id"].is_unique
     truth = data.ground_truth_channels
     assert (truth["total_spend"] > 0).all() and np.isfinite(truth["true_roas"]).all()
+
+
+# --------------------------------------------------------------------------- chunked generation
+
+
+def _sha256(df: pd.DataFrame) -> str:
+    import hashlib
+
+    return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes()).hexdigest()
+
+
+# Recorded from the generator before the touchpoints were drawn per block of days (commit 2a94c70):
+# the media-mix inputs (platform spend and revenue, the daily truth) and the conversions' times and
+# amounts must not move, or every MMM accuracy figure in docs/ would have to be measured again.
+_MEDIA_MIX_HASHES = {
+    (1.0, 42, 730): {
+        "ad_performance_daily": "76f52d6a21849b8da301a0bc6a28d4e560e0675463505f7918dce623929ad382",
+        "ground_truth_daily": "2e112433046a1910c31d1852cd2d3a2b0887f9e82c723ab4f7b6cc8573526cd9",
+        "ground_truth_revenue_daily": "6fd490b051c6905786204199ccd2e6b0f49d2d325d5a1ee4fd17a29828788efe",
+        "conversions": "bfc70a991fb6146d21261ada7305941a2906ce5a7ddabcc8d43d9c620c379c2a",
+    },
+    (0.2, 7, 120): {
+        "ad_performance_daily": "8f89bca2a73f04a44f21e125a23f2a28380f8f159a6bbae77b175a91e9b3de3e",
+        "ground_truth_daily": "ae10db556f1e948f625340a19e0065696f217e5ba6db84cab4cf232b1b83f67e",
+        "ground_truth_revenue_daily": "6087e5b56577784eb2155b69b689df8a14e6e3ae8bb49be446a9ca8be1b358cf",
+        "conversions": "687ed555ce79fea46c32eb88b4699d2c9d610fad4198862c5fe43efb6782a545",
+    },
+}
+
+
+@pytest.mark.parametrize("scale, seed, days", sorted(_MEDIA_MIX_HASHES))
+def test_spend_revenue_and_conversions_are_bit_identical_to_before_chunking(scale, seed, days) -> None:
+    stream = stream_demo_data(scale=scale, seed=seed, end=END, days=days)
+    got = {
+        "ad_performance_daily": _sha256(stream.ad_performance_daily),
+        "ground_truth_daily": _sha256(stream.ground_truth_daily),
+        "ground_truth_revenue_daily": _sha256(stream.ground_truth_revenue_daily),
+        # user ids are drawn differently now (a keyed permutation): the rest is as it was
+        "conversions": _sha256(stream.conversions[["conversion_id", "occurred_at", "revenue"]]),
+    }
+    assert got == _MEDIA_MIX_HASHES[(scale, seed, days)]
+
+
+@pytest.mark.parametrize("rows", [1, 997, 50_000])
+def test_touchpoints_do_not_depend_on_the_chunk_size(small: DemoDataset, rows: int) -> None:
+    from itertools import islice
+
+    chunks = stream_demo_data(scale=0.2, seed=3, end=END).touchpoints.chunks(rows=rows)
+    if rows == 1:  # 150k one-row frames: the first few are enough
+        head = pd.concat(islice(chunks, 500), ignore_index=True)
+        pd.testing.assert_frame_equal(head, small.touchpoints.iloc[:500].reset_index(drop=True))
+        return
+    chunks = list(chunks)
+    assert all(len(c) == rows for c in chunks[:-1]) and 0 < len(chunks[-1]) <= rows
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), small.touchpoints)
+
+
+def test_chunked_touchpoints_are_in_time_order_with_consecutive_ids(small: DemoDataset) -> None:
+    tp = small.touchpoints
+    assert tp["occurred_at"].is_monotonic_increasing
+    assert (tp["touchpoint_id"].to_numpy() == np.arange(1, len(tp) + 1)).all()
+    # every user's touches belong to one journey at a time: no user id is shared by a buyer's
+    # journeys and a non-buyer's (ids come from one permutation of all users)
+    buyers = set(small.conversions["user_id"])
+    never = set(tp["user_id"]) - buyers
+    assert never and buyers & set(tp["user_id"])
+
+
+def test_a_second_pass_over_the_chunks_gives_the_same_rows() -> None:
+    source = stream_demo_data(scale=0.05, seed=11, end=END, days=60).touchpoints
+    first = pd.concat(source.chunks(rows=5_000), ignore_index=True)
+    pd.testing.assert_frame_equal(first, pd.concat(source.chunks(rows=700), ignore_index=True))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 1_000, 65_537])
+def test_user_ids_are_a_permutation_of_one_to_n(n: int) -> None:
+    ids = _UserIds(n, seed=5).of(np.arange(n))
+    assert np.array_equal(np.sort(ids), np.arange(1, n + 1))
+    if n >= 1_000:  # shuffled: far from the identity and from a reversal
+        assert abs(spearmanr(np.arange(n), ids)[0]) < 0.1
+    assert not np.array_equal(_UserIds(n, seed=6).of(np.arange(n)), ids) or n < 3
+
+
+@pytest.mark.parametrize("rows", [0, -5, 2.5, True])
+def test_a_bad_chunk_size_is_refused(rows) -> None:
+    source = stream_demo_data(scale=0.02, seed=1, end=END, days=31).touchpoints
+    with pytest.raises(ValueError, match="rows per touchpoint chunk must be a positive integer"):
+        next(source.chunks(rows=rows))
