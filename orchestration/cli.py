@@ -79,15 +79,26 @@ def _while_no_refresh_runs(command: str, action):
 
 def cmd_demo(args: argparse.Namespace, compact: bool = False) -> int:
     """Write the demo data set; `compact` (what `run` shows) says it in one line instead of one per table."""
-    from ml.synthetic import CHANNEL_METADATA, generate_demo_data
+    from ml.synthetic import CHANNEL_METADATA, stream_demo_data
     from core.raw_contract import RAW_TABLES, channel_tables
+    from core.warehouse import FrameChunks
 
     started = time.perf_counter()
-    data = generate_demo_data(scale=args.scale, seed=args.seed, end=args.end, days=args.days)
-    tables = data.tables()
+    data = stream_demo_data(scale=args.scale, seed=args.seed, end=args.end, days=args.days)
+    # Touchpoints are generated while they are written, a few million rows at a time, in the one
+    # transaction that swaps in all raw tables: memory stays bounded whatever the scale.
+    tables = {
+        "ad_performance_daily": data.ad_performance_daily,
+        "touchpoints": FrameChunks(data.touchpoints.chunks()),
+        "conversions": data.conversions,
+    }
     # The demo's channel metadata is written as a user's channels.csv would be.
     core = {**{name: tables[name] for name in RAW_TABLES}, **channel_tables(CHANNEL_METADATA)}
-    truth = {name: df for name, df in tables.items() if name not in RAW_TABLES}
+    truth = {
+        "ground_truth_channels": data.ground_truth_channels,
+        "ground_truth_daily": data.ground_truth_daily,
+        "ground_truth_revenue_daily": data.ground_truth_revenue_daily,
+    }
     published = _write_raw_tables("demo", core, extra=truth)
     if isinstance(published, int):
         return published
