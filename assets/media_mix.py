@@ -70,6 +70,10 @@ class MediaMixConfig(Config):
     holiday_country: Optional[str] = Field(
         None, description="also leave this country's public holidays out (ISO code such as 'US'), or None"
     )
+    lift_tests_file: Optional[str] = Field(
+        None, description="optional CSV of lift-test results (channel,start,end,roas,roas_se) the model is "
+        "calibrated with (ml.mmm.calibration); None: no lift tests",
+    )
 
 
 @asset(
@@ -89,8 +93,13 @@ def media_mix_model(context: AssetExecutionContext, config: MediaMixConfig, ware
         warehouse.read_table("analytics", "fct_channel_daily", ["date", "channel", "spend"]),
         warehouse.read_table("analytics", "fct_revenue_daily", ["date", "revenue"]),
     )
+    from ml.mmm.calibration import read_lift_tests_csv
+
     event_days = _user_event_days(warehouse)
-    result = fit_media_mix_model(daily, holidays=event_days, **config.model_dump())
+    settings = config.model_dump()
+    lift_tests_file = settings.pop("lift_tests_file")
+    lift_tests = read_lift_tests_csv(lift_tests_file) if lift_tests_file else None
+    result = fit_media_mix_model(daily, holidays=event_days, lift_tests=lift_tests, **settings)
     result.diagnostics["user_event_days"] = len(event_days)
     channels = {"channels": sorted(result.channels["channel"])}
     yield from check_and_publish(

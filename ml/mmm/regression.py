@@ -4,7 +4,6 @@ media columns, and the expanding-window cross-validation that scores it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +58,21 @@ def _expanding_folds(rows: np.ndarray, n: int, horizon: int, n_parameters: int) 
     return folds
 
 
-def _column_scale(z: np.ndarray) -> np.ndarray:
-    """Root mean square of each row; 1 for (numerically) all-zero rows so they stay zero."""
+def _column_scale(z: np.ndarray, raw: np.ndarray | None = None) -> np.ndarray:
+    """Root mean square of each row; 1 for (numerically) all-zero rows so they stay zero.
+
+    With ``raw`` (the rows before the controls were projected out), an all-zero row takes the root
+    mean square of its raw row instead: a channel whose spend never changes has no column left after
+    the intercept, but a lift test can still fix its coefficient, and the ridge must see it on the
+    scale of the others (with 1 it would be on the scale of daily revenue and held at 0).
+    """
     rms = np.sqrt(np.mean(z * z, axis=-1))
-    return np.where(rms > 1e-9 * (1.0 + np.sqrt(np.mean(np.square(z)))), rms, 1.0)
+    live = rms > 1e-9 * (1.0 + np.sqrt(np.mean(np.square(z))))
+    fallback = 1.0
+    if raw is not None:
+        raw_rms = np.sqrt(np.mean(raw * raw, axis=-1))
+        fallback = np.where(raw_rms > 0, raw_rms, 1.0)
+    return np.where(live, rms, fallback)
 
 
 def _nnls_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -119,8 +129,13 @@ class _Problem:
         # Lift tests are extra training rows after the days (no control columns, so projecting the
         # controls out of the days alone stays exact); y_train ends with their targets.
         self.calibration = calibration if calibration is not None and calibration.n_rows else None
+        # The ridge (a prior centred on 0 for collinear columns) applies to uncalibrated channels only: a
+        # calibrated channel's prior is its lift test, which the ridge would otherwise fight (a channel
+        # with flat spend has no data column, and the ridge alone would hold it near 0).
+        self.ridge_weight = np.ones(self.n_channels)
         if self.calibration is not None:
             self.y_train = np.concatenate([self.y_train, self.calibration.targets()])
+            self.ridge_weight[np.unique(self.calibration.channels)] = 0.0
 
     def _pseudo_rows(self, channel: int, ks: Any, scale: np.ndarray) -> np.ndarray:
         """Lift-test rows (..., rows) of the scaled column(s) of ``channel``'s candidates ``ks``."""
@@ -136,7 +151,7 @@ class _Problem:
         raw_train = raw[..., self.train]
         coef = raw_train @ self.pinv.T
         train = raw_train - coef @ self.c_train.T
-        scale = _column_scale(train)
+        scale = _column_scale(train, raw_train if self.calibration is not None else None)
         test = raw[..., self.test] - coef @ self.c_test.T
         train = train / scale[..., None]
         if self.calibration is not None:
@@ -150,7 +165,7 @@ class _Problem:
         raw_train = raw[:, self.train]
         coef = raw_train @ self.pinv.T
         train = raw_train - coef @ self.c_train.T
-        scale = _column_scale(train)
+        scale = _column_scale(train, raw_train if self.calibration is not None else None)
         test = raw[:, self.test] - coef @ self.c_test.T
         train = train / scale[:, None]
         if self.calibration is not None:
@@ -164,7 +179,7 @@ class _Problem:
     def solve(self, z: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
         """Non-negative ridge on scaled columns: min |z b - t|^2 + alpha * days * |b|^2, b >= 0."""
         k = z.shape[1]
-        a = np.vstack([z, math.sqrt(alpha * self.n_data) * np.eye(k)])
+        a = np.vstack([z, np.diag(np.sqrt(alpha * self.n_data * self.ridge_weight))])
         coef, _ = nnls(a, np.concatenate([target, np.zeros(k)]), maxiter=50 * k)
         return coef
 
@@ -191,13 +206,13 @@ class _Problem:
         zc, tc, scale = self.columns(channel)
         k = z.shape[1]
         rows = self.n_data
-        ridge = alpha * rows + 1e-10 * rows  # the tiny jitter keeps all-zero columns solvable
-        gram = z.T @ z + ridge * np.eye(k)
+        ridge = alpha * rows * self.ridge_weight + 1e-10 * rows  # the tiny jitter keeps all-zero columns solvable
+        gram = z.T @ z + np.diag(ridge)
         cross = zc @ z
         grams = np.broadcast_to(gram, (len(zc), k, k)).copy()
         grams[:, channel, :] = cross
         grams[:, :, channel] = cross
-        grams[:, channel, channel] = np.einsum("ij,ij->i", zc, zc) + ridge
+        grams[:, channel, channel] = np.einsum("ij,ij->i", zc, zc) + ridge[channel]
         rhs = np.broadcast_to(z.T @ self.y_train, (len(zc), k)).copy()
         rhs[:, channel] = zc @ self.y_train
         return _nnls_gram(grams, rhs), tc, t, scale

@@ -157,3 +157,40 @@ def test_the_roas_chart_draws_the_published_table_with_its_verdict(refreshed):
     table = refreshed["warehouse"].read_table("predictions", "mmm_channel_roas")
     png = mmm_roas_chart(table, ChartContext(None, None, datetime(2025, 9, 1), "run"))
     assert png.startswith(PNG_SIGNATURE)
+
+
+def _materialize_with_lift_tests(tmp_path, body: str):
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    wh = Warehouse(url=url)
+    wh.publish_tables(_world("flat"), schema="analytics", stamp=False)
+    path = tmp_path / "lift_tests.csv"
+    path.write_text(body)
+    result = materialize(
+        [media_mix_model], resources={"warehouse": wh}, raise_on_error=False,
+        run_config={"ops": {"media_mix_model": {"config": {**MMM_CONFIG, "lift_tests_file": str(path)}}}},
+    )
+    return wh, result
+
+
+def test_a_lift_test_file_calibrates_the_channel_the_data_cannot_identify(tmp_path):
+    """billboard spends the same every day (true ROAS 2): a lift test measuring 2.0 +- 0.2 answers what its
+    spend cannot, so the gate passes it and its ROAS and interval follow the test."""
+    wh, result = _materialize_with_lift_tests(
+        tmp_path, "channel,start,end,roas,roas_se\nbillboard,2025-07-01,2025-07-28,2.0,0.2\n")
+    assert result.success
+    roas = wh.read_table("predictions", "mmm_channel_roas").set_index("channel")
+    row = roas.loc["billboard"]
+    assert "spend hardly varies" not in row["review_reason"]
+    assert abs(row["roas"] / 2.0 - 1) < 0.2 and row["roas_lower"] <= 2.0 <= row["roas_upper"]
+    assert row["roas_upper"] - row["roas_lower"] < 2.0
+    diagnostics = wh.read_table("predictions", "mmm_diagnostics").set_index("metric")
+    assert diagnostics.loc["n_lift_tests", "value"] == 1.0
+
+
+def test_a_bad_lift_test_file_fails_the_model_naming_file_line_and_column(tmp_path):
+    _, result = _materialize_with_lift_tests(
+        tmp_path, "channel,start,end,roas,roas_se\nbillboard,2025-07-01,2025-07-28,2.0,-1\n")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "lift_tests.csv: line 2: column 'roas_se': '-1' is not a number > 0" in str(
+        failure.event_specific_data.error)
