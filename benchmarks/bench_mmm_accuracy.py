@@ -64,6 +64,9 @@ VARIANTS: dict[str, dict] = {
     # The defaults plus simulated lift tests (see _simulated_lift_tests): what calibration buys.
     "lift_tests": {},
     "lift_tests_se20": {},
+    # The pooled-ROAS prior on never-low channels is the default since 2026-11-30 (sd 0.5, chosen on the
+    # choose seeds); `no_level_prior` is the earlier default.
+    "no_level_prior": {"level_prior_sd": None},
     "level_prior_30": {"level_prior_sd": 0.3},
     "level_prior_50": {"level_prior_sd": 0.5},
     "level_prior_100": {"level_prior_sd": 1.0},
