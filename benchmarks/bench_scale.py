@@ -8,14 +8,18 @@ reported beside it. Per step of the refresh (from the Dagster run's step statist
 the peak tree memory while that step ran.
 
 Run: .venv/bin/python benchmarks/bench_scale.py --scale 13.5 [--days 730] [--workdir DIR]
-     [--duckdb-params 'memory_limit=1GB&threads=2'] [--skip-demo]
+     [--duckdb-params 'memory_limit=1GB&threads=2'] [--skip-demo] [--docs]
      (the demo's scale 1 is ~740k touchpoints: 1.35 = ~1M, 13.5 = ~10M, 135 = ~100M)
+`--docs` writes the figures into docs/scale_benchmarks.md (its own section, replaced on the next run
+of the same scale and parameters) with the command, date, revision and load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -135,9 +139,49 @@ def gib(kb: int) -> str:
     return f"{kb / 1024 / 1024:.2f}"
 
 
+DOCS = ROOT / "docs" / "scale_benchmarks.md"
+DOCS_HEADER = """# Scale benchmarks: what a refresh costs as data grows
+
+Every section below is written by the benchmark named in it (`--docs`), with the command that produced it,
+the date, the revision and the load average of the machine (2 cores shared with other work: times are
+noisy; the load says how busy it was). A new run of the same benchmark and parameters replaces its
+section. Memory is the peak proportional set size (PSS) of the whole process tree (the command, dbt,
+pool workers), sampled every 0.25 s; RSS of the tree beside it counts shared pages twice.
+See docs/ARCHITECTURE.md "What a refresh costs as data grows" for the summary.
+"""
+
+
+def machine_line() -> str:
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return f"{os.cpu_count()} cores, {ram:.0f} GiB RAM"
+
+
+def revision() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "ml", "core", "orchestration", "assets",
+                            "dbt_project", "benchmarks"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
+
+
+def write_docs_section(key: str, body: str) -> None:
+    """Put `body` into docs/scale_benchmarks.md as the section `key`, replacing the earlier one."""
+    text = DOCS.read_text() if DOCS.exists() else DOCS_HEADER
+    begin, end = f"<!-- {key} -->", f"<!-- end {key} -->"
+    block = f"{begin}\n{body.rstrip()}\n{end}\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n", re.DOTALL)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    DOCS.write_text(text)
+    print(f"figures written to {DOCS.relative_to(ROOT)} ({key})")
+
+
+def touchpoints_label(scale: float) -> str:
+    approx = scale * 740_000
+    return f"~{approx / 1e6:.0f}M" if approx >= 1e6 else f"~{approx / 1e3:.0f}k"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=float, default=50.0, help="demo scale (1 = ~200k touchpoints)")
+    parser.add_argument("--scale", type=float, default=13.5, help="demo scale (1 = ~740k touchpoints)")
     parser.add_argument("--days", type=int, default=730)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new temporary folder")
@@ -145,7 +189,10 @@ def main() -> int:
     parser.add_argument("--duckdb-params", default="",
                         help="query parameters of the DuckDB URL, e.g. 'memory_limit=1GB&threads=2'")
     parser.add_argument("--skip-demo", action="store_true", help="reuse the raw data already in the warehouse")
+    parser.add_argument("--docs", action="store_true", help="write the figures into docs/scale_benchmarks.md")
     args = parser.parse_args()
+    started_at = dt.datetime.now(dt.timezone.utc)
+    load_before = os.getloadavg()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="spendwise_scale_"))
     workdir.mkdir(parents=True, exist_ok=True)
     url = args.warehouse_url or f"duckdb:///{workdir / 'warehouse.duckdb'}" + (f"?{args.duckdb_params}" if args.duckdb_params else "")
@@ -168,14 +215,34 @@ def main() -> int:
     pss, rss = sampler.peak()
     rows.append(("spendwise refresh", seconds, pss, rss))
     steps = step_stats(workdir / "dagster_home")
-    print(f"\n{'step':44s} {'seconds':>8s} {'peak PSS GiB':>13s} {'peak RSS GiB':>13s}")
-    for name, secs, p, r in rows:
-        print(f"{name:44s} {secs:8.1f} {gib(p):>13s} {gib(r):>13s}")
+    table = [("step", "seconds", "peak PSS GiB", "peak RSS GiB")]
+    table += [(name, f"{secs:.1f}", gib(p), gib(r)) for name, secs, p, r in rows]
     for key, start, end in steps:
         p, r = sampler.peak(start, end)
-        print(f"  {key:42s} {end - start:8.1f} {gib(p):>13s} {gib(r):>13s}")
+        table.append((f"  {key}", f"{end - start:.1f}", gib(p), gib(r)))
+    print()
+    for name, secs, p, r in table:
+        print(f"{name:44s} {secs:>8s} {p:>13s} {r:>13s}")
     if code:
         print((workdir / "refresh.log").read_text()[-3000:])
+    if args.docs:
+        load_after = os.getloadavg()
+        params = args.duckdb_params or "defaults"
+        engine = "PostgreSQL" if args.warehouse_url and not args.warehouse_url.startswith("duckdb") else "DuckDB"
+        lines = [
+            f"### Full refresh, {touchpoints_label(args.scale)} touchpoints (scale {args.scale:g}), {engine}, "
+            f"parameters: {params}",
+            "",
+            f"`{shlex.join(['.venv/bin/python', 'benchmarks/bench_scale.py', *sys.argv[1:]])}`  ",
+            f"{started_at:%Y-%m-%d %H:%M} UTC, revision {revision()}, {machine_line()}, load average "
+            f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (1 min){'' if not code else f', FAILED (exit {code})'}",
+            "",
+            "| step | seconds | peak PSS GiB | peak RSS GiB |",
+            "|---|---:|---:|---:|",
+            *(f"| {name.strip() if not name.startswith('  ') else '&nbsp;&nbsp;' + name.strip()} | {secs} | {p} | {r} |"
+              for name, secs, p, r in table[1:]),
+        ]
+        write_docs_section(f"bench_scale scale={args.scale:g} engine={engine} params={params}", "\n".join(lines))
     return code
 
 
