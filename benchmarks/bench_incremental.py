@@ -7,13 +7,17 @@ On a fresh DuckDB file: the demo data minus its last day is loaded as `spendwise
 (replace_raw_tables) and the whole dbt project is built (`dbt build`, a first build: everything);
 then the last day arrives as a landing drop (merge_raw_tables, which logs the changed users) and
 `dbt build` runs again. Prints dbt's own time per build, the heavy models' times (from
-run_results.json) and the ratio incremental / full. The data tests still scan whole tables.
+run_results.json), the peak memory (PSS) of dbt's process tree per build, and the ratio incremental /
+full. The data tests still scan whole tables. `--docs` writes the figures into docs/scale_benchmarks.md.
+`--duckdb-params` are the DuckDB URL's query parameters (default: none, the bounded defaults).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import shlex
 import os
 import subprocess
 import sys
@@ -32,6 +36,11 @@ from core.raw_contract import replace_raw_tables, validate_raw_frame  # noqa: E4
 from core.settings import DBT_DIR, WarehouseUrl  # noqa: E402
 from ml.synthetic import generate_demo_data  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scale import (  # noqa: E402
+    Sampler, gib, machine_line, revision, touchpoints_label, write_docs_section,
+)
+
 HEAVY = ("int_journeys_changed", "int_journeys", "touchpoint_credit", "journeys_with_paths", "attribution_credit_buckets",
          "conversion_paths")
 
@@ -42,18 +51,25 @@ def dbt_build(url: str, target: Path, *extra: str) -> dict:
     env = {**os.environ, **WarehouseUrl.parse(url).dbt_env(), "SPENDWISE_INCREMENTAL_JOURNEYS": "true"}
     dbt = str(Path(sys.executable).with_name("dbt"))
     started = time.perf_counter()
-    done = subprocess.run(
-        [dbt, "build", *extra, "--profiles-dir", str(DBT_DIR), "--project-dir", str(DBT_DIR), "--target-path", str(target)],
-        cwd=DBT_DIR, env=env, capture_output=True, text=True,
-    )
+    log = target.with_suffix(".log")
+    target.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [dbt, "build", *extra, "--profiles-dir", str(DBT_DIR), "--project-dir", str(DBT_DIR),
+             "--target-path", str(target)],
+            cwd=DBT_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+        sampler = Sampler(proc.pid)
+        code = proc.wait()
+    sampler.stop()
     wall = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"dbt build failed (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+    if code:
+        raise SystemExit(f"dbt build failed (exit {code}):\n{log.read_text()[-4000:]}")
     results = json.loads((target / "run_results.json").read_text())
     models = {r["unique_id"].rsplit(".", 1)[-1]: r["execution_time"] for r in results["results"]
               if r["unique_id"].startswith("model.")}
     return {"wall": wall, "dbt": results["elapsed_time"], "models": models,
-            "models_total": sum(models.values())}
+            "models_total": sum(models.values()), "peak_pss_kb": sampler.peak()[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,11 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.35, help="demo scale (1.35 ~ 1M touchpoints, 13.5 ~ 10M)")
     parser.add_argument("--days", type=int, default=730, help="days of demo history")
     parser.add_argument("--dir", type=Path, default=None, help="where the DuckDB file goes (default: a temp dir)")
+    parser.add_argument("--duckdb-params", default="", help="query parameters of the DuckDB URL")
+    parser.add_argument("--docs", action="store_true", help="write the figures into docs/scale_benchmarks.md")
     args = parser.parse_args(argv)
+    started_at, load_before = dt.datetime.now(dt.timezone.utc), os.getloadavg()
 
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="bench_incremental_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    url = f"duckdb:///{workdir / 'warehouse.duckdb'}"
+    url = f"duckdb:///{workdir / 'warehouse.duckdb'}" + (f"?{args.duckdb_params}" if args.duckdb_params else "")
     started = time.perf_counter()
     data = generate_demo_data(scale=args.scale, days=args.days)
     tp, cv = data.touchpoints, data.conversions
@@ -89,12 +108,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"one new day: {len(new_tp):,} touchpoints, {len(new_cv):,} conversions; "
           f"users recomputed: {int(changes['n'].iloc[0]):,} (late_arrival_days window included)")
     rows = [("dbt build, wall (s)", full["wall"], incremental["wall"]),
+            ("dbt build, peak PSS of its process tree (GiB)", float(gib(full["peak_pss_kb"])),
+             float(gib(incremental["peak_pss_kb"]))),
             ("dbt elapsed (s)", full["dbt"], incremental["dbt"]),
             ("all models (s)", full["models_total"], incremental["models_total"])]
     rows += [(f"  {m} (s)", full["models"].get(m, float("nan")), incremental["models"].get(m, float("nan"))) for m in HEAVY]
     table = pd.DataFrame(rows, columns=["", "full", "one new day"]).set_index("")
     table["ratio"] = table["one new day"] / table["full"]
     print(table.to_string(float_format=lambda v: f"{v:,.2f}"))
+    if args.docs:
+        load_after = os.getloadavg()
+        params = args.duckdb_params or "defaults"
+        lines = [
+            f"### Full dbt build vs one new day (incremental journeys on), {touchpoints_label(args.scale)} touchpoints "
+            f"(scale {args.scale:g}), DuckDB, parameters: {params}",
+            "",
+            f"`{shlex.join(['.venv/bin/python', 'benchmarks/bench_incremental.py', *(argv or sys.argv[1:])])}`  ",
+            f"{started_at:%Y-%m-%d %H:%M} UTC, revision {revision()}, {machine_line()}, load average "
+            f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (1 min); one new day: {len(new_tp):,} touchpoints, "
+            f"{len(new_cv):,} conversions, {int(changes['n'].iloc[0]):,} users recomputed",
+            "",
+            "| | full | one new day | ratio |",
+            "|---|---:|---:|---:|",
+            *(f"| {name.strip() if not name.startswith('  ') else '&nbsp;&nbsp;' + name.strip()} | {r['full']:,.2f} | "
+              f"{r['one new day']:,.2f} | {r['ratio']:.2f} |" for name, r in table.iterrows()),
+        ]
+        write_docs_section(f"bench_incremental scale={args.scale:g} params={params}", "\n".join(lines))
     return 0
 
 
