@@ -164,3 +164,22 @@ def test_validate_lift_tests_names_the_row_of_a_table():
                           "end": ["2026-01-28", "2026-01-28"], "roas": [1.0, -2.0], "roas_se": [0.1, 0.1]})
     with pytest.raises(ValueError, match=r"^lift_tests: row 1: column 'roas': '?-2.0'? is not a number >= 0"):
         validate_lift_tests(table)
+
+
+def test_the_level_prior_pulls_a_never_low_channel_toward_the_pooled_roas_and_keeps_its_interval_open(world):
+    """Without a lift test, a channel whose spend is never low gets the shared-ROAS prior (level_prior_sd,
+    default 0.5) centred on the pooled ROAS of the channels whose spend does go low; it stays flagged and
+    its interval still reaches 0, because its level remains an extrapolation."""
+    with_prior = fit_media_mix_model(world["daily"], n_bootstrap=40, seed=2)
+    without = fit_media_mix_model(world["daily"], n_bootstrap=40, seed=2, level_prior_sd=None)
+    tight = fit_media_mix_model(world["daily"], n_bootstrap=40, seed=2, level_prior_sd=0.05)
+    pooled = _row(with_prior, "flighted")["roas"]
+    distance = {name: abs(_row(r)["roas"] - pooled) for name, r in
+                (("with", with_prior), ("without", without), ("tight", tight))}
+    assert distance["tight"] < distance["with"] < distance["without"]
+    assert distance["tight"] < 0.1 * pooled
+    for result in (with_prior, without):
+        assert _row(result)["roas_lower"] == 0.0
+        assert not result.review.set_index("channel").loc["always_on", "identifiable"]
+    # The flighted channel anchors the prior and is not pulled by it.
+    assert abs(_row(with_prior, "flighted")["roas"] / _row(without, "flighted")["roas"] - 1) < 0.05
