@@ -196,6 +196,8 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, help="also write every channel's row here")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "mmm_accuracy.md")
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--reuse-export", action="store_true",
+                        help="keep the exported cases (and Spendwise's fits) already in --work")
     parser.add_argument("--from-csv", type=Path,
                         help="write the section from the rows (and run notes) an earlier run saved with --csv")
     args = parser.parse_args()
@@ -216,43 +218,58 @@ def main() -> None:
         sys.exit("PyMC-Marketing is not installed in this interpreter; run the script with its own venv "
                  "(see the top of benchmarks/bench_mmm_pymc.py)")
     started, load_before = time.perf_counter(), os.getloadavg()[0]
-    subprocess.run([str(PROJECT_PYTHON), __file__, "export", "--work", str(args.work), "--seeds", str(args.seeds),
-                    "--families", *args.families, "--ends", *map(str, args.ends)], check=True)
-    rows = []
-    for family in args.families:
-        for seed in seeds:
-            for end in args.ends:
-                stem = args.work / f"{family}_{seed}_{end.isoformat()}"
-                daily = pd.read_csv(f"{stem}_daily.csv")
-                window = json.loads(Path(f"{stem}_window.json").read_text(encoding="utf-8"))
-                ours = pd.read_csv(f"{stem}_spendwise.csv")
-                theirs, seconds = fit_pymc(daily, window["start"], window["end"], args.history_days, args.draws,
-                                           args.tune, args.chains, seed, args.sampler)
-                theirs = ours[["channel", "spend", "true_roas"]].merge(theirs, on="channel")
-                theirs["seconds"] = seconds
-                for name, frame in (("spendwise", ours), ("pymc_marketing", theirs)):
-                    rows.append(frame.assign(family=family, seed=seed, end=end, model=name))
-                print(f"{stem.name}: pymc-marketing {seconds:.0f} s", flush=True)
-    report = pd.concat(rows, ignore_index=True)
+    cases = [(f, seed, end) for seed in seeds for end in args.ends for f in args.families]  # families interleaved
+    exported = all((args.work / f"{f}_{seed}_{end.isoformat()}_spendwise.csv").exists() for f, seed, end in cases)
+    if not (args.reuse_export and exported):
+        subprocess.run([str(PROJECT_PYTHON), __file__, "export", "--work", str(args.work), "--seeds", str(args.seeds),
+                        "--families", *args.families, "--ends", *map(str, args.ends)], check=True)
     import pymc
     import pymc_marketing
 
-    run = {
-        "command": shlex.join(["<pymc venv>/bin/python", "benchmarks/bench_mmm_pymc.py", *sys.argv[1:]]),
-        "date": date.today().isoformat(), "minutes": (time.perf_counter() - started) / 60,
-        "cpus": os.cpu_count(), "python": platform.python_version(), "load_start": load_before,
-        "load_end": os.getloadavg()[0], "pymc_marketing": pymc_marketing.__version__, "pymc": pymc.__version__,
-        "seeds": seeds, "ends": [str(e) for e in args.ends], "history_days": args.history_days,
-        "sampler": args.sampler, "chains": args.chains, "draws": args.draws, "tune": args.tune,
-    }
+    rows = []
+    for family, seed, end in cases:
+        stem = args.work / f"{family}_{seed}_{end.isoformat()}"
+        daily = pd.read_csv(f"{stem}_daily.csv")
+        window = json.loads(Path(f"{stem}_window.json").read_text(encoding="utf-8"))
+        ours = pd.read_csv(f"{stem}_spendwise.csv")
+        theirs, seconds = fit_pymc(daily, window["start"], window["end"], args.history_days, args.draws,
+                                   args.tune, args.chains, seed, args.sampler)
+        theirs = ours[["channel", "spend", "true_roas"]].merge(theirs, on="channel")
+        theirs["seconds"] = seconds
+        for name, frame in (("spendwise", ours), ("pymc_marketing", theirs)):
+            rows.append(frame.assign(family=family, seed=seed, end=end, model=name))
+        print(f"{stem.name}: pymc-marketing {seconds:.0f} s", flush=True)
+        if args.csv:  # after every case, so that an interrupted run keeps what it measured
+            _save(args.csv, pd.concat(rows, ignore_index=True), _run_notes(
+                args, seeds, started, load_before, pymc_marketing.__version__, pymc.__version__,
+                f"{len(rows) // 2} of {len(cases)} cases"))
+    report = pd.concat(rows, ignore_index=True)
+    run = _run_notes(args, seeds, started, load_before, pymc_marketing.__version__, pymc.__version__,
+                     f"all {len(cases)} cases")
     if args.csv:
-        report.to_csv(args.csv, index=False)
-        Path(f"{args.csv}.run.json").write_text(json.dumps(run, indent=1), encoding="utf-8")
+        _save(args.csv, report, run)
     print(score(report).to_string())
     print(by_channel(report).to_string())
     if not args.no_doc:
         write_section(args.doc, _section(report, run))
         print(f"wrote {args.doc}")
+
+
+def _run_notes(args: argparse.Namespace, seeds: list[int], started: float, load_before: float, pymc_marketing: str,
+               pymc: str, done: str) -> dict:
+    return {
+        "command": shlex.join(["<pymc venv>/bin/python", "benchmarks/bench_mmm_pymc.py", *sys.argv[1:]]),
+        "date": date.today().isoformat(), "minutes": (time.perf_counter() - started) / 60,
+        "cpus": os.cpu_count(), "python": platform.python_version(), "load_start": load_before,
+        "load_end": os.getloadavg()[0], "pymc_marketing": pymc_marketing, "pymc": pymc, "done": done,
+        "seeds": seeds, "ends": [str(e) for e in args.ends], "history_days": args.history_days,
+        "sampler": args.sampler, "chains": args.chains, "draws": args.draws, "tune": args.tune,
+    }
+
+
+def _save(path: Path, report: pd.DataFrame, run: dict) -> None:
+    report.to_csv(path, index=False)
+    Path(f"{path}.run.json").write_text(json.dumps(run, indent=1), encoding="utf-8")
 
 
 def _decision(summary: pd.DataFrame) -> str:
@@ -267,7 +284,8 @@ def _decision(summary: pd.DataFrame) -> str:
         lines.append(
             f"- `{family}`: PyMC-Marketing {theirs['within_25pct']:.0%} of major channels within 25% (median error "
             f"{theirs['median_abs_error']:.0%}, coverage {theirs['inside_95pct']:.0%}, "
-            f"{theirs['seconds_per_fit']:.0f} s per fit) against Spendwise's {ours['within_25pct']:.0%} ({ours['median_abs_error']:.0%}, "
+            f"{theirs['seconds_per_fit']:.0f} s per fit) against Spendwise's {ours['within_25pct']:.0%} "
+            f"({ours['median_abs_error']:.0%}, "
             f"{ours['inside_95pct']:.0%}, {ours['seconds_per_fit']:.1f} s): {verdict}."
         )
     return "\n".join(lines)
@@ -288,6 +306,7 @@ controls, fitted on the last {run['history_days']} days; NUTS ({run['sampler']})
 posterior of the contributions (median; 95% interval from the 2.5-97.5% quantiles); `max_rhat` is the
 largest R-hat of any parameter over the family's fits (above 1.01: chains not mixed).
 
+- Cases fitted: {run.get('done', 'all')}.
 - Run on {run['date']}, {run['minutes']:.1f} minutes on {run['cpus']} CPU(s), Python {run['python']}; one-minute
   load average {run['load_start']:.1f} at the start, {run['load_end']:.1f} at the end.
 - Command: `{run['command']}`
