@@ -208,6 +208,8 @@ def main() -> int:
             env, workdir / "demo.log")
         pss, rss = sampler.peak()
         rows.append(("spendwise demo", seconds, pss, rss))
+        print(f"spendwise demo: {seconds:.1f} s, peak PSS {gib(pss)} GiB, peak RSS {gib(rss)} GiB "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
         if code:
             print((workdir / "demo.log").read_text()[-3000:])
             return code
