@@ -290,7 +290,13 @@ def _markdown(summary: pd.DataFrame, seeds: list[int], args: argparse.Namespace,
     machine = f"{os.cpu_count()} CPU(s), Python {platform.python_version()}"
 
     def settings(name: str) -> str:
-        return ", ".join(f"`{k}={v!r}`" for k, v in VARIANTS[name].items()) or "the defaults of fit_media_mix_model"
+        text = ", ".join(f"`{k}={v!r}`" for k, v in VARIANTS[name].items()) or "the defaults of fit_media_mix_model"
+        if name in LIFT_TEST_SE:
+            text += (f", plus simulated lift tests: one {LIFT_TEST_DAYS}-day test per channel whose window spend is "
+                     f"never low (10th percentile > 30% of the mean) with >= 5% of the spend, ending 30 days before "
+                     f"the window end, measured as the true ROAS times a lognormal error of "
+                     f"{LIFT_TEST_SE[name]:.0%} and reported with that relative standard error")
+        return text
 
     variants = "\n".join(f"- `{name}`: {settings(name)}" for name in args.variants)
     columns = "\n".join(f"- `{name}`: {text}" for name, text in COLUMNS.items())
