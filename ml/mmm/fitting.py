@@ -217,10 +217,8 @@ def fit_media_mix_model(
         Relative standard error of a shared-ROAS prior on the channels whose spend is never low (see
         :func:`_level_prior`), centred on the pooled ROAS of the channels whose spend does go low;
         ``None`` turns it off (the earlier default, variant ``no_level_prior``). 0.5 was chosen on the
-        benchmark's choose seeds 100-105 (both window ends) over 0.3 and 1.0: the second family's major
-        channels within 25% went from 37% (off) to 57% (0.3: 61%, with a lower rank correlation; 1.0:
-        39%), coverage 98% -> 96%, the demo family unchanged (no major channel there is never low).
-        Report-seed figures: docs/mmm_accuracy.md.
+        benchmark's choose seeds 100-105 (both window ends) over 0.3 (more accurate there but a lower rank
+        correlation) and 1.0 (little effect); the report-seed figures are in docs/mmm_accuracy.md.
 
     Returns
     -------
