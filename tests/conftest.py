@@ -146,6 +146,7 @@ LONG_FILES_FIRST = (
     "tests/orchestration/test_pipeline_corruptions.py",
     "tests/orchestration/test_pipeline.py",
     "tests/orchestration/test_runs_and_locks.py",
+    "tests/orchestration/test_spark_graph.py",
     "tests/dbt/test_spark.py",
     "tests/orchestration/test_history_e2e.py",
     "tests/dbt/test_incremental.py",
