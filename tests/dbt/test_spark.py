@@ -191,8 +191,25 @@ def test_warehouse_client_reads_spark(built):
     assert int(reads["email_days"]["n"].iloc[0]) == int((channel["channel"] == "email").sum()) > 0
 
 
-def test_spark_warehouse_refuses_publication_with_a_reason(built):
-    with pytest.raises(ValueError, match="read only|read through read_sql"):
+def test_spark_publications_go_to_the_serving_database_and_marts_are_read_from_spark(built, pg_url):
+    """The assets' resource on Spark: publication and prediction reads in PostgreSQL, mart reads in Spark
+    (one kept session for both reads, released afterwards); the Spark client itself never publishes."""
+    from assets.resources import Warehouse
+    from core.spark import kept_session_running, release_kept_session
+
+    wh = Warehouse(url=built["spark_url"].url, serving_url=pg_url)
+    published = wh.publish_tables({"example": pd.DataFrame({"channel": ["email"], "value": [1.5]})}, run_id="r1")
+    assert [(t.schema, t.rows) for t in published] == [("predictions", 1)]
+    assert WarehouseClient(pg_url).row_counts("predictions") == {"example": 1}
+    assert wh.read_table("predictions", "example")["value"].tolist() == [1.5]
+    try:
+        assert wh.row_counts("analytics") == {name: len(frame) for name, frame in built["spark"].items()}
+        assert not wh.table_exists("predictions", "fct_channel_daily") and wh.table_exists("analytics", "dim_channel")
+        assert kept_session_running()  # both Spark reads used one session, still there for the next
+    finally:
+        assert release_kept_session()
+    assert not kept_session_running()
+    with pytest.raises(ValueError, match="set SPENDWISE_SERVING_URL"):
         WarehouseClient(built["spark_url"]).publish(pd.DataFrame({"a": [1]}), "anything")
 
 
