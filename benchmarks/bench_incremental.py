@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", action="store_true", help="write the figures into docs/scale_benchmarks.md")
     args = parser.parse_args(argv)
     started_at, load_before = dt.datetime.now(dt.timezone.utc), os.getloadavg()
+    code_revision = revision()  # the code measured, not the one when the figures are written
 
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="bench_incremental_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(scale {args.scale:g}), DuckDB, parameters: {params}",
             "",
             f"`{shlex.join(['.venv/bin/python', 'benchmarks/bench_incremental.py', *(argv or sys.argv[1:])])}`  ",
-            f"{started_at:%Y-%m-%d %H:%M} UTC, revision {revision()}, {machine_line()}, load average "
+            f"{started_at:%Y-%m-%d %H:%M} UTC, revision {code_revision}, {machine_line()}, load average "
             f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (1 min); one new day: {len(new_tp):,} touchpoints, "
             f"{len(new_cv):,} conversions, {int(changes['n'].iloc[0]):,} users recomputed",
             "",

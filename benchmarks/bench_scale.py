@@ -193,6 +193,7 @@ def main() -> int:
     args = parser.parse_args()
     started_at = dt.datetime.now(dt.timezone.utc)
     load_before = os.getloadavg()
+    code_revision = revision()  # the code measured, not the one when the figures are written
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="spendwise_scale_"))
     workdir.mkdir(parents=True, exist_ok=True)
     url = args.warehouse_url or f"duckdb:///{workdir / 'warehouse.duckdb'}" + (f"?{args.duckdb_params}" if args.duckdb_params else "")
@@ -236,7 +237,7 @@ def main() -> int:
             f"parameters: {params}",
             "",
             f"`{shlex.join(['.venv/bin/python', 'benchmarks/bench_scale.py', *sys.argv[1:]])}`  ",
-            f"{started_at:%Y-%m-%d %H:%M} UTC, revision {revision()}, {machine_line()}, load average "
+            f"{started_at:%Y-%m-%d %H:%M} UTC, revision {code_revision}, {machine_line()}, load average "
             f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (1 min){'' if not code else f', FAILED (exit {code})'}",
             "",
             "| step | seconds | peak PSS GiB | peak RSS GiB |",

@@ -84,7 +84,11 @@ def main() -> None:
     import datetime as dt
     import shlex
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_scale import revision
+
     started_at, load_before = dt.datetime.now(dt.timezone.utc), os.getloadavg()
+    code_revision = revision()  # the code measured, not the one when the figures are written
     lines = ["| scale | touchpoints | conversions | seconds | touchpoints/s | peak MB (process) | imports MB |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
 
@@ -106,14 +110,14 @@ def main() -> None:
           "frames MB = deep size of the six returned tables")
     if args.docs:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from bench_scale import machine_line, revision, write_docs_section
+        from bench_scale import machine_line, write_docs_section
 
         what = "stream_demo_data (touchpoints in chunks, dropped)" if args.stream else "generate_demo_data (all in memory)"
         header = [
             f"### Demo generation alone: {what}",
             "",
             f"`{shlex.join(['.venv/bin/python', 'benchmarks/bench_synthetic.py', *sys.argv[1:]])}`  ",
-            f"{started_at:%Y-%m-%d %H:%M} UTC, revision {revision()}, {machine_line()}, load average "
+            f"{started_at:%Y-%m-%d %H:%M} UTC, revision {code_revision}, {machine_line()}, load average "
             f"{load_before[0]:.1f} before / {os.getloadavg()[0]:.1f} after (1 min); 730 days, seed {args.seed}",
             "",
         ]
