@@ -338,15 +338,22 @@ def daily_baseline(decomposition: pd.DataFrame) -> np.ndarray:
 def baseline_draws(daily: Any, baseline_daily: float, horizon_days: int, n_draws: int) -> np.ndarray:
     """``n_draws`` draws of the baseline revenue over ``horizon_days``: ``baseline_daily * horizon_days`` times how
     far the mean baseline of every ``horizon_days``-long stretch of the model's ``daily`` baseline lay from its
-    mean over the whole window (evenly spaced quantiles of those ratios, in a fixed shuffled order)."""
+    mean over the whole window (evenly spaced quantiles of those ratios, in a fixed shuffled order).
+
+    Where the window's mean baseline is not positive (on some data the model credits media with more than all the
+    revenue) a ratio to it means nothing: the stretches' differences from the mean are added instead."""
     days = _horizon(horizon_days)
     daily = np.asarray(daily, dtype=float)
-    if daily.ndim != 1 or not len(daily) or not np.isfinite(daily).all() or daily.mean() <= 0:
-        raise ValueError("the daily baseline must be a non-empty series of finite values with a positive mean")
+    if daily.ndim != 1 or not len(daily) or not np.isfinite(daily).all():
+        raise ValueError("the daily baseline must be a non-empty series of finite values")
     block = min(days, len(daily))
-    ratios = np.convolve(daily, np.ones(block) / block, mode="valid") / daily.mean()
-    levels = np.quantile(ratios, (np.arange(n_draws) + 0.5) / n_draws)
-    return days * float(baseline_daily) * levels[_pairing(n_draws, 0)]
+    stretches = np.convolve(daily, np.ones(block) / block, mode="valid")
+    quantiles = (np.arange(n_draws) + 0.5) / n_draws
+    if daily.mean() > 0:
+        levels = np.quantile(stretches / daily.mean(), quantiles)[_pairing(n_draws, 0)]
+        return days * float(baseline_daily) * levels
+    offsets = np.quantile(stretches - daily.mean(), quantiles)[_pairing(n_draws, 0)]
+    return days * (float(baseline_daily) + offsets)
 
 
 def _pairing(n_draws: int, stream: int) -> np.ndarray:

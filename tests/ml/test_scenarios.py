@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from core.spend_scenarios import (
-    CONVERSION_WINDOW_DAYS, MAX_SPEND_MULTIPLE, SCENARIO_COLUMNS, PlanError, PublishedCurves, daily_baseline,
-    revenue_per_conversion,
+    CONVERSION_WINDOW_DAYS, MAX_SPEND_MULTIPLE, SCENARIO_COLUMNS, PlanError, PublishedCurves, baseline_draws,
+    daily_baseline, revenue_per_conversion,
 )
 from ml.budget import recommend_budget
 from ml.mmm import ChannelResponse, ResponseModel
@@ -248,6 +248,23 @@ def test_baseline_draws_widen_the_total_interval_and_keep_every_point():
     flat = by_channel(spend_scenario(MODEL, plan, baseline=np.full(90, 1000.0))).loc["TOTAL"]
     assert flat["baseline_revenue_lower"] == pytest.approx(flat["baseline_revenue"])
     assert flat["total_revenue_lower"] == pytest.approx(old["total_revenue_lower"])
+
+
+def test_a_baseline_without_a_positive_mean_still_gives_the_total_its_spread():
+    # On a user's export the model can credit media with more than all the revenue over the window (seen in a
+    # real refresh of tests/orchestration/test_own_data.py): the stretches' differences from the mean are added.
+    plan = {"search": 350}
+    negative = seasonal_baseline(mean=1000.0) - 1500.0  # mean -500, the same +/-200 season
+    rows = by_channel(spend_scenario(MODEL, plan, baseline=negative))
+    total = rows.loc["TOTAL"]
+    assert total["baseline_revenue_lower"] < total["baseline_revenue"] < total["baseline_revenue_upper"]
+    width = total["baseline_revenue_upper"] - total["baseline_revenue_lower"]
+    positive = by_channel(spend_scenario(MODEL, plan, baseline=seasonal_baseline(mean=MODEL.baseline_daily)))
+    # the same absolute season as a baseline of the model's own level: the same spread
+    expected = positive.loc["TOTAL", "baseline_revenue_upper"] - positive.loc["TOTAL", "baseline_revenue_lower"]
+    assert width == pytest.approx(expected * 1000.0 / MODEL.baseline_daily, rel=1e-9)
+    with pytest.raises(ValueError, match="finite values"):
+        baseline_draws(np.array([1.0, np.nan, 2.0]), 100.0, 30, 10)
 
 
 def test_conversions_are_revenue_over_revenue_per_conversion_with_the_spread_of_both():
