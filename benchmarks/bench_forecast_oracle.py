@@ -38,7 +38,7 @@ NAIVE_WINDOW_DAYS = 28
 NAIVE_WEEKS = 4
 # The spend noise of a campaign-day, lognormal(0, 0.25): its mean.
 _NOISE_MEAN = float(np.exp(0.25 ** 2 / 2))
-_AR, _LOG_SD = 0.3, 0.6
+_AR, _LOG_SD = synthetic._BUDGET_AR, synthetic._BUDGET_LOG_SD
 _PULSE_SHARE = 1.0 - np.exp(-6.5 / 15)  # days inside a 3-10 day pulse that starts every 15 days on average
 
 
@@ -66,19 +66,7 @@ def replay(seed: int, dates: pd.DatetimeIndex) -> tuple[np.ndarray, dict[str, _C
     plans, columns, live_columns = {}, [], []
     for spec in specs:
         pause = 0.1 if spec.name == "search" else 0.0
-        # _budget_level, recording its parts
-        n_weeks = days // 7 + 2
-        log_level = lfilter([1.0], [1.0, -_AR], rng.normal(0.0, _LOG_SD, n_weeks))
-        day = np.arange(days)
-        week = (day + rng.integers(0, 7)) // 7
-        week_level = np.exp(log_level[week])
-        n_pulses = rng.poisson(days / 15) + 1
-        pulse_start = rng.integers(0, days, n_pulses)
-        pulse_end = pulse_start + rng.integers(3, 11, n_pulses)
-        pulse_factor = rng.choice(np.array([pause, 0.5, 2.0]), n_pulses, p=[0.35, 0.3, 0.35])
-        inside = (day[:, None] >= pulse_start) & (day[:, None] < pulse_end)
-        latest = np.where(inside, pulse_start, -1).argmax(axis=1)
-        level = week_level * np.where(inside.any(axis=1), pulse_factor[latest], 1.0)
+        log_level, week, week_level, level = synthetic._budget_plan(rng, days, pause)
 
         weekly = np.asarray(spec.weekly)[dow]
         running = level > 0

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import shlex
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,8 @@ from assets.resources import Warehouse  # noqa: E402
 from core.landing import merge_raw_tables  # noqa: E402
 from core.raw_contract import replace_raw_tables, validate_raw_frame  # noqa: E402
 from core.settings import DBT_DIR, WarehouseUrl  # noqa: E402
-from ml.synthetic import generate_demo_data  # noqa: E402
+from core.warehouse import FrameChunks  # noqa: E402
+from ml.synthetic import stream_demo_data  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_scale import (  # noqa: E402
@@ -87,19 +89,35 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     url = f"duckdb:///{workdir / 'warehouse.duckdb'}" + (f"?{args.duckdb_params}" if args.duckdb_params else "")
     started = time.perf_counter()
-    data = generate_demo_data(scale=args.scale, days=args.days)
-    tp, cv = data.touchpoints, data.conversions
-    last_day = tp["occurred_at"].max().normalize()
-    print(f"scale {args.scale}: {len(tp):,} touchpoints, {len(cv):,} conversions, {tp['user_id'].nunique():,} users "
-          f"over {args.days} days (generated in {time.perf_counter() - started:.0f} s); warehouse {workdir}")
+    # The demo is streamed (`spendwise demo` does the same): touchpoints are generated while they
+    # are written, so 100M rows never sit in memory. Only the last day's rows are held back.
+    data = stream_demo_data(scale=args.scale, days=args.days)
+    cv = data.conversions
+    last_day = pd.Timestamp(data.ad_performance_daily["date"].max()).normalize()
+    held_back: list[pd.DataFrame] = []
+    counts = {"touchpoints": 0}
+
+    def before_last_day():
+        for chunk in data.touchpoints.chunks():
+            counts["touchpoints"] += len(chunk)
+            late = chunk["occurred_at"] >= last_day
+            if late.any():
+                held_back.append(chunk[late])
+            yield chunk[~late]
 
     wh = Warehouse(url=url)
     replace_raw_tables(wh, {"ad_performance_daily": data.ad_performance_daily,
-                            "touchpoints": tp[tp["occurred_at"] < last_day],
+                            "touchpoints": FrameChunks(before_last_day()),
                             "conversions": cv[cv["occurred_at"] < last_day]})
+    print(f"scale {args.scale}: {counts['touchpoints']:,} touchpoints, {len(cv):,} conversions over {args.days} days "
+          f"(generated and loaded in {time.perf_counter() - started:.0f} s, peak RSS of this process "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB); warehouse {workdir}", flush=True)
     full = dbt_build(url, workdir / "target_full")
 
-    new_tp, new_cv = tp[tp["occurred_at"] >= last_day], cv[cv["occurred_at"] >= last_day]
+    if not held_back:
+        raise SystemExit(f"the demo has no touchpoints on its last day {last_day:%Y-%m-%d}: use a larger --scale")
+    new_tp = pd.concat(held_back, ignore_index=True)
+    new_cv = cv[cv["occurred_at"] >= last_day]
     drop = {"touchpoints": validate_raw_frame("touchpoints", new_tp), "conversions": validate_raw_frame("conversions", new_cv)}
     merge_raw_tables(wh.client, drop, source="bench-one-day")
     incremental = dbt_build(url, workdir / "target_incremental")

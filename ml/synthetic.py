@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import holidays as holiday_calendars
 import numpy as np
@@ -560,6 +560,10 @@ def _simulate_campaign_spend(
     return spend, live
 
 
+# The weekly budget re-plan: AR(1) coefficient and spread of the log level.
+_BUDGET_AR, _BUDGET_LOG_SD = 0.3, 0.6
+
+
 def _budget_level(rng: np.random.Generator, days: int, pause: float) -> np.ndarray:
     """Channel budget multiplier: weekly re-planning plus frequent short pulses and pauses.
 
@@ -568,11 +572,25 @@ def _budget_level(rng: np.random.Generator, days: int, pause: float) -> np.ndarr
     independent across channels are what let a 180-day media-mix model tell channels apart;
     slower ones would be absorbed by trend and seasonality.
     """
+    return _budget_plan(rng, days, pause).level
+
+
+class BudgetPlan(NamedTuple):
+    """The parts of a channel's budget multiplier (what the forecast oracle benchmark replays)."""
+
+    log_level: np.ndarray   # per re-planning week
+    week: np.ndarray        # the re-planning week of each day
+    week_level: np.ndarray  # the weekly re-planned level alone, per day
+    level: np.ndarray       # week_level with the pulses on top: the multiplier
+
+
+def _budget_plan(rng: np.random.Generator, days: int, pause: float) -> BudgetPlan:
+    """:func:`_budget_level` with its parts kept."""
     n_weeks = days // 7 + 2
-    log_level = lfilter([1.0], [1.0, -0.3], rng.normal(0.0, 0.6, n_weeks))
+    log_level = lfilter([1.0], [1.0, -_BUDGET_AR], rng.normal(0.0, _BUDGET_LOG_SD, n_weeks))
     day = np.arange(days)
     week = (day + rng.integers(0, 7)) // 7
-    level = np.exp(log_level[week])
+    week_level = np.exp(log_level[week])
 
     n_pulses = rng.poisson(days / 15) + 1
     pulse_start = rng.integers(0, days, n_pulses)
@@ -581,7 +599,7 @@ def _budget_level(rng: np.random.Generator, days: int, pause: float) -> np.ndarr
     inside = (day[:, None] >= pulse_start) & (day[:, None] < pulse_end)
     # Overlapping pulses: the later-starting one wins.
     latest = np.where(inside, pulse_start, -1).argmax(axis=1)
-    return level * np.where(inside.any(axis=1), pulse_factor[latest], 1.0)
+    return BudgetPlan(log_level, week, week_level, week_level * np.where(inside.any(axis=1), pulse_factor[latest], 1.0))
 
 
 def _flights(
