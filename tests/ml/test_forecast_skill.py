@@ -249,3 +249,74 @@ def test_published_methods_beat_naive_or_are_naive_and_intervals_cover_held_out_
     assert total == 8 * 28
     assert inside_after / total >= 0.88, (inside_before / total, inside_after / total)
     assert inside_after >= inside_before
+
+
+def test_choice_margin_is_the_mean_fold_skill_less_its_standard_errors():
+    # Fold skills 0.5, 0.0, 0.25: mean 0.25, sample sd 0.25, standard error 0.25 / sqrt(3).
+    model, naive = [50.0, 100.0, 75.0], [100.0, 100.0, 100.0]
+    assert forecasting.choice_margin(model, naive, margin=0.0) == pytest.approx(0.25)
+    assert forecasting.choice_margin(model, naive, margin=1.0) == pytest.approx(0.25 - 0.25 / np.sqrt(3))
+    assert forecasting.choice_margin(model, naive, margin=2.0) < 0
+    # A fold without naive error is skipped; a single usable fold has no spread to judge by.
+    assert np.isnan(forecasting.choice_margin([50.0, 10.0], [100.0, 0.0]))
+    with pytest.raises(ValueError, match="one value per fold"):
+        forecasting.choice_margin([1.0, 2.0], [1.0, 2.0, 3.0])
+
+
+def growing_series_task(days: int = 240, horizon: int = 20, folds: int = 3) -> forecasting._SeriesTask:
+    """A noisy linear trend: every long-run level model lags it, so only the constructed model below can win."""
+    dates = pd.date_range("2024-01-01", periods=days, freq="D")
+    rng = np.random.default_rng(3)
+    values = 100.0 + 2.0 * np.arange(days) + rng.normal(0.0, 25.0, days)
+    last = dates[-1].to_datetime64()
+    return forecasting._SeriesTask(
+        channel="c", metric="spend", history_dates=dates.to_numpy(),
+        horizon_dates=pd.date_range(dates[-1] + pd.Timedelta(days=1), periods=horizon).to_numpy(),
+        fit_mask=np.ones(days, bool), fit_values=values, yearly=False, holidays=None,
+        cutoffs=tuple(last - k * np.timedelta64(horizon, "D") for k in range(1, folds + 1)), horizon_days=horizon,
+        interval_width=0.9, uncertainty_samples=20, seed=0,
+    )
+
+
+def model_with_fold_skills(task: forecasting._SeriesTask, fold_skills) -> forecasting._SeriesResult:
+    """A 'Prophet' result whose forecast of fold j misses each held-out day by (1 - fold_skills[j]) times the better
+    naive baseline's miss: its daily skill on fold j against that baseline is exactly fold_skills[j]."""
+    candidates = forecasting._candidates(task, None)
+    mapes = {m: candidates[m].abs_error / candidates[m].abs_actual for m in NAIVE_METHODS}
+    best = min(NAIVE_METHODS, key=lambda m: mapes[m])
+    fit_dates = task.history_dates[task.fit_mask]
+    predictions, totals, abs_error, abs_actual = [], [], 0.0, 0.0
+    for cutoff, naive, skill in zip(task.cutoffs, candidates[best].fold_predictions, fold_skills, strict=True):
+        actual = task.fit_values[(fit_dates > cutoff) & (fit_dates <= cutoff + np.timedelta64(task.horizon_days, "D"))]
+        predicted = actual + (1.0 - skill) * (naive - actual)
+        predictions.append(predicted)
+        totals.append((float(predicted.sum()), float(actual.sum())))
+        abs_error += float(np.abs(predicted - actual).sum())
+        abs_actual += float(actual.sum())
+    n = len(task.history_dates) + len(task.horizon_dates)
+    return forecasting._SeriesResult(
+        yhat=np.full(n, 500.0), yhat_lower=np.full(n, 400.0), yhat_upper=np.full(n, 600.0),
+        horizon_paths=np.ones((len(task.horizon_dates), 20)), sigma=1.0, residuals=np.zeros(len(fit_dates)),
+        abs_error=abs_error, abs_actual=abs_actual, folds=len(task.cutoffs), fold_totals=tuple(totals),
+        fit_seconds=0.0, backtest_seconds=0.0, cpu_seconds=0.0, fold_predictions=tuple(predictions),
+    )
+
+
+def test_a_model_that_beats_naive_on_the_backtest_only_by_luck_is_not_published():
+    """One big fold win and two small losses: pooled over the folds the model beats naive (the choice before the
+    margin published it), but its edge is within the fold-to-fold spread, so the better naive baseline is published.
+    The same model winning every fold by a steady margin is published. Real baselines, candidates and choice."""
+    task = growing_series_task()
+    lucky = model_with_fold_skills(task, (0.45, -0.08, -0.08))
+    published, row = forecasting._score_and_fall_back(task, lucky)
+    assert row["prophet_mape"] < row["naive_mape"] and row["skill"] > 0  # it does beat naive on the backtest...
+    assert skill_score(row["model_total_error"], row["naive_total_error"]) >= 0  # ...and is no worse on totals
+    assert row["method"] == row["naive_method"] and row["method"] in NAIVE_METHODS  # but only by luck
+    assert row["published_skill"] == 0.0 and np.isnan(row["choice_margin"])
+    assert published is not lucky
+
+    steady = model_with_fold_skills(task, (0.15, 0.12, 0.18))
+    published, row = forecasting._score_and_fall_back(task, steady)
+    assert row["method"] == METHOD and published is steady
+    assert row["choice_margin"] == pytest.approx(0.15 - forecasting.SELECTION_MARGIN * 0.03 / np.sqrt(3))
+    assert row["published_skill"] == pytest.approx(row["skill"]) and row["published_skill"] > 0.1
