@@ -26,8 +26,11 @@ from core.settings import (
     PREDICTIONS_SCHEMA,
     RAW_SCHEMA,
     REFRESH_JOB_NAME,
+    SERVING_URL_ENV,
+    Settings,
     WarehouseUrl,
     get_settings,
+    serving_for,
 )
 from core.warehouse import WarehouseBusy, WarehouseClient, WarehouseMissing, WarehouseUnavailable
 
@@ -41,16 +44,37 @@ def require_warehouse(url: WarehouseUrl) -> None:
         if not url.duckdb_path.is_file():
             raise WarehouseMissing(f"no DuckDB file at {url.duckdb_path}")
         return
+    if url.kind == "spark":  # its files only: a Spark session would take the metastore a refresh needs
+        from core.spark import require_raw_tables
+
+        require_raw_tables(url.spark)
+        return
     with WarehouseClient(url).connect(read_only=True):
         pass
 
 
+def require_serving(settings: Settings) -> None:
+    """When the prediction tables live in a serving database of their own (SPENDWISE_SERVING_URL), raise
+    WarehouseUnavailable unless it answers; a spark:// warehouse without one is a ValueError saying what to set."""
+    serving = settings.serving
+    if serving == settings.warehouse:
+        return
+    try:
+        require_warehouse(serving)
+    except WarehouseUnavailable as exc:
+        cause = " ".join(str(exc.__cause__ or exc).split())
+        raise WarehouseUnavailable(
+            f"cannot reach the serving database {SERVING_URL_ENV}={serving.redacted()}: {cause}") from None
+
+
 def warehouse_problem(exc: Exception, url: WarehouseUrl) -> str:
     """One line for a missing or unreachable warehouse, saying what to do."""
-    if isinstance(exc, WarehouseMissing):
+    if isinstance(exc, WarehouseMissing) and url.kind != "spark":
         return f"no warehouse at {url.duckdb_path}: run `spendwise demo` or `spendwise load DIR`"
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     detail = " ".join(str(cause).split())
+    if exc.__cause__ is None:  # raised in words already: a Spark folder, the serving database
+        return detail
     if url.kind == "postgres":
         return f"cannot reach PostgreSQL at {url.host}:{url.port}: {detail}"
     return f"cannot open the DuckDB warehouse {url.duckdb_path}: {detail}"
@@ -145,6 +169,7 @@ def run_refresh(
     """
     settings = get_settings()
     require_warehouse(settings.warehouse)
+    require_serving(settings)
     run_id = run_id or (lock.info["run_id"] if lock is not None and lock.info else new_run_id())
     own_lock = lock is None
     if own_lock:
@@ -324,6 +349,10 @@ def _dbt_test_in_words(evaluation) -> str:
 
 def _row_counts(client: WarehouseClient, schema: str) -> dict[str, int]:
     """Rows per table in `schema` over one read-only connection that never waits for a writer."""
+    if client.kind == "spark":  # from the table files: no JVM, and the metastore stays free for a refresh
+        from core.spark import file_row_counts
+
+        return file_row_counts(client.url.spark, schema)
     with client.connect(read_only=True, wait=False) as con:
         names = [
             row[0] for row in client.fetch(
@@ -358,10 +387,14 @@ def format_summary(outcome: RefreshOutcome | None, warehouse, total_seconds: flo
     """
     settings = get_settings()
     client = warehouse if isinstance(warehouse, WarehouseClient) else getattr(warehouse, "client", warehouse)
+    # the prediction tables: in the serving database when one is set (required with Spark)
+    serving = WarehouseClient(serving_for(client.url, settings.serving_url, "the summary of the prediction tables"))
     lines = [f"Warehouse: {client.url.redacted()}"]
+    if serving.url != client.url:
+        lines.append(f"Serving database ({SERVING_URL_ENV}): {serving.url.redacted()}")
     try:
         for schema in (RAW_SCHEMA, ANALYTICS_SCHEMA, PREDICTIONS_SCHEMA):
-            counts = _row_counts(client, schema)
+            counts = _row_counts(serving if schema == PREDICTIONS_SCHEMA else client, schema)
             if counts and outcome is None:
                 lines.append(f"  {schema}: {len(counts)} tables")
                 lines.extend(f"    {name:<34} {rows:>12,} rows" for name, rows in counts.items())
@@ -379,7 +412,7 @@ def format_summary(outcome: RefreshOutcome | None, warehouse, total_seconds: flo
     if outcome is None:
         lines.append(f"Dagster instance: {dagster_home} (make dev opens the UI)")
     else:
-        lines.extend(headline_lines(client, outcome.run_id))
+        lines.extend(headline_lines(serving, outcome.run_id))
         lines.append(f"Next: `make dev` shows this run, its logs and the asset graph on http://127.0.0.1:3000 "
                      f"(instance {dagster_home})")
         lines.append(f"      `make serve` serves the charts and tables on http://127.0.0.1:8000; "
