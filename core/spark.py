@@ -18,6 +18,7 @@ import atexit
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.settings import RAW_SCHEMA, SparkSettings
@@ -40,6 +41,8 @@ def session_config(settings: SparkSettings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.ui.enabled": "false",
+        # the stage progress bars would be drawn over `spendwise refresh`'s step lines on the terminal
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # dbt-spark forces ANSI mode off in its session; Python reads see the same semantics.
         "spark.sql.ansi.enabled": "false",
@@ -209,3 +212,110 @@ def load_raw_tables_into(session, frames: Mapping[str, pd.DataFrame],
     typed.update(dict(extra or {}))
     return write_tables(session, typed, RAW_SCHEMA)
 
+
+# ---------------------------------------------------------------- the table files, without a JVM
+#
+# `spendwise status`, the refresh summary and the service's metrics scrape look at a Spark warehouse
+# often and while a refresh may be running. A Spark session would cost a JVM start each time and take the
+# Derby metastore, which admits one JVM: a dbt step starting meanwhile could not open it. So they read the
+# managed tables' parquet files directly (with DuckDB), where Spark keeps them in a local warehouse:
+# <warehouse>/<database>.db/<table>/part-*.parquet (files being written sit in _temporary/ below, unread).
+
+# Parquet files are immutable (a rewrite writes new names), so a file's newest value is computed once.
+_newest_by_file: dict[tuple[str, str], dict[str, tuple[int, int, object]]] = {}
+_newest_lock = threading.Lock()
+
+
+def table_files(settings: SparkSettings, schema: str) -> dict[str, list[Path]]:
+    """The parquet files of each table folder of database `schema`, by table name ({} when it has none)."""
+    database = settings.warehouse_dir / f"{schema}.db"
+    if not database.is_dir():
+        return {}
+    return {
+        folder.name: sorted(folder.glob("*.parquet"))
+        for folder in sorted(database.iterdir())
+        if folder.is_dir() and not folder.name.startswith(("_", "."))
+    }
+
+
+def _changed_under_us(settings: SparkSettings, schema: str, exc: Exception) -> Exception:
+    from core.warehouse import WarehouseBusy
+
+    return WarehouseBusy(
+        f"the Spark tables of {schema} in {settings.warehouse_dir} changed while they were read (a refresh or a load "
+        f"is rewriting them): {' '.join(str(exc).split())[:200]}"
+    )
+
+
+def file_row_counts(settings: SparkSettings, schema: str) -> dict[str, int]:
+    """Rows per table of database `schema`, from the parquet footers (no data is read); {} when the database
+    has no table. WarehouseBusy when a table's files are replaced while they are counted."""
+    import duckdb
+
+    counts = {}
+    with duckdb.connect() as con:
+        for table, files in table_files(settings, schema).items():
+            try:
+                counts[table] = int(con.execute(
+                    "SELECT count(*) FROM read_parquet(?)", [[str(f) for f in files]]
+                ).fetchone()[0]) if files else 0
+            except (duckdb.Error, OSError) as exc:
+                raise _changed_under_us(settings, schema, exc) from exc
+    return counts
+
+
+def newest_values(settings: SparkSettings, schema: str, columns: Mapping[str, str]) -> dict[str, object]:
+    """The largest value of `columns[table]` in each of those tables of `schema` that exists (None when it has
+    no rows). A file is read once, then remembered by name, size and modification time, so a caller that asks
+    every few seconds (the metrics scrape) reads only files written since. WarehouseBusy as file_row_counts."""
+    import duckdb
+
+    found = table_files(settings, schema)
+    newest: dict[str, object] = {}
+    with duckdb.connect() as con:
+        for table, column in columns.items():
+            if table not in found:
+                continue
+            try:
+                newest[table] = _newest_in_files(con, found[table], column)
+            except (duckdb.Error, OSError) as exc:
+                raise _changed_under_us(settings, schema, exc) from exc
+    return newest
+
+
+def _newest_in_files(con, files: list[Path], column: str):
+    if not files:
+        return None
+    key = (str(files[0].parent), column)
+    stamps = {str(f): (st.st_mtime_ns, st.st_size) for f in files for st in [f.stat()]}
+    with _newest_lock:
+        known = {p: v for p, v in _newest_by_file.get(key, {}).items() if v[:2] == stamps.get(p)}
+    unread = [p for p in stamps if p not in known]
+    if unread:
+        schema_columns = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [unread]).fetchall()}
+        if column not in schema_columns:
+            return None
+        quoted = '"' + column.replace('"', '""') + '"'
+        rows = con.execute(
+            f"SELECT filename, max({quoted}) FROM read_parquet(?, filename = true) GROUP BY filename", [unread]
+        ).fetchall()
+        values = dict(rows)
+        known.update({p: (*stamps[p], values.get(p)) for p in unread})
+    with _newest_lock:
+        _newest_by_file[key] = known
+    present = [v[2] for v in known.values() if v[2] is not None]
+    return max(present) if present else None
+
+
+def require_raw_tables(settings: SparkSettings) -> None:
+    """WarehouseMissing unless the folder holds a Spark warehouse with raw tables; looks at files only."""
+    from core.raw_contract import RAW_TABLES
+    from core.warehouse import WarehouseMissing
+
+    present = table_files(settings, RAW_SCHEMA)
+    missing = [name for name in RAW_TABLES if name not in present]
+    if missing:
+        raise WarehouseMissing(
+            f"no raw tables {', '.join(missing)} in the Spark warehouse {settings.warehouse_dir}: write them with "
+            "core.spark.load_raw_tables (deploy/spark.md) before a refresh"
+        )

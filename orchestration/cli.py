@@ -43,6 +43,10 @@ def _write_raw_tables(command: str, frames, **options):
         warehouse = _warehouse()
     except ValueError as exc:  # SPENDWISE_WAREHOUSE_URL cannot be parsed
         return _raw_write_failed(command, str(exc))
+    if warehouse.kind == "spark":
+        return _raw_write_failed(command, (
+            f"`spendwise {command}` writes DuckDB and PostgreSQL warehouses only; write the raw tables of the Spark "
+            f"warehouse {warehouse.url.redacted()} with core.spark.load_raw_tables (deploy/spark.md)"))
     try:
         return replace_raw_tables(warehouse, frames, **options)
     except RawDataError as exc:
@@ -175,27 +179,38 @@ def _check_load_folder(folder: str) -> int:
     return 0 if check.ok else EXIT_RAW_DATA_REJECTED
 
 
-# `spendwise refresh` / `run` / `status`: 1 = the run or a blocking check failed, 3 = a refresh of this
-# warehouse is already running, 4 = no warehouse yet or the database cannot be reached.
+# `spendwise refresh` / `run` / `status`: 1 = the run or a blocking check failed, 2 = the settings are
+# incomplete, 3 = a refresh of this warehouse is already running, 4 = no warehouse yet or the database
+# cannot be reached.
 EXIT_REFRESH_FAILED = 1
+EXIT_SETTINGS_INCOMPLETE = 2
 EXIT_REFRESH_RUNNING = 3
 EXIT_NO_WAREHOUSE = 4
 REFRESH_EXIT_CODES = """exit codes:
   0  everything was published; failed warnings (e.g. stale data) are listed as warnings
   1  a step failed or a blocking check with ERROR severity failed (the summary says which, in words)
+  2  the settings are incomplete or invalid, e.g. a spark:// warehouse without SPENDWISE_SERVING_URL:
+     one line saying what to set; nothing was started
   3  a refresh of this warehouse is already running (CLI, HTTP or schedule): one line on stderr,
      `already running: run <id> since <time>`; nothing was started
-  4  no warehouse yet (run `spendwise demo` or `spendwise load DIR`) or PostgreSQL cannot be reached"""
+  4  no warehouse yet (run `spendwise demo` or `spendwise load DIR`) or PostgreSQL (the warehouse or the
+     serving database) cannot be reached"""
 
 
 def _refresh_guarded(command: str, action) -> int:
-    """Run `action()` (which returns an exit code); a refresh in progress or a missing/unreachable
-    warehouse becomes one line on stderr and its exit code instead of a traceback."""
+    """Run `action()` (which returns an exit code); incomplete settings, a refresh in progress or a
+    missing/unreachable warehouse become one line on stderr and their exit code instead of a traceback."""
     from core.refresh_lock import RefreshInProgress
-    from core.settings import get_settings
+    from core.settings import get_settings, serving_for
     from core.warehouse import WarehouseMissing, WarehouseUnavailable
     from orchestration.refresh import warehouse_problem
 
+    try:  # before anything runs: a spark:// warehouse needs the serving database of its prediction tables
+        settings = get_settings()
+        serving_for(settings.warehouse, settings.serving_url, f"`spendwise {command}`")
+    except ValueError as exc:
+        print(f"spendwise {command}: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS_INCOMPLETE
     try:
         return action()
     except RefreshInProgress as exc:
@@ -498,7 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser(
         "status", help="tables and row counts, the last refresh run (state, trigger, age, reason) and the refresh lock",
-        epilog="exit codes: 0 shown, 4 no warehouse yet or PostgreSQL cannot be reached",
+        epilog="exit codes: 0 shown, 2 settings incomplete (e.g. spark:// without SPENDWISE_SERVING_URL), "
+               "4 no warehouse yet or PostgreSQL cannot be reached",
     )
     status.set_defaults(func=cmd_status)
 

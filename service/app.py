@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from core.settings import Settings, get_settings
+from core.settings import SERVING_URL_ENV, Settings, get_settings
 from service.auth import check_token_settings
 from service.dagster_bridge import DagsterBridge, RefreshLauncher
 from service.events import DEFAULT_KEEPALIVE_SECONDS, DEFAULT_POLL_SECONDS
@@ -94,7 +94,9 @@ def create_app(
         launcher=refresh_launcher,
         # The refresh child writes to this app's warehouse and charts folder, whatever its environment says.
         child_env={"SPENDWISE_WAREHOUSE_URL": settings.warehouse.url,
-                   "SPENDWISE_CHARTS_DIR": str(settings.charts_dir)},
+                   "SPENDWISE_CHARTS_DIR": str(settings.charts_dir),
+                   # and publishes where this app reads (empty: into the warehouse), required with Spark
+                   SERVING_URL_ENV: settings.serving_url.url if settings.serving_url is not None else ""},
     )
     install_error_handlers(app)
     app.add_middleware(HeadAsGet)

@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from core.raw_contract import RAW_TABLES
-from core.settings import RAW_SCHEMA
+from core.settings import RAW_SCHEMA, WarehouseUrl
 from core.warehouse import WarehouseBusy, WarehouseMissing
 from service.dagster_bridge import DagsterBridge
 from service.reader import WarehouseReader
@@ -38,9 +38,14 @@ def _seconds(moment: Any) -> float | None:
 
 
 class SpendwiseCollector(Collector):
-    def __init__(self, reader: WarehouseReader, bridge: DagsterBridge, now: datetime | None = None):
+    """`reader` reads the prediction and ops tables (the serving database when one is set); the raw tables
+    are read where dbt reads them, `warehouse` (default: the reader's database)."""
+
+    def __init__(self, reader: WarehouseReader, bridge: DagsterBridge, now: datetime | None = None,
+                 warehouse: WarehouseUrl | None = None):
         self.reader, self.bridge = reader, bridge
         self.now = now or datetime.now(timezone.utc)
+        self.warehouse = warehouse or reader.client.url
 
     def collect(self) -> Iterator[Any]:
         up = GaugeMetricFamily("spendwise_source_up", "1 when the source could be read at this scrape",
@@ -131,8 +136,8 @@ class SpendwiseCollector(Collector):
         failures.add_metric([], webhooks.get("failed", 0))
         yield from (rows, generated, age, deliveries, failures)
 
-    def _existing(self, con, schema: str) -> dict[str, set[str]]:
-        client = self.reader.client
+    def _existing(self, con, schema: str, reader: WarehouseReader | None = None) -> dict[str, set[str]]:
+        client = (reader or self.reader).client
         found: dict[str, set[str]] = {}
         sql = ("SELECT table_name, column_name FROM information_schema.columns "
                f"WHERE table_schema = {client.placeholder}")
@@ -142,10 +147,15 @@ class SpendwiseCollector(Collector):
 
     def _raw_latest(self) -> dict[str, Any]:
         """The newest date or timestamp of each raw table that exists (None when it is empty)."""
-        client = self.reader.client
+        if self.warehouse.kind == "spark":  # the table files: a scrape neither starts a JVM nor takes the metastore
+            from core.spark import newest_values
+
+            return newest_values(self.warehouse.spark, RAW_SCHEMA, RAW_TIME_COLUMNS)
+        reader = self.reader if self.warehouse == self.reader.client.url else WarehouseReader(self.warehouse)
+        client = reader.client
         try:
-            with self.reader.read_connection() as con:
-                existing = self._existing(con, RAW_SCHEMA)
+            with reader.read_connection() as con:
+                existing = self._existing(con, RAW_SCHEMA, reader)
                 latest = {}
                 for table, column in RAW_TIME_COLUMNS.items():
                     if column in existing.get(table, ()):
@@ -171,10 +181,11 @@ class SpendwiseCollector(Collector):
             return {}
 
 
-def render(reader: WarehouseReader, bridge: DagsterBridge) -> bytes:
-    """The Prometheus text exposition of one scrape (a registry made for this scrape only)."""
+def render(reader: WarehouseReader, bridge: DagsterBridge, warehouse: WarehouseUrl | None = None) -> bytes:
+    """The Prometheus text exposition of one scrape (a registry made for this scrape only); `warehouse`: where
+    the raw tables are, when not in the reader's database (a serving database of its own, Spark)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SpendwiseCollector(reader, bridge))
+    registry.register(SpendwiseCollector(reader, bridge, warehouse=warehouse))
     return generate_latest(registry)

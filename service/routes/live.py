@@ -56,7 +56,8 @@ def events(request: Request, settings: AppSettings, reader: Reader, bridge: Brid
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                      "description": "the metrics (Prometheus text exposition format)"}},
 )
-def metrics(reader: Reader, bridge: Bridge) -> Response:
+def metrics(reader: Reader, bridge: Bridge, settings: AppSettings) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST
 
-    return Response(render(reader, bridge), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-cache"})
+    # the raw tables' age is read where dbt reads them: the warehouse, not a serving database
+    return Response(render(reader, bridge, settings.warehouse), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-cache"})

@@ -95,3 +95,27 @@ def test_metrics_report_the_last_run_tables_checks_raw_age_and_webhooks(tmp_path
     assert metrics[("spendwise_webhook_deliveries", (("state", "delivered"),))] == 1
     # Read afresh at each scrape: the third delivery shows at once.
     assert again[("spendwise_webhook_failures", ())] == 2
+
+
+def test_with_a_serving_database_the_raw_age_is_read_from_the_warehouse(tmp_path, pg_url):
+    """The prediction and ops tables in a PostgreSQL serving database, the raw tables where dbt reads them (a
+    DuckDB file here): the age gauge comes from the warehouse, the published rows from the serving database."""
+    import dagster as dg
+
+    from core.settings import Settings, WarehouseUrl, parse_serving_url
+
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    now = datetime.now(timezone.utc)
+    write_raw(url, (now - timedelta(days=2)).date(), now - timedelta(hours=3))
+    WarehouseClient(pg_url).publish(pd.DataFrame({"channel": ["search"], "share": [1.0]}), "channel_attribution")
+    settings = Settings(warehouse=WarehouseUrl.parse(url), charts_dir=tmp_path / "charts",
+                        dagster_home=tmp_path / "dh", serving_url=parse_serving_url(pg_url))
+    with dg.instance_for_test() as instance:
+        with LiveServer(create_app(settings, dagster_instance=instance)) as server, \
+                httpx.Client(base_url=server.url, timeout=30) as client:
+            metrics = scrape(client)
+    assert metrics[("spendwise_source_up", (("source", "warehouse"),))] == 1
+    assert metrics[("spendwise_published_rows", (("table", "channel_attribution"),))] == 1
+    age = {dict(k[1])["table"]: v for k, v in metrics.items() if k[0] == "spendwise_raw_data_age_seconds"}
+    assert set(age) == {"ad_performance_daily", "touchpoints"}
+    assert age["touchpoints"] == pytest.approx(10_800, abs=120)
