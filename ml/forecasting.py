@@ -1354,7 +1354,8 @@ def _selection_cutoffs(task: _SeriesTask) -> tuple[np.datetime64, ...]:
     cutoffs = []
     for origin in range(1, SELECTION_ORIGINS + 1):
         cutoff = task.history_dates[-1] - origin * step
-        if (fit_dates <= cutoff).sum() >= MIN_HISTORY_DAYS and ((fit_dates > cutoff) & (fit_dates <= cutoff + step)).any():
+        held_out = (fit_dates > cutoff) & (fit_dates <= cutoff + step)
+        if (fit_dates <= cutoff).sum() >= MIN_HISTORY_DAYS and held_out.any():
             cutoffs.append(cutoff)
     return tuple(cutoffs)
 
