@@ -8,8 +8,8 @@ import pytest
 
 import ml.forecasting as forecasting
 from ml.forecasting import (
-    FUTURE_SPEND, LEVEL_METHOD, METHOD, MODEL_METHODS, NAIVE_METHODS, RECENT_LEVEL_METHOD, REVERSION,
-    REVERTING_METHOD, REVERTING_RECENT_DAYS, SKILL_COLUMNS, SPEND_REGRESSION_METHOD,
+    FUTURE_SPEND, METHOD, MODEL_METHODS, NAIVE_METHODS, REVERSION, REVERTING_RECENT_DAYS, SKILL_COLUMNS,
+    SPEND_REGRESSION_METHOD,
     forecast_channel_metrics, level_forecast, naive_forecast, reverting_level_forecast, skill_score,
     spend_regression_forecast,
 )
@@ -227,10 +227,11 @@ def test_published_methods_beat_naive_or_are_naive_and_intervals_cover_held_out_
         assert row["future_spend"] == (FUTURE_SPEND if row["method"] == SPEND_REGRESSION_METHOD else "")
         assert row["interval_factor"] >= 1.0 and row["calibrated_coverage"] >= 0.95
         assert row["calibrated_coverage"] >= row["backtest_coverage"]
-    # Budgets return to a stable level, which the long-run weekday level finds (Prophet wins where its trend does).
-    assert (skill["method"].isin([LEVEL_METHOD, RECENT_LEVEL_METHOD, REVERTING_METHOD,
-                                  SPEND_REGRESSION_METHOD])).sum() >= 2
-    assert skill["published_total_skill"].median() > 0.1
+    # Budgets return to a stable level: a model beats the naive means where it does so on every fold by more than
+    # the folds' spread (here Prophet and the long-run levels both do on delta, Prophet by the wider margin); where
+    # the folds disagree (beta, gamma) the naive baseline is published.
+    published_models = skill[~skill["method"].isin(list(NAIVE_METHODS))]
+    assert len(published_models) >= 2 and (published_models["choice_margin"] > 0).all()
     roi = fc.roi_forecast_table().set_index("channel")
     revenue = skill[skill["metric"] == "revenue"].set_index("channel")
     assert (roi["method"].str.split().str[0] == revenue["method"]).all()
@@ -239,14 +240,24 @@ def test_published_methods_beat_naive_or_are_naive_and_intervals_cover_held_out_
     truth = daily[held_out].set_index(["channel", "date"])
     future = fc.frame[fc.frame["is_forecast"]]
     inside_before = inside_after = total = 0
+    published_error = naive_error = 0.0
+    scores = skill.set_index(["channel", "metric"])
     for (channel, metric), rows in future.groupby(["channel", "metric"]):
         actual = truth.loc[channel].loc[rows["date"], metric].to_numpy()
+        # What was published against the better naive baseline (chosen on the backtest) on the held-out days.
+        history = daily[~held_out & (daily["channel"] == channel)]
+        naive = naive_forecast(history[metric].to_numpy(), history["date"].dt.day_of_week.to_numpy(),
+                               pd.DatetimeIndex(rows["date"]).day_of_week.to_numpy(),
+                               scores.loc[(channel, metric), "naive_method"])
+        published_error += float(np.abs(rows["yhat"].to_numpy() - actual).sum())
+        naive_error += float(np.abs(naive - actual).sum())
         raw_lower, raw_upper = fc.uncalibrated_intervals[(channel, metric)]
         inside_before += int(((raw_lower <= actual) & (actual <= raw_upper)).sum())
         inside_after += int(((rows["yhat_lower"] <= actual) & (actual <= rows["yhat_upper"])).sum())
         total += len(actual)
         assert (rows["yhat_upper"].to_numpy() >= raw_upper).all() and (rows["yhat_lower"].to_numpy() <= raw_lower).all()
     assert total == 8 * 28
+    assert published_error < naive_error  # pooled over the series, the published forecasts beat naive held out
     assert inside_after / total >= 0.88, (inside_before / total, inside_after / total)
     assert inside_after >= inside_before
 
