@@ -70,6 +70,9 @@ VARIANTS: dict[str, dict] = {
     "level_prior_30": {"level_prior_sd": 0.3},
     "level_prior_50": {"level_prior_sd": 0.5},
     "level_prior_100": {"level_prior_sd": 1.0},
+    # Intervals that also span the fit without the level prior are the default since 2026-11-30;
+    # `level_prior_only` is the earlier default (the prior's intervals alone).
+    "level_prior_only": {"level_prior_uncertainty": False},
 }
 # Variants that pass simulated lift tests, with the tests' relative standard error.
 LIFT_TEST_SE = {"lift_tests": 0.10, "lift_tests_se20": 0.20}
@@ -88,6 +91,7 @@ COLUMNS = {
     "mean_abs_error": "mean of the same",
     "inside_95pct": "share of them whose true ROAS lies inside the 95% interval",
     "off50_outside": "share of them off by more than 50% with the truth outside the interval (confidently wrong)",
+    "median_width": "median over them of the 95% interval's width divided by the true ROAS",
     "flagged": "share of major channels the review gate marks not identifiable (result.review)",
     "within_25pct_identifiable": "within_25pct over the major channels the gate passes",
     "inside_95pct_identifiable": "inside_95pct over the same",
@@ -169,6 +173,7 @@ def summarise(report: pd.DataFrame) -> pd.DataFrame:
     report["within_25"] = report["error"].abs() <= 0.25
     report["inside"] = report["true_roas"].between(report["roas_lower"], report["roas_upper"])
     report["off50_outside"] = (report["error"].abs() > 0.5) & ~report["inside"]
+    report["width"] = (report["roas_upper"] - report["roas_lower"]) / report["true_roas"]
     keys = ["family", "variant"]
     major = report[report["spend_share"] >= 0.10]
     summary = major.groupby(keys).agg(
@@ -178,6 +183,7 @@ def summarise(report: pd.DataFrame) -> pd.DataFrame:
         mean_abs_error=("error", lambda e: e.abs().mean()),
         inside_95pct=("inside", "mean"),
         off50_outside=("off50_outside", "mean"),
+        median_width=("width", "median"),
     )
     passed = major[major["identifiable"]]
     summary["flagged"] = 1.0 - major.groupby(keys)["identifiable"].mean()
@@ -260,8 +266,11 @@ def main() -> None:
             "minutes": (time.perf_counter() - started) / 60, "revision": revision,
             "load": f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
         }
-        earlier = _earlier_runs(args.doc)
-        args.doc.write_text(_markdown(summary, seeds, args, run, channels) + earlier, encoding="utf-8")
+        standing, earlier = _earlier_runs(args.doc)
+        text = _markdown(summary, seeds, args, run, channels)
+        if standing:
+            text = text.replace("\n## Columns\n", f"\n{standing}\n\n## Columns\n", 1)
+        args.doc.write_text(text + earlier, encoding="utf-8")
         print(f"wrote {args.doc}")
 
 
@@ -269,19 +278,24 @@ _RUN_HEADING = "## Latest run"
 _EARLIER_HEADING = "## Earlier runs"
 
 
-def _earlier_runs(doc: Path) -> str:
-    """The previous file's latest run and its earlier runs, as the new file's "Earlier runs" section."""
+def _earlier_runs(doc: Path) -> tuple[str, str]:
+    """From the previous file: the sections other scripts keep in it (``## ...`` between the latest run and
+    "Columns", e.g. bench_mmm_identification's and bench_mmm_pymc's), which stay where they are, and its
+    latest run with the earlier runs, as the new file's "Earlier runs" section."""
     if not doc.exists():
-        return ""
+        return "", ""
     text = doc.read_text(encoding="utf-8")
     if _RUN_HEADING in text:
         latest, _, older = text.partition(_RUN_HEADING)[2].partition(_EARLIER_HEADING)
     else:  # a file from before the two families: everything under its title
         latest, older = text.split("\n", 1)[1], ""
-    latest = latest.replace("\n## Columns\n", "\n").strip()
+    run, *sections = latest.split("\n## ")
+    standing = [f"## {part.strip()}" for part in sections if not part.startswith("Columns\n")]
+    columns = [part.partition("\n")[2] for part in sections if part.startswith("Columns\n")]
+    latest = "\n".join([run.rstrip(), *(c.rstrip() for c in columns)]).strip()
     revision = re.search(r"Code revision: (`[0-9a-f]+`)", latest)
     title = f"Run at {revision.group(1)}" if revision else "Run before that"
-    return f"\n{_EARLIER_HEADING}\n\n### {title}\n\n{latest}\n{older.rstrip()}\n"
+    return "\n\n".join(standing), f"\n{_EARLIER_HEADING}\n\n### {title}\n\n{latest}\n{older.rstrip()}\n"
 
 
 def _markdown(summary: pd.DataFrame, seeds: list[int], args: argparse.Namespace, run: dict,

@@ -73,6 +73,7 @@ def fit_media_mix_model(
     curve_max_multiple: float = 3.0,
     lift_tests: pd.DataFrame | None = None,
     level_prior_sd: float | None = 0.5,
+    level_prior_uncertainty: bool = True,
 ) -> MediaMixResult:
     """Fit the media-mix model on the last ``lookback_days`` days of ``daily``.
 
@@ -157,7 +158,9 @@ def fit_media_mix_model(
       whenever the curve is uncertain. The ridge strength stays fixed. With
       ``widen_unbounded_levels`` (default) a channel whose spend is never low (10th percentile of
       daily spend above 30% of its mean, the review gate's ``spend_floor``) gets lower bounds of 0
-      on ROAS, contribution and share: its level is an extrapolation the bootstrap cannot see. Percentile intervals of the
+      on ROAS, contribution and share: its level is an extrapolation the bootstrap cannot see. When the
+      level prior applies (``level_prior_sd``), every interval also spans the fit without it
+      (``level_prior_uncertainty``), so the prior's own uncertainty reaches every channel's interval. Percentile intervals of the
       draws are rescaled so that the draws' median is the estimate (see
       :func:`ml.mmm.bootstrap._interval`) and widened where needed to contain it.
     * Limits: the baseline is smooth (trend, weekday, yearly cycle); calendar effects that are not
@@ -219,6 +222,14 @@ def fit_media_mix_model(
         ``None`` turns it off (the earlier default, variant ``no_level_prior``). 0.5 was chosen on the
         benchmark's choose seeds 100-105 (both window ends) over 0.3 (more accurate there but a lower rank
         correlation) and 1.0 (little effect); the report-seed figures are in docs/mmm_accuracy.md.
+    level_prior_uncertainty:
+        Whether the intervals also span the fit without the level prior (default on): the prior is an
+        assumption, not a measurement, and it moves the other channels too (the regression shares the
+        revenue out). Every interval of the channel table and the response curves is then the union of
+        the interval with the prior and the one a fit with ``level_prior_sd=None`` gives (its own
+        bootstrap, same seed), so it contains the answer without the prior; the point estimates and
+        the response model's draws stay those with the prior. ``False`` is the earlier default (variant
+        ``level_prior_only`` in docs/mmm_accuracy.md).
 
     Returns
     -------
@@ -280,20 +291,22 @@ def fit_media_mix_model(
     full = _Problem(features, window.revenue, window.controls, window.rows, calibration=calibration)
     fit = _fit(full, features, window.revenue, window.controls, curves.choice, curves.alpha)
     level_prior = None
+    without_prior: tuple[_Problem, dict[str, Any]] | None = None
     if level_prior_sd is not None:
         sigma = math.sqrt(curves.sse / max(len(window.curve_rows), 1))
         level_prior = _level_prior(window, features, curves.choice, fit["beta"], level_prior_sd, sigma,
                                    set() if tests is None else {names.index(c) for c in tests["channel"]})
         if level_prior is not None:
+            without_prior = (full, fit)
             calibration = level_prior if calibration is None else _Calibration(*(
                 np.concatenate([getattr(calibration, f), getattr(level_prior, f)])
                 for f in ("channels", "per_unit", "roas", "se", "weight")))
             full = _Problem(features, window.revenue, window.controls, window.rows, calibration=calibration)
             fit = _fit(full, features, window.revenue, window.controls, curves.choice, curves.alpha)
+    rng = np.random.default_rng(seed)
     beta_draws, draw_choices = _block_bootstrap(
         full, features, window.revenue, fit, curves.alpha, curves.choice,
-        curves.errors if hyperparameter_uncertainty else None, curves.sse, penalty, n_bootstrap, block_days,
-        np.random.default_rng(seed),
+        curves.errors if hyperparameter_uncertainty else None, curves.sse, penalty, n_bootstrap, block_days, rng,
     )
     # Left-out days keep their revenue: whatever media does not explain counts as baseline there.
     contributions = fit["beta"][:, None] * fit["media"]
@@ -312,6 +325,26 @@ def fit_media_mix_model(
         window, model, features, curves, beta_draws, draw_choices, contributions, baseline, window_cv, settings,
         curve_points=curve_points, curve_max_multiple=curve_max_multiple,
     )
+    if without_prior is not None and level_prior_uncertainty:
+        # The level prior is an assumption, not a measurement, and through the shared regression it moves
+        # every channel: the intervals also span the fit without it (its own bootstrap, the draws a fit with
+        # level_prior_sd=None would make). The point estimates and the model's draws stay the prior's.
+        problem, plain_fit = without_prior
+        plain_draws, plain_choices = _block_bootstrap(
+            problem, features, window.revenue, plain_fit, curves.alpha, curves.choice,
+            curves.errors if hyperparameter_uncertainty else None, curves.sse, penalty, n_bootstrap, block_days,
+            np.random.default_rng(seed),
+        )
+        plain_model = _response_model(
+            names, window, candidates, curves.choice, plain_fit["beta"], plain_draws, plain_choices,
+            baseline_daily=model.baseline_daily, ci=ci,
+        )
+        plain_channels, plain_curves = _interval_tables(
+            window, plain_model, features, curves.choice, plain_draws, plain_choices,
+            curve_points=curve_points, curve_max_multiple=curve_max_multiple, ci=ci)
+        result = dataclasses.replace(
+            result, channels=_span(result.channels, plain_channels, "channel"),
+            response_curves=_span(result.response_curves, plain_curves, "channel"))
     for i, name in enumerate(names):
         result.diagnostics["hyperparameters"][name]["adstock_delay"] = int(candidates[curves.choice[i], 3])
         result.diagnostics["hyperparameters"][name]["saturation_family"] = model.responses[name].saturation_family
@@ -321,6 +354,10 @@ def fit_media_mix_model(
     result.diagnostics["outlier_dates"] = [d.date().isoformat() for d in window.dates[outliers]]
     result.diagnostics["level_shift_date"] = window.level_shift_date
     result.diagnostics["robust"] = bool(robust)
+    result.diagnostics["level_prior_channels"] = (
+        [] if level_prior is None else [names[i] for i in level_prior.channels])
+    result.diagnostics["level_prior_roas"] = math.nan if level_prior is None else float(level_prior.roas[0])
+    result.diagnostics["level_prior_uncertainty"] = bool(without_prior is not None and level_prior_uncertainty)
     result.diagnostics["lift_test_channels"] = sorted(set(tests["channel"])) if tests is not None else []
     result.diagnostics["n_lift_tests"] = 0 if tests is None else len(tests)
     review = review_channels(result, frame)
@@ -483,21 +520,56 @@ def _result(
 ) -> MediaMixResult:
     """The published tables, with intervals at the coverage in ``settings["ci"]``, around ``model``."""
     names = model.channel_names
-    ci = settings["ci"]
+    channels, response_curves = _interval_tables(
+        window, model, features, curves.choice, beta_draws, draw_choices,
+        curve_points=curve_points, curve_max_multiple=curve_max_multiple, ci=settings["ci"])
+    decomposition = _decomposition(window, names, contributions, baseline)
+    return MediaMixResult(
+        channels=channels,
+        diagnostics=_diagnostics(window, model, decomposition, contributions, window_cv, curves, settings),
+        response_curves=response_curves,
+        decomposition=decomposition,
+        response_model=model,
+    )
+
+
+def _interval_tables(
+    window: _Window,
+    model: ResponseModel,
+    features: np.ndarray,
+    choice: np.ndarray,
+    beta_draws: np.ndarray,
+    draw_choices: np.ndarray,
+    *,
+    curve_points: int,
+    curve_max_multiple: float,
+    ci: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The channel table and the response curves of ``model`` with intervals at coverage ``ci``."""
+    names = model.channel_names
     lo_q, hi_q = (1.0 - ci) / 2.0, 1.0 - (1.0 - ci) / 2.0
     channel_index = np.arange(len(names))
     feature_sums = features.sum(axis=2)
     draw_contributions = beta_draws * feature_sums[channel_index, draw_choices]  # (draws, channels)
     beta = np.array([r.coefficient for r in model.responses.values()])
     channels = _channel_table(
-        names, window.spend_in_window, feature_sums[channel_index, curves.choice], beta, draw_contributions,
+        names, window.spend_in_window, feature_sums[channel_index, choice], beta, draw_contributions,
         model.responses, lo_q, hi_q,
     )
-    decomposition = _decomposition(window, names, contributions, baseline)
-    return MediaMixResult(
-        channels=channels,
-        diagnostics=_diagnostics(window, model, decomposition, contributions, window_cv, curves, settings),
-        response_curves=_response_curves(model.responses, curve_points, curve_max_multiple, lo_q, hi_q),
-        decomposition=decomposition,
-        response_model=model,
-    )
+    return channels, _response_curves(model.responses, curve_points, curve_max_multiple, lo_q, hi_q)
+
+
+def _span(table: pd.DataFrame, other: pd.DataFrame, key: str) -> pd.DataFrame:
+    """``table`` with every ``<measure>_lower`` / ``_upper`` pair widened to cover ``other``'s interval and
+    its estimate (same rows in the same order, matched on ``key``)."""
+    if not table[key].reset_index(drop=True).equals(other[key].reset_index(drop=True)):
+        raise ValueError(f"_span: the two tables list different {key} rows")
+    table = table.copy()
+    for column in table.columns:
+        if column.endswith("_lower") and column[:-6] + "_upper" in table.columns:
+            measure = column[:-6]
+            lower = np.fmin(other[column].to_numpy(), other[measure].to_numpy())
+            upper = np.fmax(other[measure + "_upper"].to_numpy(), other[measure].to_numpy())
+            table[column] = np.fmin(table[column].to_numpy(), lower)
+            table[measure + "_upper"] = np.fmax(table[measure + "_upper"].to_numpy(), upper)
+    return table

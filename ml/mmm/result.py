@@ -52,6 +52,8 @@ _DIAGNOSTIC_DETAILS = {
     "curve_history_days": "days the adstock/saturation curves were chosen on, ending with the window",
     "n_channels": "channels in the model",
     "n_bootstrap": "bootstrap draws",
+    "level_prior_roas": "centre of the shared-ROAS prior on never-low channels (pooled ROAS of the others)",
+    "level_prior_uncertainty": "1 if intervals span the fit without the level prior too",
     "ci": "interval coverage",
     "block_days": "bootstrap block length in days",
     "ridge_alpha": "ridge strength on unit-RMS media features, chosen by cross-validation",

@@ -183,3 +183,37 @@ def test_the_level_prior_pulls_a_never_low_channel_toward_the_pooled_roas_and_ke
         assert not result.review.set_index("channel").loc["always_on", "identifiable"]
     # The flighted channel anchors the prior and is not pulled by it.
     assert abs(_row(with_prior, "flighted")["roas"] / _row(without, "flighted")["roas"] - 1) < 0.05
+
+
+
+def test_the_level_prior_s_own_uncertainty_reaches_the_intervals(world):
+    """The level prior is an assumption, so every interval also spans the fit without it
+    (level_prior_uncertainty, default on): with the widening to 0 turned off and a tight prior that pulls the
+    never-low channel away from the answer without it, that channel's ROAS, share and response intervals
+    still contain the no-prior answer and interval, and so do the flighted channel's; with the prior's
+    intervals alone they do not. The point estimates and the model's draws stay the prior's."""
+    settings = {"n_bootstrap": 40, "seed": 2, "widen_unbounded_levels": False}
+    without = fit_media_mix_model(world["daily"], level_prior_sd=None, **settings)
+    spanning = fit_media_mix_model(world["daily"], level_prior_sd=0.05, **settings)
+    prior_only = fit_media_mix_model(world["daily"], level_prior_sd=0.05, level_prior_uncertainty=False, **settings)
+    assert spanning.diagnostics["level_prior_channels"] == ["always_on"]
+    assert spanning.diagnostics["level_prior_uncertainty"] and not prior_only.diagnostics["level_prior_uncertainty"]
+    assert not without.diagnostics["level_prior_uncertainty"]
+    no_prior = _row(without)["roas"]
+    # The tight prior moves the point estimate away from the no-prior answer; the point stays the prior's.
+    assert abs(_row(spanning)["roas"] / no_prior - 1) > 0.1
+    assert _row(spanning)["roas"] == pytest.approx(_row(prior_only)["roas"])
+    np.testing.assert_array_equal(spanning.response_model.responses["always_on"].coefficient_draws,
+                                  prior_only.response_model.responses["always_on"].coefficient_draws)
+    for channel in ("always_on", "flighted"):
+        for measure in ("roas", "contribution_share", "marginal_roas"):
+            got, plain = _row(spanning, channel), _row(without, channel)
+            assert got[f"{measure}_lower"] <= min(plain[measure], plain[f"{measure}_lower"]), (channel, measure)
+            assert got[f"{measure}_upper"] >= max(plain[measure], plain[f"{measure}_upper"]), (channel, measure)
+    assert not _row(prior_only)["roas_lower"] <= no_prior <= _row(prior_only)["roas_upper"]
+    # The response curve at the current spend spans both answers too.
+    curves = {name: r.response_curves.set_index(["channel", "is_current"]).loc[("always_on", True)]
+              for name, r in (("without", without), ("spanning", spanning))}
+    answer = curves["without"]["predicted_incremental_revenue"]
+    current = curves["spanning"]
+    assert current["predicted_incremental_revenue_lower"] <= answer <= current["predicted_incremental_revenue_upper"]
