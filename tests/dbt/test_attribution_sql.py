@@ -177,3 +177,26 @@ def test_bad_vars_stop_dbt_with_a_message_that_names_them(bad_vars, message, tmp
     result = run_dbt(url, tmp_path / "target", "parse", "--vars", bad_vars)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
+
+
+def test_credit_sums_data_test_fails_on_a_wrong_sum_and_on_a_missing_model(built, tmp_path):
+    """The dbt data test `touchpoint_credit_sums_to_one` finds a (journey, model) whose credit is off and a
+    converting journey one model gave no rows; the table is put back afterwards for the other tests."""
+    client = Warehouse(url=built["url"]).client
+    credit = built["credit"]
+    first, second = sorted(credit["journey_id"].unique())[:2]
+    with client.write_transaction("analytics") as con:
+        client.execute(con, "CREATE TABLE analytics.touchpoint_credit_kept AS SELECT * FROM analytics.touchpoint_credit")
+        client.execute(con, "UPDATE analytics.touchpoint_credit SET credit = credit + 0.01 "
+                            f"WHERE model = 'linear' AND journey_id = '{first}'")
+        client.execute(con, f"DELETE FROM analytics.touchpoint_credit WHERE model = 'w_shaped' AND journey_id = '{second}'")
+    try:
+        result = run_dbt(built["url"], tmp_path / "target", "test", "--select", "touchpoint_credit_sums_to_one")
+        assert result.returncode != 0, f"the data test passed on corrupted credit:\n{result.stdout[-3000:]}"
+        assert "Got 2 results" in result.stdout, result.stdout[-3000:]
+    finally:
+        with client.write_transaction("analytics") as con:
+            client.execute(con, "DELETE FROM analytics.touchpoint_credit")
+            client.execute(con, "INSERT INTO analytics.touchpoint_credit SELECT * FROM analytics.touchpoint_credit_kept")
+            client.execute(con, "DROP TABLE analytics.touchpoint_credit_kept")
+    assert_dbt_ok(run_dbt(built["url"], tmp_path / "target", "test", "--select", "touchpoint_credit_sums_to_one"))
