@@ -253,7 +253,8 @@ class ChannelForecast:
             spend_paths, revenue_paths = self._draws(channel, "spend", "revenue")
             predicted_revenue = float(point.loc[channel, "revenue"].sum())
             predicted_roi = (predicted_revenue - predicted_spend) / predicted_spend
-            roi_samples = _safe_ratio(revenue_paths.sum(axis=0), spend_paths.sum(axis=0)) - 1.0
+            roi_samples = _safe_ratio(revenue_paths.sum(axis=0), spend_paths.sum(axis=0),
+                                      at_least=MIN_SPEND_PER_DAY_FOR_ROI * spend_paths.shape[0]) - 1.0
             lower, upper = _interval_around(np.array([predicted_roi]), roi_samples[None, :], low_q, high_q)
             rows.append({
                 "channel": channel,
@@ -317,7 +318,7 @@ class ChannelForecast:
                 spend_paths, revenue_paths = self._draws(channel, "spend", "revenue")
                 revenue, spend = point.loc[channel, "revenue"].to_numpy(), point.loc[channel, "spend"].to_numpy()
                 daily_roi = _safe_ratio(revenue, spend) - 1.0
-                roi_samples = _safe_ratio(revenue_paths, spend_paths) - 1.0
+                roi_samples = _safe_ratio(revenue_paths, spend_paths, at_least=MIN_SPEND_PER_DAY_FOR_ROI) - 1.0
                 roi_low, roi_high = _interval_around(daily_roi, roi_samples, low_q, high_q)
             else:
                 daily_roi = roi_low = roi_high = np.full(self.horizon_days, np.nan)
@@ -1615,11 +1616,17 @@ def _interval_around(
     return lower, upper
 
 
-def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, at_least: float = 0.0) -> np.ndarray:
+    """numerator / denominator where the denominator is above `at_least` (and positive), NaN elsewhere."""
     numerator, denominator = np.broadcast_arrays(np.asarray(numerator, float), np.asarray(denominator, float))
     out = np.full(numerator.shape, np.nan)
-    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    np.divide(numerator, denominator, out=out, where=denominator > max(at_least, 0.0))
     return out
+
+
+# A spend draw below a cent a day has no ROI: dividing by it gave upper bounds of 1e19 (a draw of
+# floating-point dust, seen on a scale-0.1 demo).
+MIN_SPEND_PER_DAY_FOR_ROI = 0.01
 
 
 def _stable_id(text: str) -> int:

@@ -569,3 +569,16 @@ def test_a_partly_missing_optional_metric_is_still_refused():
     daily.loc[5, "reach"] = np.nan
     with pytest.raises(ValueError, match=r"daily\['reach'\] has 1 missing"):
         forecast_channel_metrics(daily, horizon_days=HORIZON, backtest_folds=1, n_jobs=1)
+
+
+def test_roi_draws_whose_spend_is_floating_point_dust_have_no_roi():
+    """A 30-day spend draw of 1e-17 (what offsets laid around a near-zero forecast can leave) must not
+    give an ROI of 1e19: such a draw has no ROI, and the interval comes from the others."""
+    revenue = np.array([300.0, 310.0, 5.0, 290.0])
+    spend = np.array([100.0, 105.0, 3e-17, 0.0])
+    at_least = forecasting.MIN_SPEND_PER_DAY_FOR_ROI * 30
+    ratio = forecasting._safe_ratio(revenue, spend, at_least=at_least)
+    assert ratio[:2] == pytest.approx([3.0, 310.0 / 105.0])
+    assert np.isnan(ratio[2:]).all()
+    lower, upper = forecasting._interval_around(np.array([2.0]), (ratio - 1.0)[None, :], 0.025, 0.975)
+    assert 1.9 < upper[0] < 2.1 and lower[0] == pytest.approx(1.95, abs=0.06)
