@@ -27,6 +27,8 @@ def timed_forecast(daily: pd.DataFrame, n_jobs: int, label: str, rows: list[tupl
     rows.append((f"{label}: total", time.perf_counter() - started))
     for phase in ("prepare", "fit_and_backtest", "assemble"):
         rows.append((f"{label}:   {phase}", forecast.timings[phase]))
+    rows.append((f"{label}:     (of which the model choice: 6-origin scores, channel agreement)",
+                 forecast.timings["choice"]))
     rows.append((f"{label}:   (series final fits + sampling, summed over workers)", forecast.timings["series_fit"]))
     rows.append((f"{label}:   (series backtest folds, summed over workers)", forecast.timings["series_backtest"]))
     rows.append((f"{label}:   (CPU of all series incl. Stan, summed)", forecast.timings["series_cpu"]))

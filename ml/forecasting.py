@@ -86,6 +86,16 @@ FUTURE_SPEND = f"spend held at its weekday-paced mean of the last {LEVEL_WINDOW_
 # 6 origins one horizon apart and k = 1 cut the series below naive by a third with the mean skill on totals kept.
 SELECTION_ORIGINS = 6
 SELECTION_MARGIN = 1.0
+# A series' choice must also agree with its channel: every metric of a channel follows the same spend, so a model
+# that beats naive on one metric but not on the channel's others most likely won that series' folds by luck. Over
+# the channel's series that have the model (at least CHANNEL_AGREEMENT_MIN_SERIES), the model's mean per-fold skill
+# against each series' better naive baseline must be above 0 by CHANNEL_AGREEMENT_T standard errors of its mean over
+# the series, else the series falls back to naive. Chosen on seeds 101-102 of both benchmark families, three
+# held-out 30-day windows each (bench_forecast_skill.py --choose): t of 1.5-2 (the same series) cut the series below
+# naive on held-out days 93 -> 85 and on totals 78 -> 72 of 502, mean held-out skill 0.038 -> 0.040 (days) and
+# 0.105 -> 0.109 (totals); 2.5 cost totals skill (0.095).
+CHANNEL_AGREEMENT_T = 2.0
+CHANNEL_AGREEMENT_MIN_SERIES = 3
 MODEL_METHODS: dict[str, str] = {
     METHOD: "Prophet on the square root: trend, weekly (and yearly) seasons, holidays and retail peak days",
     LEVEL_METHOD: f"same-weekday mean of the last {LEVEL_WINDOW_DAYS} live days (the level spend returns to)",
@@ -105,7 +115,7 @@ SKILL_COLUMNS = (
     "naive_mape", "skill", "model_total_error", "naive_total_error", "total_skill", "published_mape",
     "published_skill", "published_total_skill", "folds", "prophet_mape", "level_weekday_mape",
     "level_recent_mean_mape", "spend_regression_mape", "future_spend", "interval_factor", "backtest_coverage",
-    "calibrated_coverage", "level_reverting_mape", "choice_margin",
+    "calibrated_coverage", "level_reverting_mape", "choice_margin", "channel_agreement",
 )
 ROI_TIMESERIES_COLUMNS = (
     "date", "channel", "roi", "conversions", "is_forecast",
@@ -172,7 +182,8 @@ class ChannelForecast:
         (too little history with spend, or no spend in any backtest window: a channel that
         stopped, or was renamed). They are absent from ``frame``, ``backtest`` and every table.
     timings: seconds spent: ``prepare`` (validation, holidays), ``fit_and_backtest`` (wall
-        time of all fits), ``assemble``, and ``series_fit`` / ``series_backtest``, the time
+        time of all fits), ``assemble`` (of which ``choice``: the models' scores on the selection origins, the
+        channel agreement and the choice per series), and ``series_fit`` / ``series_backtest``, the time
         summed over series (across workers) of the final fits with sampling and of the folds,
         and ``series_cpu``, the CPU time of all of that including the Stan processes.
     """
@@ -1035,8 +1046,13 @@ def _assemble(histories, horizon, tasks, results, horizon_days, interval_width, 
     low_q, high_q = _quantile_levels(interval_width)
     frames, backtest_rows, samples, correlations, raw_intervals, calibration = [], [], {}, {}, {}, {}
     by_channel = {history.channel: history for history in histories}
-    scored = [_score_and_fall_back(task, result, fallback, by_channel[task.channel])
-              for task, result in zip(tasks, results, strict=True)]
+    choice_started = time.perf_counter()
+    prepared = [_series_scores(task, result, by_channel[task.channel], fallback)
+                for task, result in zip(tasks, results, strict=True)]
+    agreement = _channel_agreement(tasks, prepared)
+    scored = [_score_and_fall_back(task, result, fallback, by_channel[task.channel], scores, agreement[task.channel])
+              for task, result, scores in zip(tasks, results, prepared, strict=True)]
+    choice_seconds = time.perf_counter() - choice_started
     skill = pd.DataFrame([row for _, row in scored], columns=list(SKILL_COLUMNS))
     published = [result for result, _ in scored]
     for history in histories:
@@ -1088,6 +1104,7 @@ def _assemble(histories, horizon, tasks, results, horizon_days, interval_width, 
         skill=skill.astype({"folds": "int64"}),
         absent=frozenset((history.channel, metric) for history in histories for metric in history.absent),
         uncalibrated_intervals=raw_intervals,
+        timings={"choice": choice_seconds},
     )
 
 
@@ -1374,29 +1391,94 @@ def _fold_errors(task: _SeriesTask, cutoffs: Sequence[np.datetime64], prediction
     return np.array(errors), tuple(totals)
 
 
-def _selection_scores(task: _SeriesTask, result: _SeriesResult, predictors: dict, candidates: dict[str, _Candidate],
-                      naive: str, models: Sequence[str]) -> dict[str, float]:
-    """Each model's ``choice_margin`` over ``naive``, or NaN where it also loses on the horizon totals of its
-    folds. The simple models on the selection origins, Prophet on its backtest folds."""
-    cutoffs = _selection_cutoffs(task)
-    fit_dates = task.history_dates[task.fit_mask]
-    step = np.timedelta64(task.horizon_days, "D")
+@dataclass(frozen=True)
+class _SeriesScores:
+    """What the choice of a series is made from: the baselines' and models' backtests, the better naive baseline,
+    and each model's per-fold errors beside that baseline's on the same folds (the simple models on the selection
+    origins, Prophet on its backtest folds)."""
 
-    def predictions(predict):
-        return [predict(fit_dates <= cutoff, (fit_dates > cutoff) & (fit_dates <= cutoff + step)) for cutoff in cutoffs]
+    predictors: dict
+    candidates: dict[str, _Candidate]
+    naive_mapes: dict[str, float]
+    naive: str
+    fold_errors: dict[str, tuple[np.ndarray, tuple[tuple[float, float], ...]]]
+    reference: dict[str, tuple[np.ndarray, tuple[tuple[float, float], ...]]]
 
-    naive_errors, naive_totals = _fold_errors(task, cutoffs, predictions(predictors[naive]))
-    scores = {}
+    def mean_fold_skill(self, method: str) -> float:
+        """The model's mean over folds of ``1 - its error / the better naive baseline's`` (folds without naive
+        error skipped); NaN where the model was not scored on folds."""
+        if method not in self.fold_errors:
+            return np.nan
+        errors, reference = self.fold_errors[method][0], self.reference[method][0]
+        usable = reference > 0
+        skills = 1.0 - errors[usable] / reference[usable]
+        skills = skills[np.isfinite(skills)]
+        return float(skills.mean()) if len(skills) else np.nan
+
+
+def _series_scores(task: _SeriesTask, result: _SeriesResult, history: _ChannelHistory | None,
+                   with_folds: bool = True) -> _SeriesScores:
+    predictors = _predictors(task, history)
+    candidates = {method: _candidate(task, predict) for method, predict in predictors.items()}
+    naive_mapes = {method: _ratio(candidates[method].abs_error, candidates[method].abs_actual)
+                   for method in NAIVE_METHODS}
+    # The better baseline by daily error; ties and undefined errors go to the simpler mean.
+    best = min(NAIVE_METHODS, key=lambda m: (np.inf if np.isnan(naive_mapes[m]) else naive_mapes[m]))
+    fold_errors, reference = {}, {}
+    if with_folds and not np.isnan(naive_mapes[best]):
+        cutoffs = _selection_cutoffs(task)
+        fit_dates = task.history_dates[task.fit_mask]
+        step = np.timedelta64(task.horizon_days, "D")
+
+        def predictions(predict):
+            return [predict(fit_dates <= cutoff, (fit_dates > cutoff) & (fit_dates <= cutoff + step))
+                    for cutoff in cutoffs]
+
+        naive_folds = _fold_errors(task, cutoffs, predictions(predictors[best]))
+        fold_errors[METHOD] = _fold_errors(task, task.cutoffs, result.fold_predictions)
+        reference[METHOD] = _fold_errors(task, task.cutoffs, candidates[best].fold_predictions)
+        for method, predict in predictors.items():
+            if method not in NAIVE_METHODS:
+                fold_errors[method] = _fold_errors(task, cutoffs, predictions(predict))
+                reference[method] = naive_folds
+    return _SeriesScores(predictors, candidates, naive_mapes, best, fold_errors, reference)
+
+
+def _channel_agreement(tasks: Sequence[_SeriesTask], scores: Sequence[_SeriesScores]) -> dict[str, dict[str, float]]:
+    """Per channel and model: the t statistic (mean over standard error) of the model's mean fold skill over the
+    channel's series that have it, where at least CHANNEL_AGREEMENT_MIN_SERIES do (``CHANNEL_AGREEMENT_T``)."""
+    per_channel: dict[str, dict[str, list[float]]] = {}
+    for task, series in zip(tasks, scores, strict=True):
+        methods = per_channel.setdefault(task.channel, {})
+        for method in series.fold_errors:
+            skill = series.mean_fold_skill(method)
+            if np.isfinite(skill):
+                methods.setdefault(method, []).append(skill)
+    agreement: dict[str, dict[str, float]] = {}
+    for channel, methods in per_channel.items():
+        agreement[channel] = {}
+        for method, skills in methods.items():
+            if len(skills) < CHANNEL_AGREEMENT_MIN_SERIES:
+                continue
+            values = np.asarray(skills)
+            sd = float(values.std(ddof=1))
+            agreement[channel][method] = (float(values.mean() / (sd / np.sqrt(len(values)))) if sd > 0
+                                          else float(np.sign(values.mean()) * np.inf))
+    for task in tasks:
+        agreement.setdefault(task.channel, {})
+    return agreement
+
+
+def _selection_scores(scores: _SeriesScores, models: Sequence[str]) -> dict[str, float]:
+    """Each model's ``choice_margin`` over the better naive baseline, or NaN where it also loses on the horizon
+    totals of its folds. The simple models on the selection origins, Prophet on its backtest folds."""
+    margins = {}
     for method in models:
-        if method == METHOD:
-            errors, totals = _fold_errors(task, task.cutoffs, result.fold_predictions)
-            reference, reference_totals = _fold_errors(task, task.cutoffs, candidates[naive].fold_predictions)
-        else:
-            errors, totals = _fold_errors(task, cutoffs, predictions(predictors[method]))
-            reference, reference_totals = naive_errors, naive_totals
+        errors, totals = scores.fold_errors[method]
+        reference, reference_totals = scores.reference[method]
         worse_on_totals = _total_error(totals) > _total_error(reference_totals)
-        scores[method] = np.nan if worse_on_totals else choice_margin(errors, reference, SELECTION_MARGIN)
-    return scores
+        margins[method] = np.nan if worse_on_totals else choice_margin(errors, reference, SELECTION_MARGIN)
+    return margins
 
 
 def _total_error(totals: Sequence[tuple[float, float]]) -> float:
@@ -1410,6 +1492,7 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 def _score_and_fall_back(
     task: _SeriesTask, result: _SeriesResult, fallback: bool = True, history: _ChannelHistory | None = None,
+    scores: _SeriesScores | None = None, agreement: dict[str, float] | None = None,
 ) -> tuple[_SeriesResult, dict]:
     """Score the models against both naive baselines and publish the best that surely beats them, else the better
     baseline.
@@ -1418,15 +1501,13 @@ def _score_and_fall_back(
     revenue and conversions with the channel's ``history``, ``spend_regression``. A model qualifies when it beats
     the naive error on the backtest days, is no worse on horizon totals, and its ``choice_margin`` over the better
     naive baseline (the fold-to-fold lower bound of its skill, see ``SELECTION_MARGIN``) is above 0; the qualifying
-    model with the highest margin is published (``choice_margin`` in the row).
+    model with the highest margin is published (``choice_margin`` in the row), unless ``agreement`` (the channel's
+    t statistic per model, see ``_channel_agreement``) judges that model and it is not above CHANNEL_AGREEMENT_T:
+    then the better baseline is (``channel_agreement`` in the row).
     ``fallback=False`` publishes Prophet whatever the scores (the forecast as before the other models; still scored).
     """
-    predictors = _predictors(task, history)
-    candidates = {method: _candidate(task, predict) for method, predict in predictors.items()}
-    naive_mapes = {method: _ratio(candidates[method].abs_error, candidates[method].abs_actual)
-                   for method in NAIVE_METHODS}
-    # The better baseline by daily error; ties and undefined errors go to the simpler mean.
-    best = min(NAIVE_METHODS, key=lambda m: (np.inf if np.isnan(naive_mapes[m]) else naive_mapes[m]))
+    scores = scores if scores is not None else _series_scores(task, result, history, fallback)
+    candidates, naive_mapes, best = scores.candidates, scores.naive_mapes, scores.naive
     naive_mape, naive_total = naive_mapes[best], _total_error(candidates[best].fold_totals)
     models = {METHOD: (_ratio(result.abs_error, result.abs_actual), _total_error(result.fold_totals))}
     if fallback:
@@ -1442,11 +1523,15 @@ def _score_and_fall_back(
     # within the fold-to-fold spread.
     beats = {method: mape < naive_mape and not skill_score(total, naive_total) < 0
              for method, (mape, total) in models.items()}
-    margins = (_selection_scores(task, result, predictors, candidates, best, [m for m in models if beats[m]])
+    margins = (_selection_scores(scores, [m for m in models if beats[m]])
                if fallback and not np.isnan(naive_mape) else {})
     eligible = [method for method in models if margins.get(method, -np.inf) > 0]
+    agreement = agreement or {}
+    picked = max(eligible, key=lambda m: margins[m]) if eligible else best
     if fallback:
-        chosen = max(eligible, key=lambda m: margins[m]) if eligible else best
+        # A choice the channel's other series do not back is luck on this series' folds (CHANNEL_AGREEMENT_T).
+        vetoed = picked in agreement and not agreement[picked] > CHANNEL_AGREEMENT_T
+        chosen = best if vetoed else picked
     else:
         chosen = METHOD
     model = chosen if chosen in models else min(models, key=rank)
@@ -1471,6 +1556,7 @@ def _score_and_fall_back(
            for m in (LEVEL_METHOD, RECENT_LEVEL_METHOD, SPEND_REGRESSION_METHOD, REVERTING_METHOD)},
         "future_spend": FUTURE_SPEND if chosen == SPEND_REGRESSION_METHOD else "",
         "choice_margin": margins.get(chosen, np.nan),
+        "channel_agreement": agreement.get(picked, np.nan),
     }
     if chosen == METHOD:
         return result, row

@@ -331,3 +331,46 @@ def test_a_model_that_beats_naive_on_the_backtest_only_by_luck_is_not_published(
     assert row["method"] == METHOD and published is steady
     assert row["choice_margin"] == pytest.approx(0.15 - forecasting.SELECTION_MARGIN * 0.03 / np.sqrt(3))
     assert row["published_skill"] == pytest.approx(row["skill"]) and row["published_skill"] > 0.1
+
+
+def channel_of(fold_skills_per_metric) -> tuple[list, list]:
+    """One channel's series (the growing series under other metric names), each with a 'Prophet' of given fold
+    skills against its better naive baseline."""
+    import dataclasses
+
+    base = growing_series_task()
+    tasks = [dataclasses.replace(base, metric=f"metric_{i}") for i in range(len(fold_skills_per_metric))]
+    return tasks, [model_with_fold_skills(task, skills) for task, skills in zip(tasks, fold_skills_per_metric)]
+
+
+def test_a_choice_its_channel_does_not_back_falls_back_to_naive():
+    """The first series' model wins every fold by a steady margin (published on its own), but on the channel's two
+    other series the same model loses or ties: pooled over the channel its edge is luck, so naive is published.
+    Where the channel's series all back it, it is published."""
+    lonely = ((0.15, 0.12, 0.18), (-0.10, -0.05, -0.12), (0.02, -0.03, 0.0))
+    tasks, results = channel_of(lonely)
+    scores = [forecasting._series_scores(task, result, None) for task, result in zip(tasks, results)]
+    agreement = forecasting._channel_agreement(tasks, scores)["c"]
+    means = np.array([np.mean(skills) for skills in lonely])
+    assert agreement[METHOD] == pytest.approx(means.mean() / (means.std(ddof=1) / np.sqrt(3)))
+    assert agreement[METHOD] < forecasting.CHANNEL_AGREEMENT_T
+
+    alone, row = forecasting._score_and_fall_back(tasks[0], results[0], scores=scores[0])
+    assert row["method"] == METHOD and alone is results[0]  # the series' own margin publishes it...
+    published, row = forecasting._score_and_fall_back(tasks[0], results[0], scores=scores[0], agreement=agreement)
+    assert row["method"] == row["naive_method"] and row["method"] in NAIVE_METHODS  # ...its channel does not
+    assert row["published_skill"] == 0.0 and row["channel_agreement"] == pytest.approx(agreement[METHOD])
+    assert published is not results[0]
+
+    backed = ((0.15, 0.12, 0.18), (0.10, 0.12, 0.11), (0.20, 0.18, 0.22))
+    tasks, results = channel_of(backed)
+    scores = [forecasting._series_scores(task, result, None) for task, result in zip(tasks, results)]
+    agreement = forecasting._channel_agreement(tasks, scores)["c"]
+    assert agreement[METHOD] > forecasting.CHANNEL_AGREEMENT_T
+    published, row = forecasting._score_and_fall_back(tasks[0], results[0], scores=scores[0], agreement=agreement)
+    assert row["method"] == METHOD and published is results[0]
+
+    # Fewer than CHANNEL_AGREEMENT_MIN_SERIES series with the model: not judged, the series' own choice stands.
+    tasks, results = channel_of(lonely[:2])
+    scores = [forecasting._series_scores(task, result, None) for task, result in zip(tasks, results)]
+    assert METHOD not in forecasting._channel_agreement(tasks, scores)["c"]
