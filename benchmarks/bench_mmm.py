@@ -1,7 +1,7 @@
 """Speed of the media-mix model fit (hyperparameter search + bootstrap) and of the budget optimizer on demo data.
 
 Run: .venv/bin/python benchmarks/bench_mmm.py [--lookback 90 180 365] [--bootstrap 100] [--repeats 3] [--seed 42]
-     [--criteria cv in_sample] [--geometric-plain]
+     [--criteria cv in_sample] [--geometric-plain] [--window-coefficients]
 """
 
 from __future__ import annotations
@@ -39,8 +39,13 @@ def main() -> None:
     parser.add_argument("--criteria", nargs="+", default=["cv", "in_sample"], choices=["cv", "in_sample"])
     parser.add_argument("--geometric-plain", action="store_true",
                         help="time the earlier default instead (robust=False, delay_grid=(0,): geometric carryover only)")
+    parser.add_argument("--window-coefficients", action="store_true",
+                        help="time the earlier default's coefficients instead (fitted on the window alone, "
+                             "intervals not spanning the curve history's fit)")
     args = parser.parse_args()
     extra = {"robust": False, "delay_grid": (0,)} if args.geometric_plain else {}
+    if args.window_coefficients:
+        extra.update(coefficients_on="window", coefficient_uncertainty=False)
 
     demo = generate_demo_data(seed=args.seed, end=args.end)
     truth = demo.ground_truth_daily

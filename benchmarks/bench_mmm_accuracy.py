@@ -73,6 +73,15 @@ VARIANTS: dict[str, dict] = {
     # Intervals that also span the fit without the level prior are the default since 2026-11-30;
     # `level_prior_only` is the earlier default (the prior's intervals alone).
     "level_prior_only": {"level_prior_uncertainty": False},
+    # Coefficients fitted on the curve history (the level prior weighed as against the window's days), with
+    # intervals that also span the window's fit, are the default since 2026-11-30 (chosen on the choose
+    # seeds); `window_coefficients` is the earlier default, `window_span` the window's coefficients with
+    # intervals that also span the curve history's, `history_only` the curve history's coefficients with
+    # their own intervals, `history_plain_prior` the level prior at its plain weight on the curve history.
+    "window_coefficients": {"coefficients_on": "window", "coefficient_uncertainty": False},
+    "window_span": {"coefficients_on": "window"},
+    "history_only": {"coefficient_uncertainty": False},
+    "history_plain_prior": {"level_prior_per_window": False},
 }
 # Variants that pass simulated lift tests, with the tests' relative standard error.
 LIFT_TEST_SE = {"lift_tests": 0.10, "lift_tests_se20": 0.20}

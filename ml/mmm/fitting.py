@@ -74,6 +74,9 @@ def fit_media_mix_model(
     lift_tests: pd.DataFrame | None = None,
     level_prior_sd: float | None = 0.5,
     level_prior_uncertainty: bool = True,
+    coefficients_on: str = "curve_history",
+    coefficient_uncertainty: bool = True,
+    level_prior_per_window: bool = True,
 ) -> MediaMixResult:
     """Fit the media-mix model on the last ``lookback_days`` days of ``daily``.
 
@@ -115,8 +118,8 @@ def fit_media_mix_model(
       :mod:`ml.events`) and ``holiday_country``'s public holidays are left out of the regression and
       the CV (as if each had its own indicator) but still count for adstock and for window totals.
     * Curve history. The adstock/saturation curves are chosen on the last ``curve_history_days``
-      days (default 540, or all there is; never less than the window), the coefficients, ROAS and
-      intervals on the window. A channel's carry-over and saturation are properties of the channel,
+      days (default 540, or all there is; never less than the window); ROAS, contributions and
+      intervals are over the window. A channel's carry-over and saturation are properties of the channel,
       and 180 days cannot pin down 24 curve parameters: on the demo generator the best-fitting
       curves on the window alone fitted better than the true curves, and the ROAS of a major channel
       then jumped from one day's window to the next. The longer curve history puts more major
@@ -148,6 +151,19 @@ def fit_media_mix_model(
       response over the observed spend far better than its level, and near-tied candidates can
       differ widely in ROAS, so the weighted consensus is much less erratic than the single
       winner.
+    * Coefficients (``coefficients_on``). By default the media coefficients of the chosen curves are
+      fitted on the curve history too (its controls: hinged trend, yearly harmonics, level shift) and
+      applied to the window's days: the curves already assume that a channel's response did not
+      change over the history, and a flighted channel has three times the flights there, where on the
+      window alone a few flights are confounded with the baseline (the second benchmark family's
+      confidently wrong channels were such cases; docs/mmm_accuracy.md). ``"window"`` fits them on
+      the window alone (the earlier default, variant ``window_coefficients``). The level prior's rows
+      weigh against the curve history's days as they do against the window's
+      (``level_prior_per_window``): more days of a spend that is never low say nothing more about its
+      level. With ``coefficient_uncertainty``
+      (default) every interval also spans the fit on the other days (the window's, with its own
+      bootstrap), so a response that did change lately stays inside the interval. Chosen on the
+      benchmark's choose seeds; the figures are in docs/mmm_accuracy.md.
     * Intervals: moving-block residual bootstrap over the window (circular blocks of
       ``block_days``), with the design fixed: it keeps the adstock time structure that resampling
       days would break, keeps weekly and short-range residual autocorrelation inside blocks, and
@@ -159,8 +175,8 @@ def fit_media_mix_model(
       ``widen_unbounded_levels`` (default) a channel whose spend is never low (10th percentile of
       daily spend above 30% of its mean, the review gate's ``spend_floor``) gets lower bounds of 0
       on ROAS, contribution and share: its level is an extrapolation the bootstrap cannot see. When the
-      level prior applies (``level_prior_sd``), every interval also spans the fit without it
-      (``level_prior_uncertainty``), so the prior's own uncertainty reaches every channel's interval. Percentile intervals of the
+      level prior applies (``level_prior_sd``), every interval also spans the fits without it
+      (``level_prior_uncertainty``, on the curve history and on the window), so the prior's own uncertainty reaches every channel's interval. Percentile intervals of the
       draws are rescaled so that the draws' median is the estimate (see
       :func:`ml.mmm.bootstrap._interval`) and widened where needed to contain it.
     * Limits: the baseline is smooth (trend, weekday, yearly cycle); calendar effects that are not
@@ -230,6 +246,12 @@ def fit_media_mix_model(
         bootstrap, same seed), so it contains the answer without the prior; the point estimates and
         the response model's draws stay those with the prior. ``False`` is the earlier default (variant
         ``level_prior_only`` in docs/mmm_accuracy.md).
+    coefficients_on, coefficient_uncertainty, level_prior_per_window:
+        ``"curve_history"`` (default) or ``"window"``: the days the media coefficients are fitted on;
+        whether every interval also spans the fit on the other days (default on; nothing to span when
+        the curve history is the window); whether the level prior's rows are weighted up by
+        ``sqrt(curve history days / window days)`` in a fit on the curve history, so that the prior
+        keeps the weight against the data it was chosen with (default on; see Coefficients above).
 
     Returns
     -------
@@ -244,6 +266,8 @@ def fit_media_mix_model(
         half_grid=half_grid, shape_grid=shape_grid, alpha_grid=alpha_grid, max_passes=max_passes,
         yearly_fourier_order=yearly_fourier_order, delay_grid=delay_grid,
     )
+    if coefficients_on not in ("curve_history", "window"):
+        raise ValueError(f"coefficients_on must be 'curve_history' or 'window', got {coefficients_on!r}")
     families = tuple(saturation_families) if not isinstance(saturation_families, str) else (saturation_families,)
     if not families or len(set(families)) != len(families) or not set(families) <= set(SATURATION_FAMILIES):
         raise ValueError(
@@ -290,6 +314,7 @@ def fit_media_mix_model(
 
     full = _Problem(features, window.revenue, window.controls, window.rows, calibration=calibration)
     fit = _fit(full, features, window.revenue, window.controls, curves.choice, curves.alpha)
+    lift_calibration = calibration
     level_prior = None
     without_prior: tuple[_Problem, dict[str, Any]] | None = None
     if level_prior_sd is not None:
@@ -303,11 +328,53 @@ def fit_media_mix_model(
                 for f in ("channels", "per_unit", "roas", "se", "weight")))
             full = _Problem(features, window.revenue, window.controls, window.rows, calibration=calibration)
             fit = _fit(full, features, window.revenue, window.controls, curves.choice, curves.alpha)
-    rng = np.random.default_rng(seed)
-    beta_draws, draw_choices = _block_bootstrap(
-        full, features, window.revenue, fit, curves.alpha, curves.choice,
-        curves.errors if hyperparameter_uncertainty else None, curves.sse, penalty, n_bootstrap, block_days, rng,
-    )
+    errors = curves.errors if hyperparameter_uncertainty else None
+
+    def bootstrap(problem: _Problem, curve_fit: dict[str, Any], on_history: bool) -> tuple[np.ndarray, np.ndarray]:
+        # Every fit's bootstrap starts from the same seed, so the fits differ by their data, not their draws.
+        return _block_bootstrap(
+            problem, curve_features if on_history else features, window.curve_revenue if on_history else window.revenue,
+            curve_fit, curves.alpha, curves.choice, errors, curves.sse, penalty, n_bootstrap, block_days,
+            np.random.default_rng(seed),
+        )
+
+    history_calibration = calibration
+    if level_prior is not None and level_prior_per_window:
+        # The level prior weighs against the curve history's days as it does against the window's: more days
+        # of a spend that is never low add no information about its level, only about its slope.
+        rows = slice(len(calibration.channels) - level_prior.n_rows, None)
+        weight = calibration.weight.copy()
+        weight[rows] *= math.sqrt(len(window.curve_rows) / max(len(window.rows), 1))
+        history_calibration = dataclasses.replace(calibration, weight=weight)
+    # The published fit and the alternative answers its intervals also span, each with its own bootstrap.
+    has_history = window.n_curve_days > window.n_days
+    on_history = coefficients_on == "curve_history" and has_history
+    day_sets = [on_history] + ([not on_history] if coefficient_uncertainty and has_history else [])
+    # The level prior is an assumption, not a measurement, and through the shared regression it moves every
+    # channel: the intervals also span the fits without it (level_prior_uncertainty).
+    prior_states = [True] + ([False] if without_prior is not None and level_prior_uncertainty else [])
+    fits: list[tuple[dict[str, Any], tuple[np.ndarray, np.ndarray]]] = []
+    for history_days in day_sets:
+        for with_prior in prior_states:
+            if history_days:
+                # The chosen curves' coefficients fitted on the whole curve history (its controls, the same
+                # lift tests and level prior): a channel's response is taken not to have changed over the
+                # history (the curves already rest on that), and three times the days pin a coefficient down
+                # where the window alone confounds a few flights with its baseline.
+                problem = _Problem(curve_features, window.curve_revenue, window.curve_controls, window.curve_rows,
+                                   calibration=history_calibration if with_prior else lift_calibration)
+                days_fit = _fit(problem, curve_features, window.curve_revenue, window.curve_controls,
+                                curves.choice, curves.alpha)
+                draws = bootstrap(problem, days_fit, True)
+                # Its media and baseline over the window's days (the window is the curve history's end).
+                days_fit = dict(days_fit, media=days_fit["media"][:, -window.n_days:],
+                                baseline=days_fit["baseline"][-window.n_days:])
+            else:
+                problem, days_fit = (full, fit) if with_prior else without_prior
+                draws = bootstrap(problem, days_fit, False)
+            fits.append((days_fit, draws))
+    (fit, (beta_draws, draw_choices)), alternatives = fits[0], fits[1:]
+
     # Left-out days keep their revenue: whatever media does not explain counts as baseline there.
     contributions = fit["beta"][:, None] * fit["media"]
     baseline = fit["baseline"].copy()
@@ -325,26 +392,17 @@ def fit_media_mix_model(
         window, model, features, curves, beta_draws, draw_choices, contributions, baseline, window_cv, settings,
         curve_points=curve_points, curve_max_multiple=curve_max_multiple,
     )
-    if without_prior is not None and level_prior_uncertainty:
-        # The level prior is an assumption, not a measurement, and through the shared regression it moves
-        # every channel: the intervals also span the fit without it (its own bootstrap, the draws a fit with
-        # level_prior_sd=None would make). The point estimates and the model's draws stay the prior's.
-        problem, plain_fit = without_prior
-        plain_draws, plain_choices = _block_bootstrap(
-            problem, features, window.revenue, plain_fit, curves.alpha, curves.choice,
-            curves.errors if hyperparameter_uncertainty else None, curves.sse, penalty, n_bootstrap, block_days,
-            np.random.default_rng(seed),
-        )
-        plain_model = _response_model(
-            names, window, candidates, curves.choice, plain_fit["beta"], plain_draws, plain_choices,
+    for other_fit, (other_draws, other_choices) in alternatives:
+        other_model = _response_model(
+            names, window, candidates, curves.choice, other_fit["beta"], other_draws, other_choices,
             baseline_daily=model.baseline_daily, ci=ci,
         )
-        plain_channels, plain_curves = _interval_tables(
-            window, plain_model, features, curves.choice, plain_draws, plain_choices,
+        other_channels, other_curves = _interval_tables(
+            window, other_model, features, curves.choice, other_draws, other_choices,
             curve_points=curve_points, curve_max_multiple=curve_max_multiple, ci=ci)
         result = dataclasses.replace(
-            result, channels=_span(result.channels, plain_channels, "channel"),
-            response_curves=_span(result.response_curves, plain_curves, "channel"))
+            result, channels=_span(result.channels, other_channels, "channel"),
+            response_curves=_span(result.response_curves, other_curves, "channel"))
     for i, name in enumerate(names):
         result.diagnostics["hyperparameters"][name]["adstock_delay"] = int(candidates[curves.choice[i], 3])
         result.diagnostics["hyperparameters"][name]["saturation_family"] = model.responses[name].saturation_family
@@ -358,6 +416,8 @@ def fit_media_mix_model(
         [] if level_prior is None else [names[i] for i in level_prior.channels])
     result.diagnostics["level_prior_roas"] = math.nan if level_prior is None else float(level_prior.roas[0])
     result.diagnostics["level_prior_uncertainty"] = bool(without_prior is not None and level_prior_uncertainty)
+    result.diagnostics["coefficients_on"] = "curve_history" if on_history else "window"
+    result.diagnostics["coefficient_uncertainty"] = bool(coefficient_uncertainty and window.n_curve_days > window.n_days)
     result.diagnostics["lift_test_channels"] = sorted(set(tests["channel"])) if tests is not None else []
     result.diagnostics["n_lift_tests"] = 0 if tests is None else len(tests)
     review = review_channels(result, frame)

@@ -54,6 +54,8 @@ _DIAGNOSTIC_DETAILS = {
     "n_bootstrap": "bootstrap draws",
     "level_prior_roas": "centre of the shared-ROAS prior on never-low channels (pooled ROAS of the others)",
     "level_prior_uncertainty": "1 if intervals span the fit without the level prior too",
+    "coefficients_on": "days the media coefficients were fitted on: curve_history (default) or window",
+    "coefficient_uncertainty": "1 if intervals span the coefficients fitted on the other days (window or curve history) too",
     "ci": "interval coverage",
     "block_days": "bootstrap block length in days",
     "ridge_alpha": "ridge strength on unit-RMS media features, chosen by cross-validation",
