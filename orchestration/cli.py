@@ -186,11 +186,15 @@ EXIT_REFRESH_FAILED = 1
 EXIT_SETTINGS_INCOMPLETE = 2
 EXIT_REFRESH_RUNNING = 3
 EXIT_NO_WAREHOUSE = 4
+CONFIG_HELP = ("a YAML run-config file with the ops' settings, as in the Dagster UI's launchpad (e.g. ops: "
+               "{media_mix_model: {config: {n_bootstrap: 200}}}); default: the file SPENDWISE_RUN_CONFIG names, "
+               "else the assets' defaults. A bad file stops the command with exit code 2 before anything runs")
 REFRESH_EXIT_CODES = """exit codes:
   0  everything was published; failed warnings (e.g. stale data) are listed as warnings
   1  a step failed or a blocking check with ERROR severity failed (the summary says which, in words)
-  2  the settings are incomplete or invalid, e.g. a spark:// warehouse without SPENDWISE_SERVING_URL:
-     one line saying what to set; nothing was started
+  2  the settings are incomplete or invalid, e.g. a spark:// warehouse without SPENDWISE_SERVING_URL or
+     a run-config file (--config, SPENDWISE_RUN_CONFIG) with an unknown setting: one line saying what to
+     fix; nothing was started
   3  a refresh of this warehouse is already running (CLI, HTTP or schedule): one line on stderr,
      `already running: run <id> since <time>`; nothing was started
   4  no warehouse yet (run `spendwise demo` or `spendwise load DIR`) or PostgreSQL (the warehouse or the
@@ -204,6 +208,7 @@ def _refresh_guarded(command: str, action) -> int:
     from core.settings import get_settings, serving_for
     from core.warehouse import WarehouseMissing, WarehouseUnavailable
     from orchestration.refresh import warehouse_problem
+    from orchestration.run_config import RunConfigError
 
     try:  # before anything runs: a spark:// warehouse needs the serving database of its prediction tables
         settings = get_settings()
@@ -213,6 +218,9 @@ def _refresh_guarded(command: str, action) -> int:
         return EXIT_SETTINGS_INCOMPLETE
     try:
         return action()
+    except RunConfigError as exc:  # raised before the action starts anything
+        print(f"spendwise {command}: {exc}", file=sys.stderr)
+        return EXIT_SETTINGS_INCOMPLETE
     except RefreshInProgress as exc:
         print(f"spendwise {command}: {exc}", file=sys.stderr)
         return EXIT_REFRESH_RUNNING
@@ -228,15 +236,17 @@ def _verbose(args: argparse.Namespace) -> bool:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     from orchestration.progress import terminal_apart
-    from orchestration.refresh import format_summary, run_refresh
+    from orchestration.refresh import format_summary, refresh_run_config, run_refresh
 
     def refresh() -> int:
         started = time.perf_counter()
         verbose = _verbose(args)
+        run_config = refresh_run_config(args.config)
         with terminal_apart(verbose) as terminal:
             outcome = run_refresh(
                 tags={"spendwise/trigger": args.trigger}, run_id=args.run_id, log_level=args.log_level,
                 progress=terminal, verbose=verbose, full_refresh=getattr(args, "full_refresh", False),
+                run_config=run_config,
             )
         print(format_summary(outcome, _warehouse(), total_seconds=time.perf_counter() - started))
         return 0 if outcome.ok else EXIT_REFRESH_FAILED
@@ -249,10 +259,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from core.refresh_lock import RefreshLock
     from core.settings import get_settings
     from orchestration.progress import terminal_apart
-    from orchestration.refresh import format_summary, new_run_id, run_refresh
+    from orchestration.refresh import format_summary, new_run_id, refresh_run_config, run_refresh
 
     def run() -> int:
         started = time.perf_counter()
+        run_config = refresh_run_config(args.config)  # a bad file stops before the demo data is written
         lock = RefreshLock(get_settings().warehouse)
         lock.acquire(new_run_id())  # no demo data is written under a running refresh
         try:
@@ -260,7 +271,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if code:
                 return code
             with terminal_apart(args.verbose) as terminal:
-                outcome = run_refresh(lock=lock, progress=terminal, verbose=args.verbose)
+                outcome = run_refresh(lock=lock, progress=terminal, verbose=args.verbose, run_config=run_config)
         finally:
             lock.release()
         print()
@@ -499,6 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild the incremental dbt models (journeys, touchpoint credit) from all raw rows instead of "
         "only the users whose rows changed; a wholesale load (load/demo) triggers this by itself",
     )
+    refresh.add_argument("--config", metavar="FILE", default=None, help=CONFIG_HELP)
     refresh.set_defaults(func=cmd_refresh)
 
     run = sub.add_parser(
@@ -509,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo_args(run)
     run.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    run.add_argument("--config", metavar="FILE", default=None, help=CONFIG_HELP)
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser(

@@ -156,6 +156,7 @@ def run_refresh(
     progress: TextIO | None = None,
     verbose: bool = False,
     full_refresh: bool = False,
+    run_config: dict | None = None,
 ) -> RefreshOutcome:
     """Materialize every asset once, in-process, recorded in `instance` (default: DAGSTER_HOME's).
 
@@ -166,6 +167,7 @@ def run_refresh(
     With a `progress` stream, a line per step (or group of check or chart steps) is written there
     as the run goes (orchestration.progress); `verbose`: the steps' own output shares that stream.
     `full_refresh`: the incremental dbt models are rebuilt from all raw rows (DbtModelConfig.full_refresh).
+    `run_config`: the ops' settings of a run-config file (`refresh_run_config`), already checked.
     """
     settings = get_settings()
     require_warehouse(settings.warehouse)
@@ -180,7 +182,7 @@ def run_refresh(
     try:
         try:
             outcome = _execute(instance, {**(tags or {}), WEBHOOK_TAG[0]: WEBHOOK_TAG[1]}, log_level, run_id,
-                               progress, verbose, full_refresh)
+                               progress, verbose, full_refresh, run_config)
         except Exception as exc:
             notify_refresh_webhooks(None, run_id=run_id, started_at=started_at, trigger=trigger,
                                     error=f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}")
@@ -191,6 +193,22 @@ def run_refresh(
     finally:
         if own_lock:
             lock.release()
+
+
+def refresh_run_config(path=None) -> dict:
+    """The ops' settings of the run-config file (`path`, else SPENDWISE_RUN_CONFIG; {} without one), checked
+    against the refresh job before anything starts: RunConfigError names the file and the bad entry."""
+    from orchestration.run_config import run_config_path, validated_run_config
+
+    chosen = run_config_path(path)
+    if chosen is None:
+        return {}
+    from orchestration.dbt import prepare_manifest
+
+    prepare_manifest()  # the definitions load the dbt manifest
+    from orchestration.definitions import defs
+
+    return validated_run_config(defs.resolve_job_def(REFRESH_JOB_NAME), chosen)
 
 
 # Runs tagged so are announced by the process that ran them (run_refresh), not by the run-status sensors.
@@ -266,11 +284,13 @@ def outcome_from_run(instance, run_id: str) -> RefreshOutcome:
 
 
 def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str,
-             progress: TextIO | None = None, verbose: bool = False, full_refresh: bool = False) -> RefreshOutcome:
+             progress: TextIO | None = None, verbose: bool = False, full_refresh: bool = False,
+             run_config: dict | None = None) -> RefreshOutcome:
     from dagster import DagsterInstance
 
     from orchestration.dbt import prepare_manifest
     from orchestration.progress import RunProgress, describe_steps
+    from orchestration.run_config import merged
 
     ensure_dagster_home()
     prepare_manifest()
@@ -294,10 +314,10 @@ def _execute(instance, tags: dict[str, str] | None, log_level: str, run_id: str,
         raise_on_error=False,
         tags={"spendwise/trigger": "cli", **(tags or {}), **ProcessIdentity.current().to_tags()},
         # Dagster's per-event lines live in the UI; dbt's per-node log goes to stdout (see progress.py).
-        run_config={
+        run_config=merged(run_config or {}, {
             "loggers": {"console": {"config": {"log_level": log_level}}},
             **({"ops": {"spendwise_dbt_models": {"config": {"full_refresh": True}}}} if full_refresh else {}),
-        },
+        }),
     )
     seconds = time.perf_counter() - started
     if steps is not None:

@@ -17,6 +17,7 @@ from assets.raw import raw_tables
 from core.refresh_lock import RefreshLock, describe_holder
 from core.settings import REFRESH_JOB_NAME, REFRESH_TAG, SCHEDULE_CRON, WarehouseUrl, get_settings
 from core.warehouse import WarehouseUnavailable
+from orchestration.run_config import RunConfigError, read_run_config, run_config_path
 from service.dagster_bridge import refresh_in_progress, refresh_run_since
 
 __all__ = ["REFRESH_JOB_NAME", "build_refresh_schedule", "refresh_in_progress", "refresh_job"]
@@ -59,8 +60,12 @@ def build_refresh_schedule(warehouse: WarehouseUrl | None = None):
             return SkipReason(f"the warehouse cannot be reached, no refresh started: {exc}")
         if holder is not None:
             return SkipReason(describe_holder(holder))
+        try:  # the ops' settings of SPENDWISE_RUN_CONFIG, read at each tick (Dagster checks the fields)
+            run_config = read_run_config(run_config_path())
+        except RunConfigError as exc:
+            return SkipReason(f"no refresh started: {exc}")
         # The run worker executes on the host where this tick is evaluated (DefaultRunLauncher: the
         # code server's host); the refresh executor adds its own pid and start time when it begins.
-        return RunRequest(run_key=None, tags={"spendwise/trigger": "schedule"})
+        return RunRequest(run_key=None, run_config=run_config, tags={"spendwise/trigger": "schedule"})
 
     return refresh_every_30_minutes

@@ -32,6 +32,7 @@ from core.landing import (
 from core.refresh_lock import describe_holder
 from core.settings import WarehouseUrl, get_settings, serving_for
 from core.warehouse import WarehouseClient, WarehouseUnavailable
+from orchestration.run_config import RunConfigError, read_run_config, run_config_path
 from orchestration.schedules import refresh_job
 from service.dagster_bridge import refresh_in_progress, refresh_run_since
 
@@ -80,8 +81,15 @@ def build_landing_sensor(warehouse: WarehouseUrl | None = None, landing_dir: str
                 skip_reason=SkipReason(f"drops {', '.join(pending)} merged; refresh not requested yet: {reason}"),
                 cursor=cursor,
             )
+        try:  # the ops' settings of SPENDWISE_RUN_CONFIG, as for the schedule
+            run_config = read_run_config(run_config_path())
+        except RunConfigError as exc:
+            return SensorResult(
+                skip_reason=SkipReason(f"drops {', '.join(pending)} merged; refresh not requested: {exc}"),
+                cursor=cursor,
+            )
         request = RunRequest(
-            run_key=None,
+            run_key=None, run_config=run_config,
             tags={"spendwise/trigger": "landing", "spendwise/drops": ",".join(pending)[:1000]},
         )
         return SensorResult(run_requests=[request], cursor=json.dumps({"pending": []}))

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
 # Tests must never write into the developer's own warehouse or Dagster instance.
 os.environ.pop("SPENDWISE_WAREHOUSE_URL", None)
+# Every refresh a test starts as a command (and the schedule's runs) takes the light run config; the
+# in-process ones pass the same file's settings (LIGHT_CONFIG). A test of the defaults removes it.
+LIGHT_RUN_CONFIG_FILE = Path(__file__).with_name("light_run_config.yaml")
+os.environ["SPENDWISE_RUN_CONFIG"] = str(LIGHT_RUN_CONFIG_FILE)
 
 PG_ADMIN_URL = os.environ.get("SPENDWISE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

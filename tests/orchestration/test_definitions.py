@@ -74,6 +74,31 @@ def test_schedule_runs_every_30_minutes_and_skips_while_a_refresh_is_in_progress
         assert again.run_requests
 
 
+def test_the_schedule_runs_with_the_run_config_file_and_skips_naming_a_bad_one(defs, tmp_path, monkeypatch):
+    """SPENDWISE_RUN_CONFIG is read at each tick: its ops' settings go into the run request (and so into a
+    run Dagster accepts), and a file that cannot be read skips the tick with the reason."""
+    from dagster import validate_run_config
+
+    from orchestration.run_config import RUN_CONFIG_ENV
+
+    schedule = defs.resolve_schedule_def("refresh_every_30_minutes")
+    path = tmp_path / "run.yaml"
+    path.write_text("ops:\n  media_mix_model: {config: {n_bootstrap: 30}}\n")
+    monkeypatch.setenv(RUN_CONFIG_ENV, str(path))
+    with instance_for_test() as instance:
+        (request,) = schedule.evaluate_tick(build_schedule_context(instance=instance)).run_requests
+        assert request.run_config == {"ops": {"media_mix_model": {"config": {"n_bootstrap": 30}}}}
+        validate_run_config(defs.resolve_job_def(REFRESH_JOB_NAME), request.run_config)
+        path.write_text("ops: [")
+        skipped = schedule.evaluate_tick(build_schedule_context(instance=instance))
+        assert not skipped.run_requests
+        assert skipped.skip_message.startswith(f"no refresh started: run config {path}: not valid YAML"), (
+            skipped.skip_message)
+        monkeypatch.delenv(RUN_CONFIG_ENV)
+        (request,) = schedule.evaluate_tick(build_schedule_context(instance=instance)).run_requests
+        assert not request.run_config  # the assets' defaults
+
+
 def test_local_instance_config_queues_one_run_at_a_time():
     import yaml
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from assets.resources import Warehouse
+from tests.conftest import LIGHT_RUN_CONFIG_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +96,8 @@ def test_own_export_loads_and_refreshes_with_aliases_and_colliding_campaign_ids(
     (folder / "channels.csv").write_text(CHANNELS_CSV)
     url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
     env = {"SPENDWISE_WAREHOUSE_URL": url, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "DAGSTER_HOME": str(tmp_path / "home"), "SPENDWISE_CHARTS_DIR": str(tmp_path / "charts")}
+           "DAGSTER_HOME": str(tmp_path / "home"), "SPENDWISE_CHARTS_DIR": str(tmp_path / "charts"),
+           "SPENDWISE_RUN_CONFIG": str(LIGHT_RUN_CONFIG_FILE)}
     proc = subprocess.run([sys.executable, "-m", "orchestration.cli", "load", str(folder), "--check"],
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr

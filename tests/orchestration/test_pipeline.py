@@ -11,21 +11,17 @@ from dagster import AssetKey, DagsterInstance, instance_for_test
 
 from core import registry
 from core.raw_contract import RAW_TABLES
+from orchestration.run_config import read_run_config
 from orchestration.schedules import REFRESH_JOB_NAME
 from assets.resources import Warehouse
-from tests.conftest import load_demo
+from tests.conftest import LIGHT_RUN_CONFIG_FILE, load_demo
 
 pytestmark = pytest.mark.slow
 
 
-# Fewer bootstrap draws and backtest folds than the defaults: the same code paths, less CPU in CI.
-LIGHT_CONFIG = {
-    "ops": {
-        "attribution": {"config": {"n_bootstrap": 50}},
-        "media_mix_model": {"config": {"n_bootstrap": 20}},
-        "channel_forecasts": {"config": {"backtest_folds": 1}},
-    }
-}
+# Fewer bootstrap draws and backtest folds than the defaults: the same code paths, less CPU in CI. The
+# suite's light run config (tests/light_run_config.yaml), which the commands a test starts read too.
+LIGHT_CONFIG = read_run_config(LIGHT_RUN_CONFIG_FILE)
 PREDICTION_TABLES = set(registry.TABLES)
 CHARTS = set(registry.CHARTS)
 

@@ -11,6 +11,7 @@ import pytest
 
 from orchestration.check_words import explain_test, load_manifest
 from orchestration.refresh import CheckEvaluation, RefreshOutcome, _run_lines
+from tests.conftest import LIGHT_RUN_CONFIG_FILE
 
 DUPLICATE_TEST = "source_unique_combination_raw_ad_performance_daily_date__channel__campaign_id"
 
@@ -86,7 +87,8 @@ def test_contract_tests_read_in_words(dbt_manifest):
 
 def _env(tmp_path: Path, url: str) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "home"),
-            "SPENDWISE_WAREHOUSE_URL": url, "SPENDWISE_CHARTS_DIR": str(tmp_path / "charts")}
+            "SPENDWISE_WAREHOUSE_URL": url, "SPENDWISE_CHARTS_DIR": str(tmp_path / "charts"),
+            "SPENDWISE_RUN_CONFIG": str(LIGHT_RUN_CONFIG_FILE)}
 
 
 def _refresh(tmp_path: Path, url: str) -> subprocess.CompletedProcess:
@@ -123,6 +125,14 @@ def test_refresh_on_data_ending_weeks_ago_publishes_exits_0_and_warns_with_the_a
                f"raw.ad_performance_daily: newest day {end:%Y-%m-%d}, 28 days old")
     assert warning in out, out[-3000:]
     assert "Result: published; exit code 0 (with warnings)" in out
+    # the run took the ops' settings of SPENDWISE_RUN_CONFIG's file, as recorded in DAGSTER_HOME
+    from dagster import DagsterInstance
+
+    from orchestration.run_config import read_run_config
+
+    with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        (run,) = instance.get_runs()
+    assert run.run_config["ops"] == read_run_config(LIGHT_RUN_CONFIG_FILE)["ops"], run.run_config
     # the marts end on the data's last day, not padded with zero days up to today
     wh = Warehouse(url=url)
     for table in ("fct_channel_daily", "fct_revenue_daily"):
@@ -188,3 +198,44 @@ def test_refresh_with_repeated_campaign_days_names_the_rule_in_words_and_exits_1
             "(channel, campaign_id) may have one row per day: aggregate the export by date, channel and campaign") in out, out[-3000:]
     assert out.index("Warnings (") < out.index("Failures (")
     assert "Result: not everything was published; exit code 1" in out
+
+
+BAD_RUN_CONFIGS = {  # file text -> what the one line must say after "run config <file>: "
+    None: "no such file (set by --config or SPENDWISE_RUN_CONFIG)",
+    "ops: {media_mix_model: [unclosed\n": "not valid YAML at line 2",
+    "loggers: {console: {}}\n": "only ops: can be set here (the refresh sets loggers and resources itself); "
+                                "remove loggers",
+    "- media_mix_model\n": "expected a mapping with one key, ops:, got list",
+    "ops:\n  media_mix_modle: {config: {n_bootstrap: 20}}\n": "ops: unknown entry 'media_mix_modle' (did you mean "
+                                                            "'media_mix_model'?)",
+    "ops:\n  media_mix_model: {config: {n_bootstrap: many}}\n": "ops.media_mix_model.config.n_bootstrap: ",
+}
+
+
+def test_a_run_config_file_the_refresh_cannot_use_is_refused_naming_the_file_and_the_entry(tmp_path, dbt_manifest):
+    from orchestration.refresh import refresh_run_config
+    from orchestration.run_config import RunConfigError
+
+    for i, (text, said) in enumerate(BAD_RUN_CONFIGS.items()):
+        path = tmp_path / f"bad{i}.yaml"
+        if text is not None:
+            path.write_text(text)
+        with pytest.raises(RunConfigError) as raised:
+            refresh_run_config(path)
+        assert str(raised.value).startswith(f"run config {path}: "), str(raised.value)
+        assert said in str(raised.value), (text, str(raised.value))
+    assert refresh_run_config(LIGHT_RUN_CONFIG_FILE)["ops"]["media_mix_model"] == {"config": {"n_bootstrap": 20}}
+
+    # The commands: exit code 2 and that one line, before anything runs (no Dagster home, no demo data).
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    bad = tmp_path / "bad5.yaml"
+    refresh = subprocess.run([sys.executable, "-m", "orchestration.cli", "refresh", "--config", str(bad)],
+                             capture_output=True, text=True, env=_env(tmp_path, url), timeout=300)
+    env = {**_env(tmp_path, url), "SPENDWISE_RUN_CONFIG": str(tmp_path / "bad1.yaml")}
+    run = subprocess.run([sys.executable, "-m", "orchestration.cli", "run", "--scale", "0.02", "--days", "60"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    for command, proc, path in (("refresh", refresh, bad), ("run", run, tmp_path / "bad1.yaml")):
+        assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert proc.stderr.startswith(f"spendwise {command}: run config {path}: "), proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "home").exists() and not (tmp_path / "warehouse.duckdb").exists()

@@ -10,6 +10,7 @@ process started may still run. Figures are printed (`pytest -s`) as `KILL ...` /
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from core.refresh_lock import RefreshLock
 from core.settings import REPO_ROOT, WarehouseUrl
 from orchestration.dbt import DBT_WRAPPER, dbt_executable, prune_dbt_artifacts
 from service.dagster_bridge import REAPED_TAG, refresh_in_progress
-from tests.conftest import load_demo
+from tests.conftest import LIGHT_RUN_CONFIG_FILE, load_demo
 
 PYTHON = sys.executable
 LOCAL_YAML = REPO_ROOT / "deploy" / "dagster.local.yaml"
@@ -124,6 +125,7 @@ def refresh_env(root: Path, url: str, home: Path) -> dict[str, str]:
     return {
         "PATH": "/usr/bin:/bin", "HOME": str(root), "DAGSTER_HOME": str(home),
         "SPENDWISE_WAREHOUSE_URL": url, "SPENDWISE_CHARTS_DIR": str(root / "charts"),
+        "SPENDWISE_RUN_CONFIG": str(LIGHT_RUN_CONFIG_FILE),
     }
 
 
@@ -518,6 +520,11 @@ def test_refresh_help_documents_the_exit_codes():
     assert proc.returncode == 0
     assert "3  a refresh of this warehouse is already running" in proc.stdout
     assert "already running: run <id> since <time>" in proc.stdout
+    # every code the command can return is documented, each on its own line with what it means
+    for code, meaning in ((0, "everything was published"), (1, "a step failed"),
+                          (2, "the settings are incomplete or invalid"), (4, "no warehouse yet")):
+        assert re.search(rf"^  {code}  {meaning}", proc.stdout, flags=re.M), (code, proc.stdout)
+    assert "spark:// warehouse without SPENDWISE_SERVING_URL" in proc.stdout
 
 
 def test_dbt_artifacts_are_pruned_to_the_newest_few(tmp_path, monkeypatch):

@@ -33,7 +33,7 @@ from core.settings import HISTORY_SCHEMA, REPO_ROOT, SERVING_URL_ENV, Settings, 
 from core.warehouse import WarehouseClient
 from orchestration.schedules import REFRESH_JOB_NAME
 from service.metrics import RAW_TIME_COLUMNS
-from tests.conftest import IN_CI, load_demo
+from tests.conftest import IN_CI, LIGHT_RUN_CONFIG_FILE, load_demo
 from tests.orchestration.test_pipeline import DEMO_MAY_WARN, LIGHT_CONFIG
 
 try:
@@ -80,7 +80,7 @@ def command_env(root, spark_url: WarehouseUrl, serving_url: str | None) -> dict[
     """The environment of a user's shell: this one without any Spendwise setting, then the test's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPENDWISE_", "DAGSTER_"))}
     env.update({"DAGSTER_HOME": str(root / "dagster_home"), "SPENDWISE_WAREHOUSE_URL": spark_url.url,
-                "SPENDWISE_CHARTS_DIR": str(root / "charts")})
+                "SPENDWISE_CHARTS_DIR": str(root / "charts"), "SPENDWISE_RUN_CONFIG": str(LIGHT_RUN_CONFIG_FILE)})
     if serving_url is not None:
         env[SERVING_URL_ENV] = serving_url
     return env
@@ -96,6 +96,22 @@ def listed_counts(output: str, schema: str) -> dict[str, int]:
     block = re.search(rf"^  {schema}: \d+ tables\n((?:    .*\n)*)", output + "\n", flags=re.M)
     assert block, (schema, output)
     return {m[1]: int(m[2].replace(",", "")) for m in re.finditer(r"^ +(\S+) +([\d,]+) rows$", block[1], flags=re.M)}
+
+
+def read_through_spark(spark_url: WarehouseUrl) -> dict[str, object]:
+    """What Spark itself says after the refresh, read through one Spark session (a JVM costs ~45 s here, so
+    the checks share it): row counts per schema and the newest timestamp of each raw table."""
+    from core.spark import release_kept_session
+
+    spark = WarehouseClient(spark_url, keep_spark_session=True)
+    try:
+        counts = {schema: spark.row_counts(schema) for schema in ("raw", "analytics", "predictions")}
+        newest = spark.read_sql(" UNION ALL ".join(
+            f"SELECT '{table}' AS t, CAST(max(`{column}`) AS TIMESTAMP) AS newest FROM raw.`{table}`"
+            for table, column in RAW_TIME_COLUMNS.items()))
+    finally:
+        release_kept_session()
+    return {"counts": counts, "raw_newest": newest}
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +136,7 @@ def spark_graph(tmp_path_factory, demo_data, dbt_manifest, pg_module_url):
         runs = instance.get_runs()
         assert [r.job_name for r in runs] == [REFRESH_JOB_NAME]
         result = outcome_from_run(instance, runs[0].run_id)
+    spark_facts = read_through_spark(spark_url)
 
     # The same raw data on DuckDB, only as far as the attribution tables (their shares are deterministic).
     duck_url = f"duckdb:///{root / 'warehouse.duckdb'}"
@@ -129,6 +146,7 @@ def spark_graph(tmp_path_factory, demo_data, dbt_manifest, pg_module_url):
     duck, _ = _refresh(duck_url, root / "charts_duckdb", upstream)
     assert duck.success, duck.get_failed_step_keys()
     return {"result": result, "refresh": refresh, "status": status, "env": env, "spark_url": spark_url,
+            "spark": spark_facts,
             "serving": pg_module_url, "duckdb": duck_url, "root": root,
             "session_left_running": "kept Spark session after the command: False" not in refresh.stderr}
 
@@ -163,14 +181,8 @@ def test_the_refresh_command_summarises_the_run_from_spark_and_the_serving_datab
 
 
 def test_the_status_command_reads_spark_the_serving_database_and_the_run(spark_graph):
-    from core.spark import release_kept_session
-
     out = spark_graph["status"].stdout
-    spark = WarehouseClient(spark_graph["spark_url"], keep_spark_session=True)  # Spark's own counts, one JVM
-    try:
-        expected = {schema: spark.row_counts(schema) for schema in ("raw", "analytics")}
-    finally:
-        release_kept_session()
+    expected = {schema: spark_graph["spark"]["counts"][schema] for schema in ("raw", "analytics")}
     assert expected["raw"] and expected["analytics"]
     for schema, counts in expected.items():
         assert listed_counts(out, schema) == counts, schema
@@ -195,14 +207,9 @@ def test_every_prediction_table_and_its_history_is_in_the_serving_database(spark
 
 
 def test_spark_holds_the_marts_and_no_prediction_table(spark_graph):
-    from core.spark import release_kept_session
-
-    spark = WarehouseClient(spark_graph["spark_url"], keep_spark_session=True)  # one JVM for both reads
-    try:
-        assert spark.row_counts("analytics")["fct_channel_daily"] > 0
-        assert spark.row_counts("predictions") == {}
-    finally:
-        release_kept_session()
+    counts = spark_graph["spark"]["counts"]
+    assert counts["analytics"]["fct_channel_daily"] > 0
+    assert counts["predictions"] == {}
 
 
 def test_attribution_shares_equal_a_duckdb_run_on_the_same_raw_data(spark_graph):
@@ -247,9 +254,7 @@ def test_the_service_reads_the_prediction_tables_from_the_serving_database(spark
     assert samples[("spendwise_published_rows", (("table", "channel_attribution"),))] == len(
         WarehouseClient(spark_graph["serving"]).read_table("predictions", "channel_attribution"))
     age = {dict(k[1])["table"]: v for k, v in samples.items() if k[0] == "spendwise_raw_data_age_seconds"}
-    newest = WarehouseClient(spark_graph["spark_url"]).read_sql(" UNION ALL ".join(
-        f"SELECT '{table}' AS t, CAST(max(`{column}`) AS TIMESTAMP) AS newest FROM raw.`{table}`"
-        for table, column in RAW_TIME_COLUMNS.items()))
+    newest = spark_graph["spark"]["raw_newest"]
     assert set(age) == set(RAW_TIME_COLUMNS) == set(newest["t"])
     for row in newest.itertuples():
         # a day's data counts as complete at the end of the day (service.metrics)

@@ -16,6 +16,7 @@ from core.settings import WarehouseUrl, get_settings
 from core.warehouse import WarehouseClient
 from core.webhooks import EVENT_FAILED, EVENT_SUCCEEDED, DeliveryLog
 from orchestration.refresh import CheckEvaluation, RefreshOutcome, _run_lines, notify_refresh_webhooks
+from tests.conftest import LIGHT_RUN_CONFIG_FILE
 from tests.core.test_webhooks import SECRET, Receiver
 
 
@@ -91,6 +92,7 @@ def test_a_real_refresh_fires_its_webhook_once_and_the_sensor_path_sends_the_sam
     with Receiver() as receiver, Receiver(script=("hang",), hang_s=3.0) as silent:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DAGSTER_HOME": str(home),
                "SPENDWISE_WAREHOUSE_URL": url, "SPENDWISE_CHARTS_DIR": str(tmp_path / "charts"),
+               "SPENDWISE_RUN_CONFIG": str(LIGHT_RUN_CONFIG_FILE),
                "SPENDWISE_WEBHOOK_URLS": f"{receiver.url},{silent.url}", "SPENDWISE_WEBHOOK_SECRET": SECRET,
                "SPENDWISE_WEBHOOK_ATTEMPTS": "2", "SPENDWISE_WEBHOOK_TIMEOUT_SECONDS": "0.5",
                "SPENDWISE_WEBHOOK_BACKOFF_SECONDS": "0.05", "SPENDWISE_PUBLIC_URL": "https://sw.example.com"}
