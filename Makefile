@@ -9,7 +9,8 @@ MANIFEST := dbt_project/target/manifest.json
 STAMP := $(VENV)/.installed
 # pyspark + dbt-spark (~460 MB) for the Spark tests only: requirements-spark.txt says why.
 SPARK_STAMP := $(VENV)/.installed-spark
-# pytest-xdist workers for `make test`: one per core here (2); tests of one file stay on one worker
+# pytest-xdist workers for `make test`: one per core here (2); tests of one file stay on one worker, the
+# long files first (tests/conftest.py LONG_FILES_FIRST; --no-loadscope-reorder keeps that order)
 TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
@@ -60,10 +61,10 @@ browser: ## Debian's chromium for the browser test (apt-get as root; otherwise s
 	  fi; }
 
 test: $(STAMP) $(SPARK_STAMP) $(MANIFEST) browser ## the whole test suite, PostgreSQL, Spark and browser tests included
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 test-fast: $(STAMP) $(MANIFEST) ## the suite without tests marked slow
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow"
 
 dev: $(STAMP) $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml ## Dagster UI + daemon (schedules, landing sensor on data/landing) on http://127.0.0.1:3000
 	@landing="$${SPENDWISE_LANDING_DIR:-$(CURDIR)/data/landing}"; mkdir -p "$$landing"; \

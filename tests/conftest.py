@@ -144,25 +144,33 @@ def load_demo(url: str, data) -> None:
     )
 
 
-# The files that take longest (minutes each, see `make test`'s durations) start first, so that under
-# pytest-xdist (`--dist loadfile`, one file per worker at a time) no long file is left to run alone at the
-# end. Order only: every test still runs.
+# The files that take longest (worker-seconds from `make test`'s durations on 2026-11-30, longest first) start
+# first, so that under pytest-xdist (`--dist loadfile`, one file per worker at a time) no long file is left to
+# run alone at the end. Order only: every test still runs. xdist would otherwise reorder the files by their
+# number of tests, which puts the long one- and two-test files last: `make test` passes --no-loadscope-reorder.
 LONG_FILES_FIRST = (
-    "tests/orchestration/test_pipeline_corruptions.py",
-    "tests/orchestration/test_pipeline.py",
-    "tests/orchestration/test_runs_and_locks.py",
-    "tests/orchestration/test_spark_graph.py",
-    "tests/dbt/test_spark.py",
-    "tests/orchestration/test_history_e2e.py",
-    "tests/dbt/test_incremental.py",
-    "tests/dbt/test_attribution_sql.py",
-    "tests/ml/test_mmm.py",
+    "tests/orchestration/test_pipeline_corruptions.py",  # ~520 s: a refresh per corruption
+    "tests/orchestration/test_spark_graph.py",  # ~400 s: two JVMs and a refresh on Spark
+    "tests/orchestration/test_pipeline.py",  # ~350 s: DuckDB and PostgreSQL refreshes
+    "tests/dbt/test_incremental.py",  # ~330 s: 12 dbt runs per engine
+    "tests/dbt/test_spark.py",  # ~250 s: dbt build on Spark
+    "tests/dbt/test_attribution_sql.py",  # ~210 s
+    "tests/orchestration/test_runs_and_locks.py",  # ~190 s
+    "tests/orchestration/test_cli_run.py",  # ~160 s: `spendwise run` on the defaults
+    "tests/orchestration/test_history_e2e.py",  # ~160 s: two refreshes
     "tests/orchestration/test_refresh_outcome.py",
-    "tests/orchestration/test_cli_run.py",
+    "tests/dbt/test_postgres_dependents.py",
+    "tests/dbt/test_finite_check.py",
+    "tests/dbt/test_channel_sources.py",
+    "tests/dbt/test_text_ids.py",
     "tests/orchestration/test_webhook_refresh.py",
-    "tests/orchestration/test_own_data.py",
-    "tests/orchestration/test_optional_columns.py",
+    "tests/service/test_fuzz.py",
     "tests/service/test_readers_vs_refresh.py",
+    "tests/core/test_purge.py",
+    "tests/orchestration/test_own_data.py",
+    "tests/ml/test_forecasting.py",
+    "tests/orchestration/test_optional_columns.py",
+    "tests/ml/test_mmm.py",
 )
 
 
