@@ -82,6 +82,12 @@ VARIANTS: dict[str, dict] = {
     "window_span": {"coefficients_on": "window"},
     "history_only": {"coefficient_uncertainty": False},
     "history_plain_prior": {"level_prior_per_window": False},
+    # Tried and not adopted (docs/mmm_accuracy.md): the level prior centred on the anchors' ROAS from the curve
+    # history's fit without the prior (`history_centre`), and that at sd 0.3 / 0.2 (`history_centre_30`,
+    # `history_centre_20`): chosen on the choose seeds, lost on the report seeds.
+    "history_centre": {"level_prior_centre_on_coefficients": True},
+    "history_centre_30": {"level_prior_centre_on_coefficients": True, "level_prior_sd": 0.3},
+    "history_centre_20": {"level_prior_centre_on_coefficients": True, "level_prior_sd": 0.2},
 }
 # Variants that pass simulated lift tests, with the tests' relative standard error.
 LIFT_TEST_SE = {"lift_tests": 0.10, "lift_tests_se20": 0.20}

@@ -77,6 +77,7 @@ def fit_media_mix_model(
     coefficients_on: str = "curve_history",
     coefficient_uncertainty: bool = True,
     level_prior_per_window: bool = True,
+    level_prior_centre_on_coefficients: bool = False,
 ) -> MediaMixResult:
     """Fit the media-mix model on the last ``lookback_days`` days of ``daily``.
 
@@ -252,6 +253,11 @@ def fit_media_mix_model(
         the curve history is the window); whether the level prior's rows are weighted up by
         ``sqrt(curve history days / window days)`` in a fit on the curve history, so that the prior
         keeps the weight against the data it was chosen with (default on; see Coefficients above).
+    level_prior_centre_on_coefficients:
+        With coefficients on the curve history, centre the level prior on the anchors' pooled window ROAS
+        as the curve history's fit without the prior estimates them instead of the window's fit (default
+        off: with ``level_prior_sd=0.3`` it gained on the choose seeds and lost on the report seeds;
+        docs/mmm_accuracy.md).
 
     Returns
     -------
@@ -319,7 +325,16 @@ def fit_media_mix_model(
     without_prior: tuple[_Problem, dict[str, Any]] | None = None
     if level_prior_sd is not None:
         sigma = math.sqrt(curves.sse / max(len(window.curve_rows), 1))
-        level_prior = _level_prior(window, features, curves.choice, fit["beta"], level_prior_sd, sigma,
+        centre_beta = fit["beta"]
+        on_history = coefficients_on == "curve_history" and window.n_curve_days > window.n_days
+        if level_prior_centre_on_coefficients and on_history:
+            # Centred on the anchors as the curve history's fit without the prior estimates them (tried and
+            # not adopted: docs/mmm_accuracy.md).
+            problem = _Problem(curve_features, window.curve_revenue, window.curve_controls, window.curve_rows,
+                               calibration=lift_calibration)
+            centre_beta = _fit(problem, curve_features, window.curve_revenue, window.curve_controls,
+                               curves.choice, curves.alpha)["beta"]
+        level_prior = _level_prior(window, features, curves.choice, centre_beta, level_prior_sd, sigma,
                                    set() if tests is None else {names.index(c) for c in tests["channel"]})
         if level_prior is not None:
             without_prior = (full, fit)

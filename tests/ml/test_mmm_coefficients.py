@@ -109,3 +109,24 @@ def test_coefficients_on_is_checked():
     daily, _ = flights_and_an_event(0, days=400)
     with pytest.raises(ValueError, match="coefficients_on must be 'curve_history' or 'window'"):
         fit_media_mix_model(daily, coefficients_on="history")
+
+
+
+def test_the_level_prior_centre_follows_the_fit_it_is_asked_for():
+    """By default the level prior of a never-low channel is centred on the anchors' pooled ROAS as the window's
+    fit estimates them; with level_prior_centre_on_coefficients (tried, not adopted: docs/mmm_accuracy.md) as
+    the curve history's fit without the prior does. An event on one of the window's flights makes the two
+    anchors differ."""
+    daily, _ = flights_and_an_event(0)
+    # Spend that never goes low: the steady channel without its dark weeks.
+    daily["steady"] = daily["steady"].clip(lower=0.6 * daily["steady"].mean())
+    settings = {"n_bootstrap": 10, "seed": 1, "robust": False, "lookback_days": WINDOW}
+    default = fit_media_mix_model(daily, **settings)
+    centred = fit_media_mix_model(daily, level_prior_centre_on_coefficients=True, **settings)
+    history = fit_media_mix_model(daily, level_prior_sd=None, **settings)
+    window = fit_media_mix_model(daily, level_prior_sd=None, coefficients_on="window", **settings)
+    assert default.diagnostics["level_prior_channels"] == ["steady"]
+    anchor = {name: _row(fit)["roas"] for name, fit in (("history", history), ("window", window))}
+    assert abs(anchor["window"] / anchor["history"] - 1) > 0.1
+    assert default.diagnostics["level_prior_roas"] == pytest.approx(anchor["window"], rel=1e-6)
+    assert centred.diagnostics["level_prior_roas"] == pytest.approx(anchor["history"], rel=1e-6)
