@@ -65,9 +65,11 @@ VARIANTS: dict[str, dict] = {
     "lift_tests": {},
     "lift_tests_se20": {},
     # The pooled-ROAS prior on never-low channels is the default since 2026-11-30 (sd 0.5, chosen on the
-    # choose seeds); `no_level_prior` is the earlier default.
+    # choose seeds); `no_level_prior` is the earlier default. With the curve history's coefficients (501e717)
+    # sd 0.4 and 0.3 were re-measured on the choose seeds and not adopted (docs/mmm_accuracy.md).
     "no_level_prior": {"level_prior_sd": None},
     "level_prior_30": {"level_prior_sd": 0.3},
+    "level_prior_40": {"level_prior_sd": 0.4},
     "level_prior_50": {"level_prior_sd": 0.5},
     "level_prior_100": {"level_prior_sd": 1.0},
     # Intervals that also span the fit without the level prior are the default since 2026-11-30;
@@ -88,6 +90,10 @@ VARIANTS: dict[str, dict] = {
     "history_centre": {"level_prior_centre_on_coefficients": True},
     "history_centre_30": {"level_prior_centre_on_coefficients": True, "level_prior_sd": 0.3},
     "history_centre_20": {"level_prior_centre_on_coefficients": True, "level_prior_sd": 0.2},
+    # Tried and not adopted (docs/mmm_accuracy.md): each never-low channel's prior centred on an empirical-Bayes
+    # shrink between its own no-prior ROAS (window's or curve history's fit) and the pooled anchors.
+    "shrink_window": {"level_prior_shrink": "window"},
+    "shrink_history": {"level_prior_shrink": "curve_history"},
 }
 # Variants that pass simulated lift tests, with the tests' relative standard error.
 LIFT_TEST_SE = {"lift_tests": 0.10, "lift_tests_se20": 0.20}

@@ -78,6 +78,7 @@ def fit_media_mix_model(
     coefficient_uncertainty: bool = True,
     level_prior_per_window: bool = True,
     level_prior_centre_on_coefficients: bool = False,
+    level_prior_shrink: str | None = None,
 ) -> MediaMixResult:
     """Fit the media-mix model on the last ``lookback_days`` days of ``daily``.
 
@@ -258,6 +259,12 @@ def fit_media_mix_model(
         as the curve history's fit without the prior estimates them instead of the window's fit (default
         off: with ``level_prior_sd=0.3`` it gained on the choose seeds and lost on the report seeds;
         docs/mmm_accuracy.md).
+    level_prior_shrink:
+        ``None`` (default), ``"window"`` or ``"curve_history"``: centre each never-low channel's prior on
+        an empirical-Bayes shrink between its own ROAS from the fit without the prior on those days and
+        the anchors' pooled ROAS, weighted by the bootstrap variance of each (the pooled side's plus the
+        prior's spread) instead of on the pooled ROAS alone. Tried and not adopted: the channels' own
+        estimates are no closer to their truth than the pooled one (docs/mmm_accuracy.md).
 
     Returns
     -------
@@ -323,6 +330,10 @@ def fit_media_mix_model(
     lift_calibration = calibration
     level_prior = None
     without_prior: tuple[_Problem, dict[str, Any]] | None = None
+    # Bootstraps of fits without the level prior, by "days are the curve history", kept for the intervals.
+    no_prior_fits: dict[bool, tuple[_Problem, dict[str, Any], tuple[np.ndarray, np.ndarray]]] = {}
+    if level_prior_shrink not in (None, "window", "curve_history"):
+        raise ValueError(f"level_prior_shrink must be None, 'window' or 'curve_history', got {level_prior_shrink!r}")
     if level_prior_sd is not None:
         sigma = math.sqrt(curves.sse / max(len(window.curve_rows), 1))
         centre_beta = fit["beta"]
@@ -334,8 +345,26 @@ def fit_media_mix_model(
                                calibration=lift_calibration)
             centre_beta = _fit(problem, curve_features, window.curve_revenue, window.curve_controls,
                                curves.choice, curves.alpha)["beta"]
+        own = None
+        if level_prior_shrink is not None:
+            shrink_history = level_prior_shrink == "curve_history" and window.n_curve_days > window.n_days
+            if shrink_history:
+                problem = _Problem(curve_features, window.curve_revenue, window.curve_controls, window.curve_rows,
+                                   calibration=lift_calibration)
+                own_fit = _fit(problem, curve_features, window.curve_revenue, window.curve_controls,
+                               curves.choice, curves.alpha)
+            else:
+                problem, own_fit = full, fit
+            own_draws = _block_bootstrap(
+                problem, curve_features if shrink_history else features,
+                window.curve_revenue if shrink_history else window.revenue, own_fit, curves.alpha, curves.choice,
+                curves.errors if hyperparameter_uncertainty else None, curves.sse, penalty, n_bootstrap, block_days,
+                np.random.default_rng(seed))
+            no_prior_fits[shrink_history] = (problem, own_fit, own_draws)
+            own = (own_fit["beta"], own_draws)
         level_prior = _level_prior(window, features, curves.choice, centre_beta, level_prior_sd, sigma,
-                                   set() if tests is None else {names.index(c) for c in tests["channel"]})
+                                   set() if tests is None else {names.index(c) for c in tests["channel"]},
+                                   own=own)
         if level_prior is not None:
             without_prior = (full, fit)
             calibration = level_prior if calibration is None else _Calibration(*(
@@ -376,17 +405,24 @@ def fit_media_mix_model(
                 # lift tests and level prior): a channel's response is taken not to have changed over the
                 # history (the curves already rest on that), and three times the days pin a coefficient down
                 # where the window alone confounds a few flights with its baseline.
-                problem = _Problem(curve_features, window.curve_revenue, window.curve_controls, window.curve_rows,
-                                   calibration=history_calibration if with_prior else lift_calibration)
-                days_fit = _fit(problem, curve_features, window.curve_revenue, window.curve_controls,
-                                curves.choice, curves.alpha)
-                draws = bootstrap(problem, days_fit, True)
+                if not with_prior and True in no_prior_fits:
+                    problem, days_fit, draws = no_prior_fits[True]
+                else:
+                    problem = _Problem(curve_features, window.curve_revenue, window.curve_controls,
+                                       window.curve_rows,
+                                       calibration=history_calibration if with_prior else lift_calibration)
+                    days_fit = _fit(problem, curve_features, window.curve_revenue, window.curve_controls,
+                                    curves.choice, curves.alpha)
+                    draws = bootstrap(problem, days_fit, True)
                 # Its media and baseline over the window's days (the window is the curve history's end).
                 days_fit = dict(days_fit, media=days_fit["media"][:, -window.n_days:],
                                 baseline=days_fit["baseline"][-window.n_days:])
             else:
-                problem, days_fit = (full, fit) if with_prior else without_prior
-                draws = bootstrap(problem, days_fit, False)
+                if not with_prior and False in no_prior_fits:
+                    problem, days_fit, draws = no_prior_fits[False]
+                else:
+                    problem, days_fit = (full, fit) if with_prior else without_prior
+                    draws = bootstrap(problem, days_fit, False)
             fits.append((days_fit, draws))
     (fit, (beta_draws, draw_choices)), alternatives = fits[0], fits[1:]
 
@@ -483,7 +519,8 @@ def _widen_unbounded_levels(result: MediaMixResult, review: pd.DataFrame) -> Med
 
 
 def _level_prior(window: _Window, features: np.ndarray, choice: np.ndarray, beta: np.ndarray, relative_sd: float,
-                 sigma: float, calibrated: set[int]) -> _Calibration | None:
+                 sigma: float, calibrated: set[int],
+                 own: tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None) -> _Calibration | None:
     """A shared-ROAS prior for the channels whose spend is never low: centred on the pooled window ROAS
     of the channels whose spend does go low (their level is seen in the data), with standard error
     ``relative_sd`` times it; ``None`` when no channel needs it or none can anchor it.
@@ -511,9 +548,23 @@ def _level_prior(window: _Window, features: np.ndarray, choice: np.ndarray, beta
         return None
     total = spend.sum(axis=1)
     se = np.full(len(never_low), relative_sd * pooled)
+    centre = np.full(len(never_low), pooled)
+    if own is not None:
+        # Empirical Bayes: the channel's own no-prior ROAS (its bootstrap variance) against the pooled
+        # anchors (their bootstrap variance plus the prior's spread of channels around them).
+        own_beta, (draws, draw_choices) = own
+        draw_sums = window_sums[idx[None, :], draw_choices]  # (draws, channels)
+        draw_roas = draws * draw_sums / np.where(total > 0, total, 1.0)
+        pooled_draws = (draws[:, anchors] * draw_sums[:, anchors]).sum(axis=1) / spend[anchors].sum()
+        pool_var = float(np.var(pooled_draws)) + (relative_sd * pooled) ** 2
+        for k, i in enumerate(never_low):
+            own_roas = float(own_beta[i] * window_sums[i, choice[i]] / total[i])
+            own_var = float(np.var(draw_roas[:, i]))
+            if own_roas > 0 and own_var > 0:
+                centre[k] = (own_roas / own_var + pooled / pool_var) / (1 / own_var + 1 / pool_var)
     return _Calibration(
         channels=np.array(never_low, dtype=int), per_unit=window_sums[never_low] / total[never_low, None],
-        roas=np.full(len(never_low), pooled), se=se, weight=sigma / se,
+        roas=centre, se=se, weight=sigma / se,
     )
 
 

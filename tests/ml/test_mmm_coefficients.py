@@ -130,3 +130,23 @@ def test_the_level_prior_centre_follows_the_fit_it_is_asked_for():
     assert abs(anchor["window"] / anchor["history"] - 1) > 0.1
     assert default.diagnostics["level_prior_roas"] == pytest.approx(anchor["window"], rel=1e-6)
     assert centred.diagnostics["level_prior_roas"] == pytest.approx(anchor["history"], rel=1e-6)
+
+
+@pytest.mark.parametrize("days", ["window", "curve_history"])
+def test_the_level_prior_shrink_centres_between_the_channel_and_the_anchors(days):
+    """With level_prior_shrink (tried, not adopted: docs/mmm_accuracy.md) a never-low channel's prior is
+    centred between its own ROAS from the fit without the prior on those days and the anchors' pooled ROAS
+    (the default centre), not on the pooled ROAS alone."""
+    daily, _ = flights_and_an_event(0)
+    daily["steady"] = daily["steady"].clip(lower=0.6 * daily["steady"].mean())
+    settings = {"n_bootstrap": 20, "seed": 1, "robust": False, "lookback_days": WINDOW}
+    pooled = fit_media_mix_model(daily, **settings).diagnostics["level_prior_roas"]
+    shrunk = fit_media_mix_model(daily, level_prior_shrink=days, **settings)
+    coefficients_on = "window" if days == "window" else "curve_history"
+    own = _row(fit_media_mix_model(daily, level_prior_sd=None, coefficients_on=coefficients_on, **settings),
+               "steady")["roas"]
+    centre = shrunk.diagnostics["level_prior_roas"]
+    assert shrunk.diagnostics["level_prior_channels"] == ["steady"]
+    assert abs(own / pooled - 1) > 0.05
+    assert min(own, pooled) < centre < max(own, pooled)
+    assert abs(centre / pooled - 1) > 1e-3
