@@ -78,12 +78,12 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def validated_run_config(job, path: Path | None, base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The file's run config over `base`, checked against `job`'s config schema (RunConfigError if not)."""
+def validated_run_config(job, path: Path | None) -> dict[str, Any]:
+    """The file's run config, checked against `job`'s config schema (RunConfigError if not)."""
     from dagster import DagsterInvalidConfigError, validate_run_config
 
-    config = merged(base or {}, read_run_config(path))
-    if path is None:
+    config = read_run_config(path)
+    if not config:
         return config
     try:
         validate_run_config(job, config)
