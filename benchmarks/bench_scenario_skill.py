@@ -196,7 +196,8 @@ def _score_job(job: tuple[str, str, int, str, int, date]) -> dict:
 def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per (seed set, family, forecast) with: rows, median |error| of the 30-day total, median signed error
     (bias), median skill and share below 0 against each naive baseline, pooled skill (1 - sum |error| / sum naive
-    |error|), and the share of actuals inside the 95% interval (scenarios only)."""
+    |error|), and for the scenarios the share of actuals inside the 95% interval and its median width over the
+    actual."""
     out = []
     for (seed_set, family), group in rows.groupby(["seed_set", "family"], sort=False):
         for name in (*PLANS, "recent_baseline", "naive_plus_change", *NAIVES):
@@ -215,6 +216,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
                 entry[f"below_0_vs_{short}"] = float((skill < 0).mean())
                 entry[f"pooled_skill_vs_{short}"] = skill_score(errors.sum(), group[f"err_{naive}"].sum())
             entry["inside_95pct"] = group[f"inside_{name}"].mean() if f"inside_{name}" in group else np.nan
+            entry["median_width"] = (((group[f"{name}_upper"] - group[f"{name}_lower"]) / group["actual"]).median()
+                                     if f"{name}_upper" in group else np.nan)
             out.append(entry)
     return pd.DataFrame(out).set_index(["seed_set", "family", "forecast"])
 
@@ -244,6 +247,32 @@ def diagnose(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index(["seed_set", "family"])
 
 
+def by_origin(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (seed set, family, origin), medians over the seeds: the plan scenario's |error|, its signed baseline and
+    media errors, the recent-baseline diagnostic's and the 28-day naive's |error|, and the interval's coverage."""
+    columns = {"err_plan": "median", "baseline_error": "median", "media_error": "median",
+               "err_recent_baseline": "median", "err_naive_28d_mean": "median", "inside_plan": "mean"}
+    return rows.groupby(["seed_set", "family", "origin"], sort=False).agg(columns)
+
+
+def headline(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per (seed set, family): the plan scenario's and the last-28-days scenario's median skill against each naive
+    baseline, share of rows below 0 against the 28-day mean, pooled skill, coverage, and the naive's median error."""
+    out = []
+    for (seed_set, family), part in summary.groupby(level=["seed_set", "family"], sort=False):
+        part = part.droplevel(["seed_set", "family"])
+        plan, current, naive = part.loc["plan"], part.loc["last_28d"], part.loc["naive_28d_mean"]
+        out.append({
+            "seed_set": seed_set, "family": family, "rows": int(plan["rows"]),
+            "naive median error": naive["median_abs_error"], "plan median error": plan["median_abs_error"],
+            "plan skill vs 28d": plan["median_skill_vs_28d_mean"], "plan skill vs weekday": plan["median_skill_vs_weekday"],
+            "plan below 0 (28d)": plan["below_0_vs_28d_mean"], "plan pooled skill (28d)": plan["pooled_skill_vs_28d_mean"],
+            "plan inside 95%": plan["inside_95pct"], "last_28d skill vs 28d": current["median_skill_vs_28d_mean"],
+            "last_28d below 0 (28d)": current["below_0_vs_28d_mean"], "last_28d inside 95%": current["inside_95pct"],
+        })
+    return pd.DataFrame(out).set_index(["seed_set", "family"])
+
+
 ROW_COLUMNS = ["seed", "origin", "spend_change", "actual", "plan", "plan_lower", "plan_upper", "last_28d",
                "naive_28d_mean", "naive_weekday", "err_plan", "err_last_28d", "err_naive_28d_mean",
                "err_naive_weekday", "skill_plan_vs_naive_28d_mean", "skill_plan_vs_naive_weekday",
@@ -269,6 +298,30 @@ def _figures(summary: pd.DataFrame, key: tuple[str, str], name: str) -> str:
             f"the weekday mean ({s['below_0_vs_weekday']:.0%} below 0)")
 
 
+def _diagnosis_text(summary: pd.DataFrame, diagnosis: pd.DataFrame) -> list[str]:
+    """Sentences with the run's figures: where the plan scenario's error comes from, what the recent-baseline and
+    naive-plus-change diagnostics give, and how the interval's width compares with the errors."""
+    lines = ["What the figures say (each line from this run's rows):", ""]
+    for (seed_set, family), d in diagnosis.iterrows():
+        part = summary.loc[(seed_set, family)]
+        plan, recent, shifted = part.loc["plan"], part.loc["recent_baseline"], part.loc["naive_plus_change"]
+        larger = "baseline" if d["median_abs_baseline_error"] > d["median_abs_media_error"] else "media"
+        lines.append(
+            f"- `{family}`, {seed_set} seeds: the plan scenario's error is mostly its {larger} "
+            f"(median |baseline error| {d['median_abs_baseline_error']:.1%}, signed {d['median_baseline_error']:+.1%}; "
+            f"|media error| {d['median_abs_media_error']:.1%}). The predicted media change from the last 28 days' "
+            f"spend to the plan follows the true one with correlation {d['change_correlation']:.2f} and slope "
+            f"{d['change_slope']:.2f}. With the baseline at the fit's last 28 days' level (`recent_baseline`, not the "
+            f"product's) the median |error| is {plan['median_abs_error']:.1%} -> {recent['median_abs_error']:.1%}, "
+            f"median skill vs the 28-day mean {plan['median_skill_vs_28d_mean']:.3f} -> "
+            f"{recent['median_skill_vs_28d_mean']:.3f} ({plan['below_0_vs_28d_mean']:.0%} -> "
+            f"{recent['below_0_vs_28d_mean']:.0%} of rows below 0); naive plus the model's change "
+            f"(`naive_plus_change`) {shifted['median_abs_error']:.1%}, skill {shifted['median_skill_vs_28d_mean']:.3f}. "
+            f"The 95% interval is {plan['median_width']:.1%} of the actual wide (median) and holds it on "
+            f"{plan['inside_95pct']:.0%} of rows.")
+    return [*lines, ""]
+
+
 def markdown(rows: pd.DataFrame, summary: pd.DataFrame, diagnosis: pd.DataFrame, args, run: dict) -> str:
     command = shlex.join([".venv/bin/python", "benchmarks/bench_scenario_skill.py", *sys.argv[1:]])
     seeds = "; ".join(f"`{s}` {f}: {', '.join(map(str, SEED_SETS[s][f]))}" for s in args.seed_set for f in args.families)
@@ -280,6 +333,16 @@ def markdown(rows: pd.DataFrame, summary: pd.DataFrame, diagnosis: pd.DataFrame,
         "baseline plus its steady-state response at the plan. This measures how close that answer comes to the",
         "revenue that followed, when the plan is the spend that was then realized.",
         "",
+        "## Summary",
+        "",
+        "Target (issue 13): median skill >= 0.2 against naive. `plan`: the scenario at the realized spend;",
+        "`last_28d`: the scenario at the last 28 days' spend (no plan known). Skills are medians over the rows",
+        "(seed x origin) of 1 - error / naive error of the 30-day total; `inside 95%`: the actual total inside the",
+        "scenario's 95% interval.",
+        "",
+        headline(summary).round(3).reset_index().to_markdown(index=False),
+        "",
+        *_diagnosis_text(summary, diagnosis),
         "## Method",
         "",
         f"- For every family, seed and origin ({args.origins} origins {ORIGIN_STEP_DAYS} days apart, the last one "
@@ -347,6 +410,10 @@ def markdown(rows: pd.DataFrame, summary: pd.DataFrame, diagnosis: pd.DataFrame,
                 "",
                 summary.loc[key].round(3).to_markdown(),
                 "",
+                "By origin (medians over the seeds; `inside_plan`: share inside the 95% interval):",
+                "",
+                by_origin(rows).loc[key].round(3).to_markdown(),
+                "",
                 "Per seed and origin (`spend_change`: the plan's total daily spend over the last 28 days' - 1; errors "
                 "and skills of the 30-day total; `baseline_error`/`media_error`: the plan scenario's error split by "
                 "the truth):",
@@ -354,7 +421,7 @@ def markdown(rows: pd.DataFrame, summary: pd.DataFrame, diagnosis: pd.DataFrame,
                 group[ROW_COLUMNS].round(3).to_markdown(index=False),
                 "",
             ]
-    lines += ["## Diagnosis table", "", diagnosis.round(3).to_markdown(), ""]
+    lines += ["## Diagnosis table", "", diagnosis.round(3).reset_index().to_markdown(index=False), ""]
     return "\n".join(lines)
 
 
