@@ -179,6 +179,13 @@ def score_origin(daily: pd.DataFrame, origin, *, true_media: pd.Series | None = 
         true_recent = float(media.reindex(pd.DatetimeIndex(history["date"].iloc[-RECENT_DAYS:])).mean())
         row["true_media"] = true_horizon
         row["baseline_error"] = (row["baseline"] - (actual - true_horizon)) / actual
+        # How far a flat baseline at the window's true mean would miss the horizon's true non-media revenue
+        # (season, trend, level shifts between the window and the horizon): the part of the baseline error that
+        # no estimate of the window's mean could remove.
+        window = pd.DatetimeIndex(pd.to_datetime(result.decomposition["date"]))
+        true_window = (history.set_index(pd.DatetimeIndex(history["date"]))["revenue"].reindex(window)
+                       - media.reindex(window)).mean()
+        row["baseline_drift"] = (float(true_window) * horizon_days - (actual - true_horizon)) / actual
         row["media_error"] = (row["plan_media"] - true_horizon) / actual
         row["true_media_change"] = (true_horizon - true_recent * horizon_days) / actual
         row["predicted_media_change"] = (row["plan_media"] - row["last_28d_media"]) / actual
@@ -224,7 +231,8 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
 
 def diagnose(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (seed set, family): where the plan scenario's error comes from. Median |baseline error| and |media
-    error| (each over the actual total), their medians signed, and the predicted against the true media change from
+    error| (each over the actual total), their medians signed, the baseline's drift (a flat baseline at the window's
+    true non-media mean against the horizon's) and the rest of the baseline error (the estimate's), and the predicted against the true media change from
     the last 28 days to the plan: their correlation over the rows, the least-squares slope through 0 of predicted
     on true (1: the model moves as the truth does; below 1: its response is too flat), and the share of rows where
     the predicted change has the true change's sign."""
@@ -235,6 +243,8 @@ def diagnose(rows: pd.DataFrame) -> pd.DataFrame:
             "seed_set": seed_set, "family": family, "rows": len(g),
             "median_abs_baseline_error": g["baseline_error"].abs().median(),
             "median_baseline_error": g["baseline_error"].median(),
+            "median_baseline_drift": g["baseline_drift"].median(),
+            "median_abs_baseline_estimation": (g["baseline_error"] - g["baseline_drift"]).abs().median(),
             "median_abs_media_error": g["media_error"].abs().median(),
             "median_media_error": g["media_error"].median(),
             "median_abs_true_media_change": np.median(np.abs(true)),
@@ -248,9 +258,9 @@ def diagnose(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def by_origin(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (seed set, family, origin), medians over the seeds: the plan scenario's |error|, its signed baseline and
-    media errors, the recent-baseline diagnostic's and the 28-day naive's |error|, and the interval's coverage."""
-    columns = {"err_plan": "median", "baseline_error": "median", "media_error": "median",
+    """Per (seed set, family, origin), medians over the seeds: the plan scenario's |error|, its signed baseline
+    error, the baseline drift, its signed media error, the recent-baseline diagnostic's and the 28-day naive's |error|, and the interval's coverage."""
+    columns = {"err_plan": "median", "baseline_error": "median", "baseline_drift": "median", "media_error": "median",
                "err_recent_baseline": "median", "err_naive_28d_mean": "median", "inside_plan": "mean"}
     return rows.groupby(["seed_set", "family", "origin"], sort=False).agg(columns)
 
@@ -276,7 +286,7 @@ def headline(summary: pd.DataFrame) -> pd.DataFrame:
 ROW_COLUMNS = ["seed", "origin", "spend_change", "actual", "plan", "plan_lower", "plan_upper", "last_28d",
                "naive_28d_mean", "naive_weekday", "err_plan", "err_last_28d", "err_naive_28d_mean",
                "err_naive_weekday", "skill_plan_vs_naive_28d_mean", "skill_plan_vs_naive_weekday",
-               "skill_last_28d_vs_naive_28d_mean", "inside_plan", "baseline_error", "media_error"]
+               "skill_last_28d_vs_naive_28d_mean", "inside_plan", "baseline_error", "baseline_drift", "media_error"]
 
 
 def _revision() -> str:
@@ -309,7 +319,9 @@ def _diagnosis_text(summary: pd.DataFrame, diagnosis: pd.DataFrame) -> list[str]
         lines.append(
             f"- `{family}`, {seed_set} seeds: the plan scenario's error is mostly its {larger} "
             f"(median |baseline error| {d['median_abs_baseline_error']:.1%}, signed {d['median_baseline_error']:+.1%}; "
-            f"|media error| {d['median_abs_media_error']:.1%}). The predicted media change from the last 28 days' "
+            f"|media error| {d['median_abs_media_error']:.1%}). A flat baseline at the window's true non-media mean "
+            f"would miss the horizon's by a median {d['median_baseline_drift']:+.1%} (drift: season, trend, level "
+            f"shifts); the estimate's own part is {d['median_abs_baseline_estimation']:.1%}. The predicted media change from the last 28 days' "
             f"spend to the plan follows the true one with correlation {d['change_correlation']:.2f} and slope "
             f"{d['change_slope']:.2f}. With the baseline at the fit's last 28 days' level (`recent_baseline`, not the "
             f"product's) the median |error| is {plan['median_abs_error']:.1%} -> {recent['median_abs_error']:.1%}, "
@@ -425,6 +437,17 @@ def markdown(rows: pd.DataFrame, summary: pd.DataFrame, diagnosis: pd.DataFrame,
     return "\n".join(lines)
 
 
+NOTES_HEADING = "## Notes"
+
+
+def _kept_notes(doc: Path) -> str:
+    """The previous file's hand-written ``## Notes`` section (reading and follow-up runs), kept at the end."""
+    if not doc.exists():
+        return ""
+    text = doc.read_text(encoding="utf-8")
+    return "\n" + NOTES_HEADING + text.split("\n" + NOTES_HEADING, 1)[1] if "\n" + NOTES_HEADING in text else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed-set", nargs="+", choices=sorted(SEED_SETS), default=["choose", "report"])
@@ -469,7 +492,7 @@ def main() -> None:
     if not args.no_doc:
         run = {"minutes": (time.perf_counter() - started) / 60, "revision": revision,
                "load": f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"}
-        args.out.write_text(markdown(rows, summary, diagnosis, args, run), encoding="utf-8")
+        args.out.write_text(markdown(rows, summary, diagnosis, args, run) + _kept_notes(args.out), encoding="utf-8")
         print(f"wrote {args.out}")
 
 
