@@ -1,7 +1,7 @@
 """Speed of the media-mix model fit (hyperparameter search + bootstrap) and of the budget optimizer on demo data.
 
 Run: .venv/bin/python benchmarks/bench_mmm.py [--lookback 90 180 365] [--bootstrap 100] [--repeats 3] [--seed 42]
-     [--criteria cv in_sample] [--geometric-plain] [--window-coefficients]
+     [--criteria cv in_sample] [--geometric-plain] [--window-coefficients] [--curve-history-days 540]
 """
 
 from __future__ import annotations
@@ -42,8 +42,12 @@ def main() -> None:
     parser.add_argument("--window-coefficients", action="store_true",
                         help="time the earlier default's coefficients instead (fitted on the window alone, "
                              "intervals not spanning the curve history's fit)")
+    parser.add_argument("--curve-history-days", type=int,
+                        help="time this curve history instead of the default (540: the earlier default)")
     args = parser.parse_args()
     extra = {"robust": False, "delay_grid": (0,)} if args.geometric_plain else {}
+    if args.curve_history_days:
+        extra["curve_history_days"] = args.curve_history_days
     if args.window_coefficients:
         extra.update(coefficients_on="window", coefficient_uncertainty=False)
 

@@ -60,7 +60,16 @@ VARIANTS: dict[str, dict] = {
     # `hill_only` is the earlier default (Hill saturation alone).
     "hill_only": {"saturation_families": ("hill",)},
     "shape_wide": {"hyperparameter_prior": {"saturation_shape": (1.0, 1.5)}},
+    # A curve history of up to 1095 days (three years, or all there is), on which the coefficients are fitted
+    # too since 501e717, is the default since 2026-11-30 (chosen on the choose seeds); `history_540` is the
+    # earlier default, `history_365` and `history_730` were measured beside it (docs/mmm_accuracy.md).
     "history_1095": {"curve_history_days": 1095},
+    "history_540": {"curve_history_days": 540},
+    "history_365": {"curve_history_days": 365},
+    "history_730": {"curve_history_days": 730},
+    # Bagging: each channel's point estimate is the median window contribution of the published fit's draws.
+    "bagged": {"point_estimate": "bootstrap_median"},
+    "bagged_never_low": {"point_estimate": "bootstrap_median_never_low"},
     # The defaults plus simulated lift tests (see _simulated_lift_tests): what calibration buys.
     "lift_tests": {},
     "lift_tests_se20": {},

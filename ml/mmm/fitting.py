@@ -38,13 +38,16 @@ from ml.mmm.transforms import SATURATION_FAMILIES
 
 __all__ = ["fit_media_mix_model"]
 
+# Values of fit_media_mix_model's point_estimate.
+POINT_ESTIMATES = ("fit", "bootstrap_median", "bootstrap_median_never_low")
+
 
 def fit_media_mix_model(
     daily: pd.DataFrame,
     *,
     channels: Sequence[str] | None = None,
     lookback_days: int = 180,
-    curve_history_days: int = 540,
+    curve_history_days: int = 1095,
     min_days: int = 60,
     n_bootstrap: int = 100,
     ci: float = 0.95,
@@ -79,6 +82,7 @@ def fit_media_mix_model(
     level_prior_per_window: bool = True,
     level_prior_centre_on_coefficients: bool = False,
     level_prior_shrink: str | None = None,
+    point_estimate: str = "fit",
 ) -> MediaMixResult:
     """Fit the media-mix model on the last ``lookback_days`` days of ``daily``.
 
@@ -120,7 +124,7 @@ def fit_media_mix_model(
       :mod:`ml.events`) and ``holiday_country``'s public holidays are left out of the regression and
       the CV (as if each had its own indicator) but still count for adstock and for window totals.
     * Curve history. The adstock/saturation curves are chosen on the last ``curve_history_days``
-      days (default 540, or all there is; never less than the window); ROAS, contributions and
+      days (default 1095, three years or all there is; never less than the window); ROAS, contributions and
       intervals are over the window. A channel's carry-over and saturation are properties of the channel,
       and 180 days cannot pin down 24 curve parameters: on the demo generator the best-fitting
       curves on the window alone fitted better than the true curves, and the ROAS of a major channel
@@ -130,7 +134,9 @@ def fit_media_mix_model(
       piecewise-linear trend (a hinge every 90 days) and, from 365 days, at least two yearly
       harmonics; the half point is in daily-spend units, so a channel's saturation point is the
       same spend level throughout. ``curve_history_days=lookback_days`` learns the curves on the
-      window alone.
+      window alone. Since the coefficients are fitted on the curve history too, three years put more
+      major channels near the truth than 540 days (the earlier default, variant ``history_540``):
+      more flights of every flighted channel, and more budget moves of the always-on ones.
     * Hyperparameters. Coordinate descent gives each channel in turn the (decay, half, shape) grid
       point with the lowest criterion while the others stay fixed, until nothing changes or
       ``max_passes``. The criterion is the squared error plus ``prior_strength`` times the
@@ -197,7 +203,8 @@ def fit_media_mix_model(
     lookback_days, min_days:
         Window length, and the fewest days accepted (fewer raises ``ValueError``).
     curve_history_days:
-        Days, ending with the window, the adstock/saturation curves are chosen on (see above).
+        Days, ending with the window, the adstock/saturation curves are chosen and (with
+        ``coefficients_on="curve_history"``) the coefficients fitted on (see above).
     n_bootstrap, ci, seed:
         Bootstrap draws, interval coverage and random seed.
     cv_horizon_days, block_days:
@@ -265,6 +272,17 @@ def fit_media_mix_model(
         the anchors' pooled ROAS, weighted by the bootstrap variance of each (the pooled side's plus the
         prior's spread) instead of on the pooled ROAS alone. Tried and not adopted: the channels' own
         estimates are no closer to their truth than the pooled one (docs/mmm_accuracy.md).
+    point_estimate:
+        ``"fit"`` (default): each channel's coefficient is the published fit's. ``"bootstrap_median"``:
+        bagging; each channel keeps its chosen curve, with the coefficient that gives it the median
+        window contribution of the published fit's bootstrap draws (which redraw the curves too), so
+        an estimate that a near-tied curve or a few days moved far is pulled back to what the draws
+        agree on. No extra fits: the draws are the ones the intervals come from.
+        ``"bootstrap_median_never_low"``: bagging only for the channels whose spend is never low (whose
+        level the data cannot fix, so the draws' mixture of near-tied curves is the better summary), the
+        single fit elsewhere. ``"bootstrap_median"`` was tried and not adopted: like a tighter level
+        prior it moves the never-low channels toward the pooled centre, one gaining what another loses
+        (docs/mmm_accuracy.md).
 
     Returns
     -------
@@ -279,6 +297,8 @@ def fit_media_mix_model(
         half_grid=half_grid, shape_grid=shape_grid, alpha_grid=alpha_grid, max_passes=max_passes,
         yearly_fourier_order=yearly_fourier_order, delay_grid=delay_grid,
     )
+    if point_estimate not in POINT_ESTIMATES:
+        raise ValueError(f"point_estimate must be one of {list(POINT_ESTIMATES)}, got {point_estimate!r}")
     if coefficients_on not in ("curve_history", "window"):
         raise ValueError(f"coefficients_on must be 'curve_history' or 'window', got {coefficients_on!r}")
     families = tuple(saturation_families) if not isinstance(saturation_families, str) else (saturation_families,)
@@ -425,6 +445,11 @@ def fit_media_mix_model(
                     draws = bootstrap(problem, days_fit, False)
             fits.append((days_fit, draws))
     (fit, (beta_draws, draw_choices)), alternatives = fits[0], fits[1:]
+    if point_estimate != "fit":
+        bagged = _bagged_coefficients(features, curves.choice, fit["beta"], beta_draws, draw_choices)
+        if point_estimate == "bootstrap_median_never_low":
+            bagged = np.where(_never_low(window.spend_in_window), bagged, fit["beta"])
+        fit = dict(fit, beta=bagged)
 
     # Left-out days keep their revenue: whatever media does not explain counts as baseline there.
     contributions = fit["beta"][:, None] * fit["media"]
@@ -475,6 +500,25 @@ def fit_media_mix_model(
     if widen_unbounded_levels:
         result = _widen_unbounded_levels(result, review)
     return dataclasses.replace(result, review=review)
+
+
+def _never_low(spend: np.ndarray) -> np.ndarray:
+    """Channels whose daily spend is never low: 10th percentile above the review gate's spend floor times
+    the mean (the channels the level prior and the widened intervals are for)."""
+    mean = spend.mean(axis=1)
+    floor = np.where(mean > 0, np.quantile(spend, 0.1, axis=1) / np.where(mean > 0, mean, 1.0), 0.0)
+    return (mean > 0) & (floor > ReviewThresholds().max_spend_floor)
+
+
+def _bagged_coefficients(features: np.ndarray, choice: np.ndarray, beta: np.ndarray, beta_draws: np.ndarray,
+                         draw_choices: np.ndarray) -> np.ndarray:
+    """Per channel, the coefficient of its chosen curve whose window contribution is the median of the
+    draws' window contributions (each draw at its own curve); ``beta`` where the chosen curve has none."""
+    index = np.arange(features.shape[0])
+    sums = features.sum(axis=2)  # (channels, candidates): each candidate's window total per unit coefficient
+    median = np.median(beta_draws * sums[index, draw_choices], axis=0)
+    chosen = sums[index, choice]
+    return np.where(chosen > 0, median / np.where(chosen > 0, chosen, 1.0), beta)
 
 
 def _widen_unbounded_levels(result: MediaMixResult, review: pd.DataFrame) -> MediaMixResult:

@@ -495,7 +495,9 @@ def test_readme_notebook_example_runs_as_written():
     namespace: dict = {}
     exec(compile(code, str(readme), "exec"), namespace)  # noqa: S102 - our own README
     model = namespace["model"]
-    assert model.diagnostics["n_days"] == 180 and model.diagnostics["curve_history_days"] == 540
+    # The default curve history is three years or all there is (the demo has two).
+    assert model.diagnostics["n_days"] == 180
+    assert model.diagnostics["curve_history_days"] == min(1095, len(namespace["daily"]))
     assert model.predict(model.current_daily_spend * 1.1) > model.predict(model.current_daily_spend)
 
 
