@@ -280,9 +280,8 @@ def fit_media_mix_model(
         agree on. No extra fits: the draws are the ones the intervals come from.
         ``"bootstrap_median_never_low"``: bagging only for the channels whose spend is never low (whose
         level the data cannot fix, so the draws' mixture of near-tied curves is the better summary), the
-        single fit elsewhere. ``"bootstrap_median"`` was tried and not adopted: like a tighter level
-        prior it moves the never-low channels toward the pooled centre, one gaining what another loses
-        (docs/mmm_accuracy.md).
+        single fit elsewhere. Both tried and not adopted: like a tighter level prior they move the
+        never-low channels toward the pooled centre, one gaining what another loses (docs/mmm_accuracy.md).
 
     Returns
     -------
