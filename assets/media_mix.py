@@ -48,7 +48,7 @@ BUDGET_CHECKS = {
 class MediaMixConfig(Config):
     lookback_days: int = Field(180, ge=60, le=1095, description="days of history the model is fitted on")
     curve_history_days: int = Field(
-        540, ge=60, le=3660,
+        1095, ge=60, le=3660,  # ml.mmm.DEFAULT_CURVE_HISTORY_DAYS (not imported: ml.mmm loads in ~2 s)
         description="days (ending with the window) the adstock/saturation curves are chosen on; "
         "set it to lookback_days to learn them on the window alone",
     )

@@ -9,7 +9,7 @@ Modules: ``transforms`` (adstock, saturation curves), ``data`` (input frame, val
 """
 
 from ml.mmm.data import daily_frame
-from ml.mmm.fitting import fit_media_mix_model
+from ml.mmm.fitting import DEFAULT_CURVE_HISTORY_DAYS, fit_media_mix_model
 from ml.mmm.response import RESPONSE_PARAMETER_COLUMNS, ChannelResponse, ResponseModel
 from ml.mmm.review import REVIEW_COLUMNS, ReviewThresholds, review_channels
 from ml.mmm.result import CHANNEL_COLUMNS, RESPONSE_CURVE_COLUMNS, MediaMixResult
@@ -36,6 +36,7 @@ from ml.mmm.transforms import (
 
 __all__ = [
     "CHANNEL_COLUMNS",
+    "DEFAULT_CURVE_HISTORY_DAYS",
     "DEFAULT_ALPHA_GRID",
     "DEFAULT_DECAY_GRID",
     "DEFAULT_DELAY_GRID",

@@ -38,6 +38,10 @@ from ml.mmm.transforms import SATURATION_FAMILIES
 
 __all__ = ["fit_media_mix_model"]
 
+# Days the curves and the coefficients are fitted on by default (three years, or all there is); the
+# half-hourly asset's config defaults to it too (assets/media_mix.py). Chosen in docs/mmm_accuracy.md.
+DEFAULT_CURVE_HISTORY_DAYS = 1095
+
 # Values of fit_media_mix_model's point_estimate.
 POINT_ESTIMATES = ("fit", "bootstrap_median", "bootstrap_median_never_low")
 
@@ -47,7 +51,7 @@ def fit_media_mix_model(
     *,
     channels: Sequence[str] | None = None,
     lookback_days: int = 180,
-    curve_history_days: int = 1095,
+    curve_history_days: int = DEFAULT_CURVE_HISTORY_DAYS,
     min_days: int = 60,
     n_bootstrap: int = 100,
     ci: float = 0.95,

@@ -124,6 +124,23 @@ def test_every_published_asset_is_overdue_after_two_schedule_intervals(dbt_manif
     assert graph.get(AssetKey(["analytics", "fct_channel_daily"])).freshness_policy is None
 
 
+def test_media_mix_config_defaults_are_the_models_defaults():
+    """The half-hourly asset fits with fit_media_mix_model's own defaults: a default changed in ml.mmm after a
+    benchmark (e.g. curve_history_days 540 -> 1095) must reach the product, not stay behind in the config."""
+    import inspect
+
+    from assets.media_mix import MediaMixConfig
+    from ml.mmm import DEFAULT_CURVE_HISTORY_DAYS, fit_media_mix_model
+
+    model = inspect.signature(fit_media_mix_model).parameters
+    config = MediaMixConfig()
+    fields = [name for name in MediaMixConfig.model_fields if name != "lift_tests_file"]
+    assert "curve_history_days" in fields and config.curve_history_days == DEFAULT_CURVE_HISTORY_DAYS
+    differing = {name: (getattr(config, name), model[name].default) for name in fields
+                 if name not in model or getattr(config, name) != model[name].default}
+    assert not differing, f"MediaMixConfig default vs fit_media_mix_model default: {differing}"
+
+
 def test_media_mix_run_config_reaches_the_model_and_a_bad_country_is_refused(duckdb_url):
     wh = _warehouse(duckdb_url, _marts(days=240))
     config = {"n_bootstrap": 10, "curve_history_days": 200, "holiday_country": "US"}
