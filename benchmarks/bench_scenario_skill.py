@@ -51,7 +51,7 @@ from mmm_families import CHANNELS as MEDIA_CHANNELS, generate_media_family  # no
 
 HORIZON_DAYS = 30
 ORIGIN_STEP_DAYS = 30
-RECENT_DAYS = 28  # the naive level's window, the "current spend" plan's, and the recent-baseline diagnostic's
+RECENT_DAYS = 28  # the naive level's window and the "current spend" plan's (the scenarios' baseline level too)
 END = date(2026, 12, 20)
 FAMILIES = ("demo", "media")
 PLANS = ("plan", "last_28d", "window")
@@ -161,11 +161,12 @@ def score_origin(daily: pd.DataFrame, origin, *, true_media: pd.Series | None = 
         for naive in NAIVES:
             row[f"skill_{name}_vs_{naive}"] = skill_score(row[f"err_{name}"], row[f"err_{naive}"])
     row["baseline"] = float(totals.loc["plan", "baseline_revenue"])
-    # Diagnostics, not the product's forecast: the baseline at its last 28 days' level instead of the window's
-    # mean, and the naive level plus the model's predicted change from the last 28 days' spend to the plan.
-    row["recent_baseline"] = float(baseline[-RECENT_DAYS:].mean() * horizon_days + row["plan_media"])
+    # Diagnostics, not the product's forecast: the baseline at the window's mean (the scenarios' baseline until
+    # they took its last 28 days' level, core.spend_scenarios.baseline_level), and the naive level plus the
+    # model's predicted change from the last 28 days' spend to the plan.
+    row["window_baseline"] = float(baseline.mean() * horizon_days + row["plan_media"])
     row["naive_plus_change"] = row["naive_28d_mean"] + row["plan_media"] - row["last_28d_media"]
-    for name in ("recent_baseline", "naive_plus_change"):
+    for name in ("window_baseline", "naive_plus_change"):
         row[f"err_{name}"] = relative_error(row[name], actual)
         row[f"bias_{name}"] = row[name] / actual - 1 if actual > 0 else np.nan
         for naive in NAIVES:
@@ -207,7 +208,7 @@ def summarise(rows: pd.DataFrame) -> pd.DataFrame:
     actual."""
     out = []
     for (seed_set, family), group in rows.groupby(["seed_set", "family"], sort=False):
-        for name in (*PLANS, "recent_baseline", "naive_plus_change", *NAIVES):
+        for name in (*PLANS, "window_baseline", "naive_plus_change", *NAIVES):
             errors = group[f"err_{name}"]
             entry = {"seed_set": seed_set, "family": family, "forecast": name, "rows": len(group),
                      "median_abs_error": errors.median(),
@@ -259,10 +260,10 @@ def diagnose(rows: pd.DataFrame) -> pd.DataFrame:
 
 def by_origin(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (seed set, family, origin), medians over the seeds: the plan scenario's |error|, its signed baseline
-    error, the baseline drift, its signed media error, the recent-baseline diagnostic's and the 28-day naive's
+    error, the baseline drift, its signed media error, the window-baseline diagnostic's and the 28-day naive's
     |error|, and the interval's coverage."""
     columns = {"err_plan": "median", "baseline_error": "median", "baseline_drift": "median", "media_error": "median",
-               "err_recent_baseline": "median", "err_naive_28d_mean": "median", "inside_plan": "mean"}
+               "err_window_baseline": "median", "err_naive_28d_mean": "median", "inside_plan": "mean"}
     return rows.groupby(["seed_set", "family", "origin"], sort=False).agg(columns)
 
 
@@ -310,12 +311,12 @@ def _figures(summary: pd.DataFrame, key: tuple[str, str], name: str) -> str:
 
 
 def _diagnosis_text(summary: pd.DataFrame, diagnosis: pd.DataFrame) -> list[str]:
-    """Sentences with the run's figures: where the plan scenario's error comes from, what the recent-baseline and
+    """Sentences with the run's figures: where the plan scenario's error comes from, what the window-baseline and
     naive-plus-change diagnostics give, and how the interval's width compares with the errors."""
     lines = ["What the figures say (each line from this run's rows):", ""]
     for (seed_set, family), d in diagnosis.iterrows():
         part = summary.loc[(seed_set, family)]
-        plan, recent, shifted = part.loc["plan"], part.loc["recent_baseline"], part.loc["naive_plus_change"]
+        plan, window, shifted = part.loc["plan"], part.loc["window_baseline"], part.loc["naive_plus_change"]
         larger = "baseline" if d["median_abs_baseline_error"] > d["median_abs_media_error"] else "media"
         lines.append(
             f"- `{family}`, {seed_set} seeds: the plan scenario's error is mostly its {larger} "
@@ -324,11 +325,12 @@ def _diagnosis_text(summary: pd.DataFrame, diagnosis: pd.DataFrame) -> list[str]
             f"would miss the horizon's by a median {d['median_baseline_drift']:+.1%} (drift: season, trend, level "
             f"shifts); the estimate's own part is {d['median_abs_baseline_estimation']:.1%}. The predicted media change from the last 28 days' "
             f"spend to the plan follows the true one with correlation {d['change_correlation']:.2f} and slope "
-            f"{d['change_slope']:.2f}. With the baseline at the fit's last 28 days' level (`recent_baseline`, not the "
-            f"product's) the median |error| is {plan['median_abs_error']:.1%} -> {recent['median_abs_error']:.1%}, "
-            f"median skill vs the 28-day mean {plan['median_skill_vs_28d_mean']:.3f} -> "
-            f"{recent['median_skill_vs_28d_mean']:.3f} ({plan['below_0_vs_28d_mean']:.0%} -> "
-            f"{recent['below_0_vs_28d_mean']:.0%} of rows below 0); naive plus the model's change "
+            f"{d['change_slope']:.2f}. With the baseline at the window's mean (`window_baseline`, the scenarios' "
+            f"before they took the last 28 days' level) the median |error| would be "
+            f"{window['median_abs_error']:.1%} instead of {plan['median_abs_error']:.1%}, median skill vs the 28-day "
+            f"mean {window['median_skill_vs_28d_mean']:.3f} instead of {plan['median_skill_vs_28d_mean']:.3f} "
+            f"({window['below_0_vs_28d_mean']:.0%} instead of {plan['below_0_vs_28d_mean']:.0%} of rows below 0); "
+            f"naive plus the model's change "
             f"(`naive_plus_change`) {shifted['median_abs_error']:.1%}, skill {shifted['median_skill_vs_28d_mean']:.3f}. "
             f"The 95% interval is {plan['median_width']:.1%} of the actual wide (median) and holds it on "
             f"{plan['inside_95pct']:.0%} of rows.")
@@ -374,8 +376,9 @@ def markdown(rows: pd.DataFrame, summary: pd.DataFrame, diagnosis: pd.DataFrame,
         "  the actual total inside the scenario's 95% interval (`total_revenue_lower`/`_upper`).",
         "- No daily WAPE: a scenario is a steady-state total over the horizon, not a daily path (a flat path would",
         "  only restate the total's error).",
-        "- Diagnostics (not the product's forecast): `recent_baseline` = the plan scenario with the baseline at the",
-        "  fit's last 28 days' mean daily baseline instead of the window's mean; `naive_plus_change` = the 28-day",
+        "- The scenario's baseline is the fit's mean daily baseline over its last 28 days (`baseline_level` in",
+        "  `core.spend_scenarios`). Diagnostics (not the product's forecast): `window_baseline` = the plan scenario",
+        "  with the baseline at the window's mean instead (the product before); `naive_plus_change` = the 28-day",
         "  naive total plus the model's predicted media change from the `last_28d` plan to `plan`. Both families know",
         "  the true media contribution, which splits the plan scenario's error into a baseline part (scenario",
         "  baseline - (actual - true media)) and a media part (scenario media - true media), each over the actual.",

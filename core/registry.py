@@ -316,9 +316,9 @@ TABLES: dict[str, Table] = {t.name: t for t in (
             *_interval("incremental_revenue", "revenue the media-mix model expects the channel's spend to add over "
                        "the horizon (steady-state response curve; interval from its bootstrap draws; on the "
                        f"{TOTAL_ROW} row from the summed draws)"),
-            _c("baseline_revenue", "number", f"revenue without media over the horizon (the model window's average "
-               f"daily baseline times horizon_days; its interval in baseline_revenue_lower/upper); {TOTAL_ROW} row "
-               "only", nullable=True),
+            _c("baseline_revenue", "number", f"revenue without media over the horizon (the model's daily baseline over "
+               f"the window's last 28 days, times horizon_days; its interval in baseline_revenue_lower/upper: how "
+               f"the window's baseline moved from one 28-day level to the next horizon_days); {TOTAL_ROW} row only", nullable=True),
             *(Column(c.name, c.type, c.description + f"; {TOTAL_ROW} row only", True)
               for c in _interval("total_revenue", "baseline_revenue + incremental_revenue; the interval pairs the "
                                  "baseline's draws with the media draws")),

@@ -9,12 +9,17 @@ What the numbers are, and are not:
 
 - **Steady state.** A channel held at ``x`` per day adds ``coefficient * hill(x)`` per day once its adstock
   has settled (the same curve the budget optimizes); the ramp from today's spend to the plan is not modelled.
-- **Baseline.** Revenue without media is the model window's average daily baseline (``baseline_daily``),
-  times the horizon. Given the model's daily baseline (``mmm_revenue_decomposition``), its draws are how far
-  the baseline of any horizon-long stretch of the window strayed from that average (moving blocks: season,
-  trend and day-to-day noise inside the window); they are paired with the media draws in a fixed shuffled
-  order (independent: the model's own trade-off between baseline and media is not published, so the total's
-  interval errs wide). Without the daily baseline the total's interval holds the media draws only.
+- **Baseline.** Given the model's daily baseline (``mmm_revenue_decomposition``), revenue without media is
+  its level over the window's last ``RECENT_BASELINE_DAYS`` days times the horizon, and its draws are how far
+  the baseline of every horizon-long stretch of the window moved from the level of the days just before it
+  (season, trend and level shifts carried forward as the window saw them move). Scored as a forecast of the
+  next 30 days' revenue at the realized spend (``benchmarks/bench_scenario_skill.py``, docs/scenario_skill.md),
+  the window's average daily baseline, used before, missed by a median 6-9% of the actual, mostly its
+  drift over the window (trend, season), and its interval (the stretches' spread around the window's mean)
+  held the actual in 57-70% of cases. The draws are paired with the media draws in a fixed shuffled order
+  (independent: the model's own trade-off between baseline and media is not published, so the total's
+  interval errs wide). Without the daily baseline the baseline is the window's average daily baseline
+  (``baseline_daily``) times the horizon, a point, and the total's interval holds the media draws only.
 - **Conversions** are revenue divided by revenue per conversion (sales are counted as conversions in
   ``fct_revenue_daily``): its point is the last ``CONVERSION_WINDOW_DAYS`` days' ratio, its interval the spread
   of that ratio over horizon-long stretches of those days. Chosen over a conversions response curve because
@@ -38,7 +43,8 @@ from core.registry import TOTAL_ROW
 
 __all__ = [
     "CONVERSION_WINDOW_DAYS", "DEFAULT_HORIZON_DAYS", "MAX_HORIZON_DAYS", "MAX_SPEND_MULTIPLE", "SCENARIO_COLUMNS",
-    "PlanError", "PublishedCurves", "ResponseCurves", "RevenuePerConversion", "baseline_draws", "complete_plan",
+    "PlanError", "PublishedCurves", "RECENT_BASELINE_DAYS", "ResponseCurves", "RevenuePerConversion", "baseline_draws",
+    "baseline_level", "complete_plan",
     "daily_baseline", "revenue_per_conversion", "spend_scenario",
 ]
 
@@ -63,6 +69,9 @@ SCENARIO_COLUMNS = [
 ]
 # Revenue per conversion is measured over this many of the latest days (DEFAULT_HORIZON_DAYS-long stretches in it).
 CONVERSION_WINDOW_DAYS = 180
+# Days of the model's daily baseline whose mean is the level a scenario's baseline starts from (the module's
+# docstring); the naive forecasts' level uses the same 28 days (ml.forecasting).
+RECENT_BASELINE_DAYS = 28
 # The baseline and revenue-per-conversion draws are paired with the media draws in a fixed shuffled order, so
 # the asset and the HTTP service give one answer for one plan.
 _PAIRING_SEED = 13
@@ -335,25 +344,45 @@ def daily_baseline(decomposition: pd.DataFrame) -> np.ndarray:
     return values
 
 
-def baseline_draws(daily: Any, baseline_daily: float, horizon_days: int, n_draws: int) -> np.ndarray:
-    """``n_draws`` draws of the baseline revenue over ``horizon_days``: ``baseline_daily * horizon_days`` times how
-    far the mean baseline of every ``horizon_days``-long stretch of the model's ``daily`` baseline lay from its
-    mean over the whole window (evenly spaced quantiles of those ratios, in a fixed shuffled order).
+def baseline_level(daily: Any) -> float:
+    """The daily baseline a scenario starts from: the mean of the model's ``daily`` baseline (in date order) over
+    its last :data:`RECENT_BASELINE_DAYS` days, or all of it when shorter."""
+    daily = _daily_baseline_values(daily)
+    return float(daily[-RECENT_BASELINE_DAYS:].mean())
 
-    Where the window's mean baseline is not positive (on some data the model credits media with more than all the
-    revenue) a ratio to it means nothing: the stretches' differences from the mean are added instead."""
+
+def baseline_draws(daily: Any, horizon_days: int, n_draws: int) -> np.ndarray:
+    """``n_draws`` draws of the baseline revenue over ``horizon_days``: :func:`baseline_level` times the horizon,
+    times how the mean baseline of every ``horizon_days``-long stretch of the model's ``daily`` baseline compared
+    with its mean over the :data:`RECENT_BASELINE_DAYS` days just before the stretch (evenly spaced quantiles of
+    those ratios, in a fixed shuffled order). On a window shorter than the recent days plus the horizon, the
+    recent days are at most half of it and the stretches as long as what is left.
+
+    Where a recent level is not positive (on some data the model credits media with more than all the revenue) a
+    ratio to it means nothing: the stretches' differences from their recent level are added instead."""
     days = _horizon(horizon_days)
+    daily = _daily_baseline_values(daily)
+    level = float(daily[-RECENT_BASELINE_DAYS:].mean())
+    if len(daily) < 2:
+        return np.full(n_draws, days * level)
+    recent = min(RECENT_BASELINE_DAYS, len(daily) // 2)
+    block = min(days, len(daily) - recent)
+    sums = np.concatenate([[0.0], np.cumsum(daily)])
+    starts = np.arange(recent, len(daily) - block + 1)
+    before = (sums[starts] - sums[starts - recent]) / recent
+    after = (sums[starts + block] - sums[starts]) / block
+    quantiles = (np.arange(n_draws) + 0.5) / n_draws
+    order = _pairing(n_draws, 0)
+    if level > 0 and (before > 0).all():
+        return days * level * np.quantile(after / before, quantiles)[order]
+    return days * (level + np.quantile(after - before, quantiles)[order])
+
+
+def _daily_baseline_values(daily: Any) -> np.ndarray:
     daily = np.asarray(daily, dtype=float)
     if daily.ndim != 1 or not len(daily) or not np.isfinite(daily).all():
         raise ValueError("the daily baseline must be a non-empty series of finite values")
-    block = min(days, len(daily))
-    stretches = np.convolve(daily, np.ones(block) / block, mode="valid")
-    quantiles = (np.arange(n_draws) + 0.5) / n_draws
-    if daily.mean() > 0:
-        levels = np.quantile(stretches / daily.mean(), quantiles)[_pairing(n_draws, 0)]
-        return days * float(baseline_daily) * levels
-    offsets = np.quantile(stretches - daily.mean(), quantiles)[_pairing(n_draws, 0)]
-    return days * (float(baseline_daily) + offsets)
+    return daily
 
 
 def _pairing(n_draws: int, stream: int) -> np.ndarray:
@@ -385,8 +414,10 @@ def spend_scenario(
       scenario of its plan is its ``recommended_expected_revenue`` times the horizon;
     - ``baseline_revenue`` and ``total_revenue`` (baseline plus media), on the TOTAL row only (the baseline
       is not split by channel). With ``baseline`` (the model's daily baseline, :func:`daily_baseline`) the
-      baseline has draws (:func:`baseline_draws`), paired with the media draws for the total's interval;
-      without it the baseline is a point and its interval columns are NaN;
+      baseline is its recent level (:func:`baseline_level`) times the horizon, with draws
+      (:func:`baseline_draws`) paired with the media draws for the total's interval; without it the baseline
+      is the model's ``baseline_daily`` (the window's average) times the horizon, a point, and its interval
+      columns are NaN;
     - ``roi`` = (incremental revenue - spend) / spend, with the interval of the draws; NaN without spend;
     - with ``conversion_value`` (:func:`revenue_per_conversion`): ``revenue_per_conversion`` on every row,
       ``incremental_conversions`` (incremental revenue / revenue per conversion) and on the TOTAL row
@@ -420,7 +451,7 @@ def spend_scenario(
     media = np.append(point, point.sum())
     media_lower = np.append(lower, float(total_lower))
     media_upper = np.append(upper, float(total_upper))
-    baseline_point = days * float(curves.baseline_daily)
+    baseline_point = days * (float(curves.baseline_daily) if baseline is None else baseline_level(baseline))
     is_total = np.append(np.zeros(len(names), dtype=bool), True)
     nan = np.full(len(names) + 1, np.nan)
     # Every draw of revenue over the horizon: the channels' and, last, the total's (baseline + media).
@@ -429,7 +460,7 @@ def spend_scenario(
         baseline_draw = np.full(len(total_draws), baseline_point)
         baseline_band = (np.nan, np.nan)
     else:
-        baseline_draw = baseline_draws(baseline, curves.baseline_daily, days, len(total_draws))
+        baseline_draw = baseline_draws(baseline, days, len(total_draws))
         baseline_band = band(baseline_draw, np.array(baseline_point))
     revenue_draws = baseline_draw + media_draws[:, -1]
     total_band = band(revenue_draws, np.array(baseline_point + days * point.sum()))

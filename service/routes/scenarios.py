@@ -36,9 +36,10 @@ class ScenarioAnswer(BaseModel):
     horizon_days: int
     ci: float = Field(description="coverage of the intervals (the media-mix model's)")
     model_run_id: str | None = Field(description="the run that published the response parameters used")
-    baseline_draws: bool = Field(description="true when the baseline's draws (from the published daily baseline, "
-                                 f"{DECOMPOSITION}) widen the total revenue interval; false when that table is not "
-                                 "published or is from another run (the baseline is then a point)")
+    baseline_draws: bool = Field(description=f"true when the published daily baseline ({DECOMPOSITION}) gives the "
+                                 "baseline (its last 28 days' level) and its draws widen the total revenue interval; "
+                                 "false when that table is not published or is from another run (the baseline is "
+                                 "then the window's average, a point)")
     conversions_run_id: str | None = Field(
         description=f"the run of {PUBLISHED_SCENARIOS} whose revenue per conversion (and interval) converts revenue "
         "to conversions; null when it is not published, and the conversion columns are then null")
@@ -56,8 +57,9 @@ class ScenarioAnswer(BaseModel):
         "left out keep their current daily spend (the media-mix window's average). Answers what the published "
         "media-mix model expects over the next `horizon_days`: per channel and in total, planned spend, "
         "incremental revenue, total revenue (baseline + media, TOTAL row), ROI, incremental and total conversions, "
-        "each with an interval: the model's bootstrap draws paired with the baseline's draws (its spread over "
-        "horizon-long stretches of the model window) and with revenue per conversion's (as the last refresh "
+        "each with an interval: the model's bootstrap draws paired with the baseline's draws (how the model's "
+        "baseline moved from a 28-day level to the next horizon-long stretch, over the model window; the "
+        "baseline starts from its last 28 days) and with revenue per conversion's (as the last refresh "
         "published it). Steady state: the ramp from today's spend is not modelled. 422 names each channel at "
         f"fault: unknown, not a number, not finite, negative, or above {MAX_SPEND_MULTIPLE:g} times its current "
         "daily spend (a channel without current spend: that multiple of the average spending channel's). "

@@ -73,7 +73,7 @@ def test_nothing_after_the_origin_reaches_the_fit_or_the_naive_baselines(case, b
     changed.loc[_horizon(daily, origin), "revenue"] *= 1.2
     row = score_origin(changed, origin, fit_options=FIT)
     assert row["actual"] == pytest.approx(1.2 * base_row["actual"])
-    for key in (*PLANS, *NAIVES, "naive_plus_change", "recent_baseline"):
+    for key in (*PLANS, *NAIVES, "naive_plus_change", "window_baseline"):
         assert row[key] == pytest.approx(base_row[key], rel=1e-12), key
 
 
@@ -97,7 +97,7 @@ def test_naive_baselines_and_skill_are_computed_as_stated(case, base_row):
 def test_summary_pools_and_counts_rows_below_zero():
     rows = pd.DataFrame({"seed_set": "choose", "family": "demo", "err_naive_28d_mean": [0.10, 0.20],
                          "err_naive_weekday": [0.10, 0.10]})
-    for name in (*PLANS, "recent_baseline", "naive_plus_change"):
+    for name in (*PLANS, "window_baseline", "naive_plus_change"):
         rows[f"err_{name}"] = [0.05, 0.30]
         rows[f"bias_{name}"] = [0.05, -0.30]
         for naive in NAIVES:
