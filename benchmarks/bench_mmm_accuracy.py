@@ -23,7 +23,6 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from ml import synthetic  # noqa: E402
 from ml.mmm import daily_frame, fit_media_mix_model  # noqa: E402
 from mmm_families import _CORRELATED, CHANNELS, generate_media_family  # noqa: E402
+from code_revision import code_revision  # noqa: E402
 
 VARIANTS: dict[str, dict] = {
     "default": {},
@@ -394,15 +394,7 @@ Variants:
 
 
 def _revision() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *_MODEL_SOURCES],
-                                capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    dirty = [line[3:] for line in status.splitlines()]
-    return f"`{head}`" + (f" with uncommitted changes in {', '.join(dirty)}" if dirty else "")
+    return code_revision(ROOT, _MODEL_SOURCES)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import argparse
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +47,7 @@ from ml.forecasting import naive_forecast, skill_score  # noqa: E402
 from ml.mmm import daily_frame, fit_media_mix_model  # noqa: E402
 from ml.scenarios import PlanError, daily_baseline, spend_caps, spend_scenarios  # noqa: E402
 from mmm_families import CHANNELS as MEDIA_CHANNELS, generate_media_family  # noqa: E402
+from code_revision import code_revision  # noqa: E402
 
 HORIZON_DAYS = 30
 ORIGIN_STEP_DAYS = 30
@@ -292,15 +292,7 @@ ROW_COLUMNS = ["seed", "origin", "spend_change", "actual", "plan", "plan_lower",
 
 
 def _revision() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", *_SOURCES],
-                                capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    dirty = [line[3:] for line in status.splitlines()]
-    return f"`{head}`" + (f" with uncommitted changes in {', '.join(dirty)}" if dirty else "")
+    return code_revision(ROOT, _SOURCES)
 
 
 def _figures(summary: pd.DataFrame, key: tuple[str, str], name: str) -> str:
