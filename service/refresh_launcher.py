@@ -5,8 +5,10 @@ here so the service can answer at once. No dagster import: the child records the
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -59,6 +61,8 @@ class SubprocessRefreshLauncher:
                 start_new_session=True,
             )
         self._children[run_id] = (child, log_path)
+        threading.Thread(target=_end_group_after, args=(child.pid,), name=f"refresh-{run_id}-group",
+                         daemon=True).start()
         self.launched_at[run_id] = datetime.now(timezone.utc)
         self.last_error = None
         return run_id
@@ -86,3 +90,23 @@ class SubprocessRefreshLauncher:
                         f"log {log_path}:\n{tail}"
                     )
         return waiting
+
+
+def _end_group_after(pid: int) -> None:
+    """Once the child `pid` has exited, however it ended, kill what is left of its process group (its session).
+
+    A refresh killed at the wrong moment leaves processes its own cleanup never ran for: Dagster mirrors each
+    step's output with `tail -F` watched by a script that kills it when the run process dies, and a kill -9
+    between the two starts orphans the tail for good (seen in tests/orchestration/test_runs_and_locks.py).
+    They all share the child's process group (start_new_session). Waits without reaping (WNOWAIT), so the
+    exited child still holds its pid and the group id cannot pass to another process before the kill;
+    Popen.poll in `starting` reaps it as before.
+    """
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except (AttributeError, OSError):  # reaped already by poll() (its pid may be reused: leave it), or no waitid
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):  # nothing left in the group
+        pass

@@ -790,6 +790,45 @@ def test_subprocess_launcher_blocks_a_second_refresh_until_its_run_ends(site, tm
             assert f"run {failed.json()['run_id']} exited with code 3" in error and "manifest missing" in error
 
 
+GRANDCHILD = textwrap.dedent("""
+    import subprocess, sys, time
+    from pathlib import Path
+    helper = subprocess.Popen(["sleep", "300"])  # as Dagster's `tail -F` of a step's output
+    Path(sys.argv[1]).write_text(str(helper.pid))
+    time.sleep(300)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_killed_refresh_child_leaves_no_process_of_its_session_behind(tmp_path):
+    """kill -9 of a POST /refresh child at the wrong moment orphaned Dagster's output-mirroring `tail -F` (its
+    watcher had not started yet): the launcher ends the child's whole process group once the child is gone."""
+    from service.dagster_bridge import SubprocessRefreshLauncher
+
+    pid_file = tmp_path / "helper.pid"
+    launcher = SubprocessRefreshLauncher(tmp_path / "home", command=[sys.executable, "-c", GRANDCHILD, str(pid_file)])
+    run_id = launcher(None)  # the launch itself needs no instance: the child records its run
+    child = launcher._children[run_id][0]
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline and child.poll() is None, "the child never started its helper"
+        time.sleep(0.1)
+    helper = int(pid_file.read_text())
+    assert _alive(helper)
+    child.kill()
+    while _alive(helper):
+        assert time.monotonic() < deadline, f"the helper {helper} outlived the killed refresh child"
+        time.sleep(0.1)
+    assert child.wait(timeout=10) == -9
+
+
 # --------------------------------------------------------------------------------------------
 # The room stays dagster-free
 
