@@ -17,7 +17,7 @@ from ml.mmm.calibration import _calibration, validate_lift_tests
 from ml.mmm.data import _check_settings, _model_window, _validated_history, _Window
 from ml.mmm.regression import _Calibration, _CrossValidator, _expanding_folds, _fit, _Problem
 from ml.mmm.response import ChannelResponse, ResponseModel
-from ml.mmm.review import ReviewThresholds, review_channels
+from ml.mmm.review import ReviewThresholds, review_channels, spend_floor
 from ml.mmm.robust import _residuals, _robust_sd, _robust_window
 from ml.mmm.result import MediaMixResult, _channel_table, _decomposition, _diagnostics, _response_curves
 from ml.mmm.search import (
@@ -508,9 +508,7 @@ def fit_media_mix_model(
 def _never_low(spend: np.ndarray) -> np.ndarray:
     """Channels whose daily spend is never low: 10th percentile above the review gate's spend floor times
     the mean (the channels the level prior and the widened intervals are for)."""
-    mean = spend.mean(axis=1)
-    floor = np.where(mean > 0, np.quantile(spend, 0.1, axis=1) / np.where(mean > 0, mean, 1.0), 0.0)
-    return (mean > 0) & (floor > ReviewThresholds().max_spend_floor)
+    return (spend.mean(axis=1) > 0) & (spend_floor(spend) > ReviewThresholds().max_spend_floor)
 
 
 def _bagged_coefficients(features: np.ndarray, choice: np.ndarray, beta: np.ndarray, beta_draws: np.ndarray,
@@ -581,7 +579,7 @@ def _level_prior(window: _Window, features: np.ndarray, choice: np.ndarray, beta
     """
     spend = window.spend_in_window
     mean = spend.mean(axis=1)
-    floor = np.where(mean > 0, np.quantile(spend, 0.1, axis=1) / np.where(mean > 0, mean, 1.0), 0.0)
+    floor = spend_floor(spend)
     limit = ReviewThresholds().max_spend_floor
     never_low = [i for i in range(len(mean)) if mean[i] > 0 and floor[i] > limit and i not in calibrated]
     anchors = [i for i in range(len(mean)) if mean[i] > 0 and floor[i] <= limit]

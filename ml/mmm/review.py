@@ -82,7 +82,7 @@ def review_channels(result, daily: pd.DataFrame, thresholds: ReviewThresholds | 
     mean = window_spend.mean(axis=1)
     variation = np.where(mean > 0, window_spend.std(axis=1) / np.where(mean > 0, mean, 1.0), 0.0)
     spend_days = (window_spend > 0).sum(axis=1)
-    floor = np.where(mean > 0, np.quantile(window_spend, 0.1, axis=1) / np.where(mean > 0, mean, 1.0), 0.0)
+    floor = spend_floor(window_spend)
     share = window_spend.sum(axis=1) / max(window_spend.sum(), 1e-300)
     # Collinear on the spend itself or on the adstocked spend: two channels whose spend moves together
     # cannot be told apart even when the search gave them different carryover (which then decorrelates
@@ -205,3 +205,11 @@ def review_diagnostics(review: pd.DataFrame) -> pd.DataFrame:
     rows.append({"metric": "not_identifiable_channels", "value": float((~review["identifiable"].astype(bool)).sum()),
                  "detail": ", ".join(review.loc[~review["identifiable"].astype(bool), "channel"])})
     return pd.DataFrame(rows, columns=["metric", "value", "detail"])
+
+
+def spend_floor(spend: np.ndarray) -> np.ndarray:
+    """Per channel (rows of ``spend``, days in columns): the 10th percentile of its daily spend over its mean,
+    0 for a channel that spends nothing. Above ``ReviewThresholds.max_spend_floor`` a channel's spend is never
+    low (the gate's reason; the level prior's channels in ml.mmm.fitting)."""
+    mean = spend.mean(axis=1)
+    return np.where(mean > 0, np.quantile(spend, 0.1, axis=1) / np.where(mean > 0, mean, 1.0), 0.0)
